@@ -1,0 +1,98 @@
+// Package events defines how case events travel on JetStream: the stream, the subjects and the encoding of the
+// envelope. The case service publishes; the webhook service and the gateway consume.
+package events
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+)
+
+// Stream is the JetStream stream that holds every case event.
+const Stream = "CASES"
+
+// Event types; a case change produces exactly one.
+const (
+	TypeCreated         = "case.created"
+	TypeUpdated         = "case.updated"
+	TypeStatusChanged   = "case.status_changed"
+	TypeDocumentAdded   = "case.document_added"
+	TypeCheckRecorded   = "case.check_recorded"
+	TypeRiskSet         = "case.risk_set"
+	TypeReviewCompleted = "case.review_completed"
+	TypeRedacted        = "case.redacted"
+)
+
+// Types lists every event type, for validating filters.
+var Types = []string{TypeCreated, TypeUpdated, TypeStatusChanged, TypeDocumentAdded, TypeCheckRecorded,
+	TypeRiskSet, TypeReviewCompleted, TypeRedacted}
+
+// Headers set on every event message, so that consumers can route without decoding the body.
+const (
+	HeaderType    = "Ck-Event-Type"
+	HeaderTenant  = "Ck-Tenant"
+	HeaderCaseID  = "Ck-Case-Id"
+	HeaderVersion = "Ck-Case-Version"
+)
+
+// tenantPattern keeps tenant ids safe as a NATS subject token.
+var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidTenant reports whether t can be used as a tenant id.
+func ValidTenant(t string) bool { return tenantPattern.MatchString(t) }
+
+// Subject is where the events of one case go: cases.<tenant>.<case id>.
+func Subject(tenant, caseID string) string { return "cases." + tenant + "." + caseID }
+
+// TenantSubjects matches every event of one tenant.
+func TenantSubjects(tenant string) string { return "cases." + tenant + ".>" }
+
+// StreamConfig is the CASES stream: file storage, limits retention, deduplication by Nats-Msg-Id within window.
+func StreamConfig(maxAge time.Duration, replicas int) jetstream.StreamConfig {
+	if replicas < 1 {
+		replicas = 1
+	}
+	return jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "Every change to every KYC case, one message per case version.",
+		Subjects:    []string{"cases.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      maxAge,
+		Replicas:    replicas,
+		// Republishing after a crash happens within minutes; a day of deduplication covers long NATS outages.
+		Duplicates: 24 * time.Hour,
+	}
+}
+
+// Message encodes an event as a NATS message with its routing headers and Nats-Msg-Id = event id.
+func Message(e *casekeeperv1.CaseEvent) (*nats.Msg, error) {
+	body, err := proto.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encoding event %s: %w", e.GetId(), err)
+	}
+	m := nats.NewMsg(Subject(e.GetTenant(), e.GetCaseId()))
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, e.GetId())
+	m.Header.Set(HeaderType, e.GetType())
+	m.Header.Set(HeaderTenant, e.GetTenant())
+	m.Header.Set(HeaderCaseID, e.GetCaseId())
+	m.Header.Set(HeaderVersion, strconv.FormatInt(e.GetCaseVersion(), 10))
+	return m, nil
+}
+
+// Decode reads an event from a message body.
+func Decode(data []byte) (*casekeeperv1.CaseEvent, error) {
+	var e casekeeperv1.CaseEvent
+	if err := proto.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("decoding case event: %w", err)
+	}
+	return &e, nil
+}

@@ -1,0 +1,48 @@
+// Package mongodb connects to the case database: MongoDB 7 in production, the embedded FerretDB in development and
+// tests. Only single-document atomicity is assumed, since FerretDB has neither multi-document transactions nor change
+// streams.
+package mongodb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// Connect opens a client and waits (up to the context's deadline, or 30 s) until the server answers a ping.
+func Connect(ctx context.Context, uri, appName string) (*mongo.Client, error) {
+	client, err := mongo.Connect(options.Client().
+		ApplyURI(uri).
+		SetAppName(appName).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetTimeout(30 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	for {
+		err = client.Ping(ctx, readpref.Primary())
+		if err == nil {
+			return client, nil
+		}
+		select {
+		case <-ctx.Done():
+			_ = client.Disconnect(context.Background())
+			return nil, fmt.Errorf("mongodb: no answer from the server (MONGODB_URI): %w", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Ping is a readiness check.
+func Ping(client *mongo.Client) func(ctx context.Context) error {
+	return func(ctx context.Context) error { return client.Ping(ctx, readpref.Primary()) }
+}
