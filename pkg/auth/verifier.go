@@ -95,10 +95,10 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger) (*Verifier, error) {
 // keycloakClaims are the parts of a Keycloak access token we read.
 type keycloakClaims struct {
 	jwt.RegisteredClaims
-	Type           string                    `json:"typ"`
-	AuthorizedBy   string                    `json:"azp"`
-	Tenant         string                    `json:"tenant"`
-	RealmAccess    struct{ Roles []string }  `json:"realm_access"`
+	Type           string                              `json:"typ"`
+	AuthorizedBy   string                              `json:"azp"`
+	Tenant         string                              `json:"tenant"`
+	RealmAccess    struct{ Roles []string }            `json:"realm_access"`
 	ResourceAccess map[string]struct{ Roles []string } `json:"resource_access"`
 }
 
