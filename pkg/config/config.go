@@ -25,6 +25,9 @@ func (s Secret) String() string {
 // LogValue masks the value in structured logs.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
+// MarshalText masks the value wherever the config is encoded (JSON logs included).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Reveal returns the real value, for the one place that needs it.
 func (s Secret) Reveal() string { return string(s) }
 

@@ -59,6 +59,9 @@ func StreamConfig(maxAge time.Duration, replicas int) jetstream.StreamConfig {
 	if replicas < 1 {
 		replicas = 1
 	}
+	// Republishing after a crash happens within minutes; a day of deduplication covers long NATS outages. JetStream
+	// wants the window no longer than the retention.
+	dedupe := min(24*time.Hour, maxAge)
 	return jetstream.StreamConfig{
 		Name:        Stream,
 		Description: "Every change to every KYC case, one message per case version.",
@@ -67,8 +70,7 @@ func StreamConfig(maxAge time.Duration, replicas int) jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      maxAge,
 		Replicas:    replicas,
-		// Republishing after a crash happens within minutes; a day of deduplication covers long NATS outages.
-		Duplicates: 24 * time.Hour,
+		Duplicates:  dedupe,
 	}
 }
 
@@ -78,14 +80,19 @@ func Message(e *casekeeperv1.CaseEvent) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding event %s: %w", e.GetId(), err)
 	}
-	m := nats.NewMsg(Subject(e.GetTenant(), e.GetCaseId()))
+	return RawMessage(e.GetTenant(), e.GetCaseId(), e.GetId(), e.GetType(), e.GetCaseVersion(), body), nil
+}
+
+// RawMessage wraps an already encoded CaseEvent, for publishers that stored the encoded form (the case outbox).
+func RawMessage(tenant, caseID, eventID, eventType string, version int64, body []byte) *nats.Msg {
+	m := nats.NewMsg(Subject(tenant, caseID))
 	m.Data = body
-	m.Header.Set(jetstream.MsgIDHeader, e.GetId())
-	m.Header.Set(HeaderType, e.GetType())
-	m.Header.Set(HeaderTenant, e.GetTenant())
-	m.Header.Set(HeaderCaseID, e.GetCaseId())
-	m.Header.Set(HeaderVersion, strconv.FormatInt(e.GetCaseVersion(), 10))
-	return m, nil
+	m.Header.Set(jetstream.MsgIDHeader, eventID)
+	m.Header.Set(HeaderType, eventType)
+	m.Header.Set(HeaderTenant, tenant)
+	m.Header.Set(HeaderCaseID, caseID)
+	m.Header.Set(HeaderVersion, strconv.FormatInt(version, 10))
+	return m
 }
 
 // Decode reads an event from a message body.

@@ -8,8 +8,11 @@ import (
 	"strings"
 )
 
-// New returns a JSON logger at the given level (debug, info, warn, error).
+// New returns a JSON logger at the given level (debug, info, warn, error; empty means info).
 func New(w io.Writer, level string) (*slog.Logger, error) {
+	if strings.TrimSpace(level) == "" {
+		level = "info"
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(strings.TrimSpace(level))); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL %q is not one of debug, info, warn, error", level)

@@ -1,0 +1,43 @@
+# Case-keeper Core — the two commands every new user needs are `make run` and `make test`.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Binaries built to bin/<name> from services/<name>/cmd/<name>.
+SERVICES := case devserver
+TOOLS_BIN := $(CURDIR)/.cache/bin
+
+.PHONY: help run build test bench proto proto-check lint vet fmt tools keycloak clean
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: build ## build and start the whole stack (NATS, FerretDB, Keycloak, services); Ctrl-C stops it
+	@scripts/keycloak.sh fetch
+	@./bin/devserver
+
+build: ## build every binary into bin/
+	@echo "building $(SERVICES) into bin/ (Go modules are fetched on the first build)"
+	@mkdir -p bin
+	@for s in $(SERVICES); do CGO_ENABLED=0 go build -trimpath -o bin/$$s ./services/$$s/cmd/$$s; done
+
+test: ## vet, check generated code, start the real Keycloak and run every module's tests with -race
+	@scripts/test.sh
+
+bench: ## run the benchmarks (figures go to docs/benchmarks.md by hand)
+	@scripts/bench.sh
+
+tools: ## build buf and the protoc plugins (pinned in tools/go.mod) into .cache/bin
+	@scripts/tools.sh
+
+proto: tools ## regenerate the Go code from the protos
+	@cd proto && PATH="$(TOOLS_BIN):$$PATH" buf lint && PATH="$(TOOLS_BIN):$$PATH" buf generate
+
+proto-check: tools ## fail when the committed generated code is stale
+	@scripts/proto-check.sh
+
+keycloak: ## start only Keycloak (foreground), as `make run` does
+	@scripts/keycloak.sh start
+
+clean: ## remove binaries and dev data
+	rm -rf bin .data

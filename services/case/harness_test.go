@@ -1,0 +1,227 @@
+package casesvc_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Nerzal/gocloak/v13"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/devinfra"
+	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/testinfra"
+	pb "github.com/casekeeper/core/proto/casekeeper/v1"
+	casesvc "github.com/casekeeper/core/services/case"
+	"github.com/casekeeper/core/services/case/internal/relay"
+)
+
+// Demo clients of the casekeeper realm (deploy/keycloak/casekeeper-realm.json).
+var (
+	acmeProvider   = client{"acme-provider", "acmeProviderDevSecret"}
+	globexProvider = client{"globex-provider", "globexProviderDevSecret"}
+	acmeBackend    = client{"acme-backend", "acmeBackendDevSecret"}
+)
+
+type client struct{ id, secret string }
+
+var (
+	tokenMu    sync.Mutex
+	tokenCache = map[string]string{}
+)
+
+// token gets a real access token from Keycloak by client credentials (cached for the test binary's run: tokens
+// live five minutes, longer than these tests).
+func token(t *testing.T, c client) string {
+	t.Helper()
+	tokenMu.Lock()
+	defer tokenMu.Unlock()
+	if tok, ok := tokenCache[c.id]; ok {
+		return tok
+	}
+	jwt, err := gocloak.NewClient(testinfra.KeycloakURL(t)).LoginClient(context.Background(), c.id, c.secret, "casekeeper")
+	if err != nil {
+		t.Fatalf("token for %s: %v", c.id, err)
+	}
+	tokenCache[c.id] = jwt.AccessToken
+	return jwt.AccessToken
+}
+
+// stack is a running case service on embedded NATS and FerretDB.
+type stack struct {
+	svc      *casesvc.Service
+	cfg      casesvc.Config
+	nats     *devinfra.NATSServer
+	natsDir  string
+	natsPort int
+	conn     *grpc.ClientConn
+	api      pb.CaseServiceClient
+	js       jetstream.JetStream
+	logs     *syncBuffer
+	stop     func()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type stackOption func(*casesvc.Config)
+
+func startStack(t *testing.T, opts ...stackOption) *stack {
+	t.Helper()
+	st := &stack{natsDir: t.TempDir(), natsPort: testinfra.FreePort(t), logs: &syncBuffer{}}
+	st.startNATS(t)
+	uri, db := testinfra.Mongo(t)
+	cfg, err := config.Load[casesvc.Config](map[string]string{
+		"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0",
+		"NATS_URL": st.nats.URL(), "MONGODB_URI": uri, "MONGODB_DATABASE": db,
+		"KEYCLOAK_URL": testinfra.KeycloakURL(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Relay = relay.Options{SweepInterval: 100 * time.Millisecond, SweepGrace: 200 * time.Millisecond, PublishTimeout: time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	st.cfg = cfg
+	log := slog.New(slog.NewJSONHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := casesvc.New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	st.stop = func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("service stopped with %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("service did not stop within 20s")
+		}
+	}
+	t.Cleanup(st.stop)
+	st.svc = svc
+	st.conn, err = grpc.NewClient(svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.conn.Close() })
+	st.api = pb.NewCaseServiceClient(st.conn)
+
+	nc, err := nats.Connect(st.nats.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	st.js, _ = jetstream.New(nc)
+	st.waitStream(t)
+	return st
+}
+
+func (st *stack) startNATS(t *testing.T) {
+	t.Helper()
+	srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: st.natsDir, ServerName: "test", Port: st.natsPort})
+	if err != nil {
+		t.Fatalf("start NATS: %v", err)
+	}
+	st.nats = srv
+	t.Cleanup(srv.Shutdown)
+}
+
+func (st *stack) waitStream(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := st.js.Stream(context.Background(), events.Stream); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the CASES stream was not declared within 10s")
+}
+
+// as returns a context carrying the client's token.
+func as(t *testing.T, c client) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token(t, c))
+}
+
+// caseEvents reads every event of one case on the stream, in stream order.
+func (st *stack) caseEvents(t *testing.T, tenant, caseID string) []*pb.CaseEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := st.js.OrderedConsumer(ctx, events.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.Subject(tenant, caseID)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.js.Stream(ctx, events.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := info.Info(ctx, jetstream.WithSubjectFilter(events.Subject(tenant, caseID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int(si.State.Subjects[events.Subject(tenant, caseID)])
+	var out []*pb.CaseEvent
+	for len(out) < want {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+				break
+			}
+			t.Fatal(err)
+		}
+		ev, err := events.Decode(msg.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// eventually polls cond until it holds or the time runs out.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s", what, within)
+}

@@ -1,0 +1,240 @@
+// Package mongostore keeps cases in MongoDB (or the embedded FerretDB). Each case is one document that also holds
+// its outbox: every change and its event are written by one single-document update, so neither exists without the
+// other, with no multi-document transaction (FerretDB has none).
+//
+// Concurrency: an update is a compare-and-set on the case's version. MongoDB runs each update atomically, so that is
+// enough for any number of case-service instances. FerretDB runs an update as "query, then replace by _id", so two
+// compare-and-sets on one document can both win; the store therefore also serialises its own writes per case
+// within the process. Against FerretDB (development, tests) run one case-service instance; in production MongoDB
+// makes several safe.
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/casekeeper/core/services/case/internal/app"
+	"github.com/casekeeper/core/services/case/internal/kyc"
+)
+
+// Store implements app.Store and the relay's outbox access over one collection.
+type Store struct {
+	cases *mongo.Collection
+	locks [256]sync.Mutex
+}
+
+// New returns a store on the database's "cases" collection.
+func New(db *mongo.Database) *Store {
+	return &Store{cases: db.Collection("cases")}
+}
+
+// EnsureIndexes creates the indexes every query needs; it is idempotent.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	_, err := s.cases.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		// Idempotent creation: one case per (tenant, request id).
+		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "request_id", Value: 1}}, Options: options.Index().SetUnique(true).SetName("tenant_request_id")},
+		// Listing pages by id within a tenant, optionally by status.
+		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("tenant_id")},
+		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("tenant_status_id")},
+		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "external_ref", Value: 1}}, Options: options.Index().SetName("tenant_external_ref")},
+		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "updated_at", Value: 1}}, Options: options.Index().SetName("tenant_updated_at")},
+		// The relay's sweep for events still pending after a crash or an outage of NATS.
+		{Keys: bson.D{{Key: "outbox.at", Value: 1}}, Options: options.Index().SetName("outbox_at")},
+	})
+	if err != nil {
+		return fmt.Errorf("creating case indexes: %w", err)
+	}
+	return nil
+}
+
+// Insert writes a new case with its creation event in the outbox.
+func (s *Store) Insert(ctx context.Context, c *kyc.Case, ev app.PendingEvent) (app.Stored, error) {
+	doc := toDoc(c)
+	doc.Outbox = []outboxDoc{toOutbox(ev)}
+	if _, err := s.cases.InsertOne(ctx, doc); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return app.Stored{}, app.ErrDuplicateRequest
+		}
+		return app.Stored{}, fmt.Errorf("inserting case: %w", err)
+	}
+	return doc.stored(), nil
+}
+
+// Update replaces the case's fields and appends ev to its outbox, only if the stored version is prevVersion.
+func (s *Store) Update(ctx context.Context, c *kyc.Case, prevVersion int64, ev app.PendingEvent) (app.Stored, error) {
+	fields, err := setFields(toDoc(c))
+	if err != nil {
+		return app.Stored{}, err
+	}
+	unlock := s.lock(c.ID)
+	defer unlock()
+	var out caseDoc
+	err = s.cases.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: c.ID}, {Key: "tenant", Value: c.Tenant}, {Key: "version", Value: prevVersion}},
+		bson.D{{Key: "$set", Value: fields}, {Key: "$push", Value: bson.D{{Key: "outbox", Value: toOutbox(ev)}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
+	).Decode(&out)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// Either the case is gone (it never is: cases are only redacted) or another writer moved its version.
+		return app.Stored{}, app.ErrConflict
+	}
+	if err != nil {
+		return app.Stored{}, fmt.Errorf("updating case: %w", err)
+	}
+	return out.stored(), nil
+}
+
+// Get reads a case of the tenant.
+func (s *Store) Get(ctx context.Context, tenant, id string) (*kyc.Case, error) {
+	return s.findOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}})
+}
+
+// GetByRequestID finds the case created by a request id.
+func (s *Store) GetByRequestID(ctx context.Context, tenant, requestID string) (*kyc.Case, error) {
+	return s.findOne(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "request_id", Value: requestID}})
+}
+
+func (s *Store) findOne(ctx context.Context, filter bson.D) (*kyc.Case, error) {
+	var doc caseDoc
+	err := s.cases.FindOne(ctx, filter, options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, kyc.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading case: %w", err)
+	}
+	return doc.toDomain(), nil
+}
+
+// List reads one page of a tenant's cases in id order.
+func (s *Store) List(ctx context.Context, tenant string, q app.ListQuery) ([]*kyc.Case, error) {
+	filter := bson.D{{Key: "tenant", Value: tenant}}
+	if len(q.Statuses) > 0 {
+		statuses := make(bson.A, len(q.Statuses))
+		for i, st := range q.Statuses {
+			statuses[i] = string(st)
+		}
+		filter = append(filter, bson.E{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}})
+	}
+	if q.ExternalRef != "" {
+		filter = append(filter, bson.E{Key: "external_ref", Value: q.ExternalRef})
+	}
+	if !q.UpdatedAfter.IsZero() {
+		filter = append(filter, bson.E{Key: "updated_at", Value: bson.D{{Key: "$gt", Value: q.UpdatedAfter}}})
+	}
+	if q.AfterID != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.AfterID}}})
+	}
+	cur, err := s.cases.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "_id", Value: 1}}).
+		SetLimit(int64(q.Limit)).
+		SetProjection(bson.D{{Key: "outbox", Value: 0}}))
+	if err != nil {
+		return nil, fmt.Errorf("listing cases: %w", err)
+	}
+	var docs []caseDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("listing cases: %w", err)
+	}
+	out := make([]*kyc.Case, len(docs))
+	for i, d := range docs {
+		out[i] = d.toDomain()
+	}
+	return out, nil
+}
+
+// PendingCase is a case whose outbox is not empty.
+type PendingCase struct {
+	Tenant string
+	CaseID string
+	Outbox []app.PendingEvent
+}
+
+// Pending finds cases holding events written before olderThan and still not acknowledged, oldest first.
+func (s *Store) Pending(ctx context.Context, olderThan time.Time, limit int) ([]PendingCase, error) {
+	cur, err := s.cases.Find(ctx,
+		bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: olderThan}}}},
+		options.Find().
+			SetLimit(int64(limit)).
+			SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "outbox", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("finding pending events: %w", err)
+	}
+	var docs []caseDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("finding pending events: %w", err)
+	}
+	out := make([]PendingCase, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, PendingCase{Tenant: d.Tenant, CaseID: d.ID, Outbox: d.stored().Outbox})
+	}
+	return out, nil
+}
+
+// Clear removes acknowledged events from a case's outbox. The new outbox is $set under the version it was read at
+// (FerretDB cannot $pull by a field condition), and read again when a writer got there first.
+func (s *Store) Clear(ctx context.Context, tenant, caseID string, eventIDs []string) error {
+	unlock := s.lock(caseID)
+	defer unlock()
+	for {
+		var doc caseDoc
+		err := s.cases.FindOne(ctx, bson.D{{Key: "_id", Value: caseID}, {Key: "tenant", Value: tenant}},
+			options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}, {Key: "outbox", Value: 1}})).Decode(&doc)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("clearing published events: %w", err)
+		}
+		remaining := slices.DeleteFunc(slices.Clone(doc.Outbox), func(o outboxDoc) bool { return slices.Contains(eventIDs, o.ID) })
+		if len(remaining) == len(doc.Outbox) {
+			return nil
+		}
+		res, err := s.cases.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: caseID}, {Key: "tenant", Value: tenant}, {Key: "version", Value: doc.Version}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "outbox", Value: remaining}}}})
+		if err != nil {
+			return fmt.Errorf("clearing published events: %w", err)
+		}
+		if res.MatchedCount == 1 {
+			return nil
+		}
+	}
+}
+
+// lock serialises this process's writes to one case (see the package comment) and returns the unlock.
+func (s *Store) lock(caseID string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(caseID))
+	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// setFields is the document without _id and outbox: what an update replaces.
+func setFields(doc caseDoc) (bson.D, error) {
+	raw, err := bson.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encoding case: %w", err)
+	}
+	var all bson.D
+	if err := bson.Unmarshal(raw, &all); err != nil {
+		return nil, fmt.Errorf("encoding case: %w", err)
+	}
+	fields := all[:0]
+	for _, e := range all {
+		if e.Key != "_id" && e.Key != "outbox" {
+			fields = append(fields, e)
+		}
+	}
+	return fields, nil
+}
