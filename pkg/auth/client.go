@@ -2,9 +2,12 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Nerzal/gocloak/v13"
@@ -13,41 +16,102 @@ import (
 )
 
 // ClientCredentials is a service's own access token, obtained with its client id and secret and renewed before it
-// expires.
+// expires. Renewal happens in the background once the token is past 3/4 of its life, so callers never wait for
+// Keycloak while the current token is still valid; they wait only for the very first token or after it expired.
 type ClientCredentials struct {
 	kc           *gocloak.GoCloak
 	realm        string
 	clientID     string
 	clientSecret string
+	now          func() time.Time
+	httpClient   *http.Client
 
-	mu      sync.Mutex
-	token   string
-	renewAt time.Time
+	mu        sync.Mutex
+	token     string
+	renewAt   time.Time
+	expiresAt time.Time
+	renewing  bool
+	logins    atomic.Int64
+}
+
+// CredentialsOption adjusts a ClientCredentials.
+type CredentialsOption func(*ClientCredentials)
+
+// WithCredentialsHTTPClient sends the logins through hc (tests count calls to Keycloak with it).
+func WithCredentialsHTTPClient(hc *http.Client) CredentialsOption {
+	return func(c *ClientCredentials) { c.httpClient = hc }
 }
 
 // NewClientCredentials prepares a token source; the first token is fetched on first use.
-func NewClientCredentials(keycloakURL, realm, clientID, clientSecret string) *ClientCredentials {
-	return &ClientCredentials{
-		kc:           gocloak.NewClient(strings.TrimRight(keycloakURL, "/")),
+func NewClientCredentials(keycloakURL, realm, clientID, clientSecret string, opts ...CredentialsOption) *ClientCredentials {
+	c := &ClientCredentials{
 		realm:        realm,
 		clientID:     clientID,
 		clientSecret: clientSecret,
+		now:          time.Now,
 	}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	c.kc = newKeycloakClient(strings.TrimRight(keycloakURL, "/"), c.httpClient)
+	return c
 }
 
-// Token returns a valid access token, logging in again when the current one is past 3/4 of its life.
+// Logins counts the logins made so far (one per token lifetime in steady state).
+func (c *ClientCredentials) Logins() int64 { return c.logins.Load() }
+
+// Token returns a valid access token.
 func (c *ClientCredentials) Token(ctx context.Context) (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.token != "" && time.Now().Before(c.renewAt) {
-		return c.token, nil
+	now := c.now()
+	if c.token != "" && now.Before(c.renewAt) {
+		t := c.token
+		c.mu.Unlock()
+		return t, nil
 	}
+	if c.token != "" && now.Before(c.expiresAt) {
+		// Still valid: hand it out and renew once, in the background.
+		t := c.token
+		if !c.renewing {
+			c.renewing = true
+			go c.renewInBackground()
+		}
+		c.mu.Unlock()
+		return t, nil
+	}
+	defer c.mu.Unlock()
+	return c.loginLocked(ctx)
+}
+
+func (c *ClientCredentials) renewInBackground() {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.renewing = false
+	if c.now().Before(c.renewAt) {
+		return
+	}
+	// A failure leaves the current token in place; the next call past renewAt tries again.
+	_, _ = c.loginLocked(ctx)
+}
+
+func (c *ClientCredentials) loginLocked(ctx context.Context) (string, error) {
+	c.logins.Add(1)
 	jwt, err := c.kc.LoginClient(ctx, c.clientID, c.clientSecret, c.realm)
 	if err != nil {
 		return "", fmt.Errorf("client credentials login of %s: %w", c.clientID, err)
 	}
+	if jwt.AccessToken == "" || jwt.ExpiresIn <= 0 {
+		return "", errors.New("client credentials login returned no usable token")
+	}
+	now := c.now()
+	life := time.Duration(jwt.ExpiresIn) * time.Second
 	c.token = jwt.AccessToken
-	c.renewAt = time.Now().Add(time.Duration(jwt.ExpiresIn) * time.Second * 3 / 4)
+	c.renewAt = now.Add(life * 3 / 4)
+	c.expiresAt = now.Add(life - 5*time.Second)
 	return c.token, nil
 }
 
@@ -74,18 +138,25 @@ func DelegatingStreamInterceptor(creds *ClientCredentials) grpc.StreamClientInte
 	}
 }
 
+// delegate replaces — never appends to — the authorization and identity metadata of the outgoing call. Whatever
+// arrived with the incoming request (grpc-gateway turns Grpc-Metadata-* HTTP headers into outgoing metadata) must
+// not reach the backing service next to the gateway's token, or a caller could name another tenant.
 func delegate(ctx context.Context, creds *ClientCredentials) (context.Context, error) {
 	token, err := creds.Token(ctx)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	pairs := []string{"authorization", "Bearer " + token}
-	if p, ok := FromContext(ctx); ok {
-		pairs = append(pairs,
-			mdSubject, p.Subject,
-			mdClient, p.ClientID,
-			mdTenant, p.Tenant,
-			mdRoles, strings.Join(p.Roles, " "))
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	for _, k := range []string{"authorization", mdSubject, mdClient, mdTenant, mdRoles} {
+		md.Delete(k)
 	}
-	return metadata.AppendToOutgoingContext(ctx, pairs...), nil
+	md.Set("authorization", "Bearer "+token)
+	if p, ok := FromContext(ctx); ok {
+		md.Set(mdSubject, p.Subject)
+		md.Set(mdClient, p.ClientID)
+		md.Set(mdTenant, p.Tenant)
+		md.Set(mdRoles, strings.Join(p.Roles, " "))
+	}
+	return metadata.NewOutgoingContext(ctx, md), nil
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -24,6 +25,9 @@ const (
 type Policy struct {
 	Roles  map[string]string
 	Public func(fullMethod string) bool
+	// Admit, when set, runs after the caller is authenticated and authorised, with its principal: a place for
+	// per-client checks such as a rate limit. An error it returns (a gRPC status) refuses the call.
+	Admit func(ctx context.Context, fullMethod string, p Principal) error
 }
 
 // IsInfrastructure is the usual Public: gRPC health checks and server reflection.
@@ -48,23 +52,54 @@ func Authenticate(ctx context.Context, v TokenVerifier, p Policy, fullMethod str
 		return nil, status.Error(codes.PermissionDenied, "method is not open to any role")
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	principal, err := v.Verify(ctx, bearer(md))
+	raw, err := bearer(md)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	principal, err := v.Verify(ctx, raw)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
 	if principal.Has(RoleDelegate) && len(md.Get(mdSubject)) > 0 {
-		principal = Principal{
-			Subject:  first(md, mdSubject),
-			ClientID: first(md, mdClient),
-			Tenant:   first(md, mdTenant),
-			Roles:    strings.Fields(first(md, mdRoles)),
-			Via:      principal.ClientID,
+		principal, err = delegated(md, principal)
+		if err != nil {
+			return nil, err
 		}
 	}
 	if role != "" && !principal.Has(role) {
 		return nil, status.Errorf(codes.PermissionDenied, "the token lacks the role %s", role)
 	}
+	if p.Admit != nil {
+		if err := p.Admit(ctx, fullMethod, principal); err != nil {
+			return nil, err
+		}
+	}
 	return WithPrincipal(ctx, principal), nil
+}
+
+// delegated reads the identity a delegating service asserts. Each key must come exactly once (two values mean
+// something upstream appended instead of replacing, and we will not guess which one is meant), the tenant must be
+// well formed, and the asserted roles may not include RoleDelegate: delegation does not chain.
+func delegated(md metadata.MD, via Principal) (Principal, error) {
+	for _, k := range []string{mdSubject, mdClient, mdTenant, mdRoles} {
+		if len(md.Get(k)) > 1 {
+			return Principal{}, status.Errorf(codes.InvalidArgument, "metadata %s given more than once", k)
+		}
+	}
+	p := Principal{
+		Subject:  first(md, mdSubject),
+		ClientID: first(md, mdClient),
+		Tenant:   first(md, mdTenant),
+		Roles:    strings.Fields(first(md, mdRoles)),
+		Via:      via.ClientID,
+	}
+	if p.Tenant != "" && !ValidTenant(p.Tenant) {
+		return Principal{}, status.Errorf(codes.InvalidArgument, "metadata %s is not a tenant id", mdTenant)
+	}
+	if p.Has(RoleDelegate) {
+		return Principal{}, status.Error(codes.PermissionDenied, "a delegated identity cannot delegate again")
+	}
+	return p, nil
 }
 
 // ToStatus maps auth errors to gRPC statuses without revealing why a token was refused.
@@ -124,10 +159,29 @@ func TenantOf(ctx context.Context) (Principal, error) {
 	return p, nil
 }
 
-func bearer(md metadata.MD) string {
-	v := first(md, "authorization")
+// bearer returns the token of the one "authorization: Bearer …" value. Several values are refused rather than
+// picking one: they mean the metadata was appended to somewhere on the way.
+func bearer(md metadata.MD) (string, error) {
+	vs := md.Get("authorization")
+	switch {
+	case len(vs) == 0:
+		return "", ErrNoToken
+	case len(vs) > 1:
+		return "", fmt.Errorf("%w: more than one authorization value", ErrInvalidToken)
+	}
+	v := vs[0]
 	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
+		if t := strings.TrimSpace(v[7:]); t != "" {
+			return t, nil
+		}
+	}
+	return "", ErrNoToken
+}
+
+// BearerToken extracts the token of an HTTP Authorization header value ("Bearer …"), or "".
+func BearerToken(header string) string {
+	if len(header) > 7 && strings.EqualFold(header[:7], "bearer ") {
+		return strings.TrimSpace(header[7:])
 	}
 	return ""
 }

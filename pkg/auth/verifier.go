@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Nerzal/gocloak/v13"
@@ -21,18 +24,40 @@ import (
 type VerifierConfig struct {
 	KeycloakURL string
 	Realm       string
-	// Issuer defaults to KeycloakURL/realms/Realm.
+	// Issuer defaults to KeycloakURL/realms/Realm. Set it when the services reach Keycloak under another address than
+	// the one it puts in its tokens (a cluster-internal name, a proxy).
 	Issuer   string
 	Audience string
 	// Introspect asks Keycloak whether each new token is still active (revocation); needs ClientID and ClientSecret.
+	// The answer is cached until the token expires, so each token costs one call, not each request.
 	Introspect   bool
 	ClientID     string
 	ClientSecret string
-	// KeyRefreshInterval bounds how often an unknown key id may trigger a fetch of the realm's keys.
+	// KeyRefreshInterval bounds how often an unknown key id may trigger a fetch of the realm's keys (default 5s).
 	KeyRefreshInterval time.Duration
-	// Leeway tolerates clock skew on exp and nbf.
+	// KeyMaxAge is how long fetched keys are used before they are fetched again in the background (default 10m), so
+	// that a key removed from the realm stops being trusted without a restart.
+	KeyMaxAge time.Duration
+	// Leeway tolerates clock skew on exp, nbf and iat (default 30s).
 	Leeway time.Duration
+	// CacheSize bounds the cache of tokens already verified (default 10000; negative disables it). A token seen again
+	// costs a hash and a map lookup instead of an RSA verification and a JSON decode.
+	CacheSize int
+	// HTTPClient, when set, carries the calls to Keycloak (tests count them with it).
+	HTTPClient *http.Client
+	// Now replaces the clock (tests of expiry).
+	Now func() time.Time
 }
+
+// maxTokenBytes bounds what we parse: Keycloak access tokens are 1–3 KiB; a megabyte of base64 is an attack.
+const maxTokenBytes = 16 << 10
+
+// tenantPattern is the shape of a tenant id. The tenant ends up in NATS subjects and database keys, so a claim that
+// does not fit (say "acme.>") is refused rather than escaped.
+var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidTenant reports whether t has the shape of a tenant id.
+func ValidTenant(t string) bool { return tenantPattern.MatchString(t) }
 
 // Verifier checks Keycloak access tokens locally against the realm's signing keys. Keys are cached and fetched
 // again when a token names an unknown key id (rate limited), so a key rotation needs no restart. In steady state a
@@ -42,19 +67,18 @@ type Verifier struct {
 	kc     *gocloak.GoCloak
 	log    *slog.Logger
 	parser *jwt.Parser
+	now    func() time.Time
 
 	mu          sync.RWMutex
 	keys        map[string]*rsa.PublicKey
 	lastRefresh time.Time
 	refreshMu   sync.Mutex
+	bgRefresh   atomic.Bool
 
-	introspected sync.Map // sha256(token) → introspection{active, until}
-	keyFetches   int64
-}
-
-type introspection struct {
-	active bool
-	until  time.Time
+	cache        *tokenCache
+	introspected *tokenCache
+	keyFetches   atomic.Int64
+	introspects  atomic.Int64
 }
 
 // NewVerifier validates the configuration; keys are fetched on first use.
@@ -65,21 +89,36 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger) (*Verifier, error) {
 	if cfg.Introspect && (cfg.ClientID == "" || cfg.ClientSecret == "") {
 		return nil, errors.New("auth: introspection needs the service's ClientID and ClientSecret")
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	cfg.KeycloakURL = strings.TrimRight(cfg.KeycloakURL, "/")
 	if cfg.Issuer == "" {
 		cfg.Issuer = cfg.KeycloakURL + "/realms/" + cfg.Realm
 	}
 	if cfg.KeyRefreshInterval <= 0 {
-		cfg.KeyRefreshInterval = 10 * time.Second
+		cfg.KeyRefreshInterval = 5 * time.Second
+	}
+	if cfg.KeyMaxAge <= 0 {
+		cfg.KeyMaxAge = 10 * time.Minute
 	}
 	if cfg.Leeway <= 0 {
 		cfg.Leeway = 30 * time.Second
 	}
-	return &Verifier{
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 10000
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	v := &Verifier{
 		cfg: cfg,
-		kc:  gocloak.NewClient(cfg.KeycloakURL),
+		kc:  newKeycloakClient(cfg.KeycloakURL, cfg.HTTPClient),
 		log: log,
-		// RS256 only: Keycloak's default realm key. Pinning the algorithm refuses "none" and HMAC-confusion tokens.
+		now: now,
+		// RS256 only: Keycloak's default realm key. Pinning the algorithm refuses "none" and HMAC-confusion tokens
+		// (an HS256 token "signed" with the public key).
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{"RS256"}),
 			jwt.WithIssuer(cfg.Issuer),
@@ -87,9 +126,30 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger) (*Verifier, error) {
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithTimeFunc(now),
 		),
-		keys: map[string]*rsa.PublicKey{},
-	}, nil
+		keys:         map[string]*rsa.PublicKey{},
+		introspected: newTokenCache(100000),
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	return v, nil
+}
+
+func newKeycloakClient(url string, hc *http.Client) *gocloak.GoCloak {
+	kc := gocloak.NewClient(url)
+	if hc != nil {
+		// Through gocloak's own resty client, so that its settings stay and the module needs no resty import.
+		kc.RestyClient().SetTransport(hc.Transport)
+		if hc.Timeout > 0 {
+			kc.RestyClient().SetTimeout(hc.Timeout)
+		}
+	} else {
+		// Keycloak hanging must not hold requests forever; contexts bound it too, but not every caller sets one.
+		kc.RestyClient().SetTimeout(10 * time.Second)
+	}
+	return kc
 }
 
 // keycloakClaims are the parts of a Keycloak access token we read.
@@ -102,16 +162,38 @@ type keycloakClaims struct {
 	ResourceAccess map[string]struct{ Roles []string } `json:"resource_access"`
 }
 
-// Verify checks the token and returns its principal. Every failure wraps ErrInvalidToken.
+// Verify checks the token and returns its principal. Every failure of the token itself wraps ErrInvalidToken; a
+// failure to reach Keycloak (keys, introspection) is returned as is, so that callers answer "unavailable", not
+// "unauthenticated".
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if raw == "" {
 		return Principal{}, ErrNoToken
 	}
+	if len(raw) > maxTokenBytes {
+		return Principal{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, maxTokenBytes)
+	}
+	now := v.now()
+	v.maybeRefreshInBackground(now)
+	var sum [32]byte
+	if v.cache != nil {
+		sum = sha256.Sum256([]byte(raw))
+		if e, ok := v.cache.get(sum, now); ok {
+			return e.principal, nil
+		}
+	}
 	var claims keycloakClaims
+	var keyErr error
 	_, err := v.parser.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		return v.key(ctx, kid)
+		k, err := v.key(ctx, kid)
+		if err != nil && !errors.Is(err, errUnknownKey) {
+			keyErr = err
+		}
+		return k, err
 	})
+	if keyErr != nil {
+		return Principal{}, keyErr
+	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -119,29 +201,39 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if claims.Type != "Bearer" {
 		return Principal{}, fmt.Errorf("%w: token type %q is not an access token", ErrInvalidToken, claims.Type)
 	}
+	if claims.Tenant != "" && !ValidTenant(claims.Tenant) {
+		return Principal{}, fmt.Errorf("%w: malformed tenant claim", ErrInvalidToken)
+	}
 	if v.cfg.Introspect {
 		if err := v.checkActive(ctx, raw, claims.ExpiresAt.Time); err != nil {
 			return Principal{}, err
 		}
 	}
+	// Realm roles, plus the client roles of our own audience: roles that some unrelated client happens to define
+	// under the same name must not open our API.
 	roles := append([]string(nil), claims.RealmAccess.Roles...)
 	if client, ok := claims.ResourceAccess[v.cfg.Audience]; ok {
 		roles = append(roles, client.Roles...)
 	}
-	return Principal{
+	p := Principal{
 		Subject:  claims.Subject,
 		ClientID: claims.AuthorizedBy,
 		Tenant:   claims.Tenant,
 		Roles:    roles,
-	}, nil
+	}
+	if v.cache != nil {
+		v.cache.put(sum, cacheEntry{principal: p, until: claims.ExpiresAt.Time.Add(v.cfg.Leeway)}, now)
+	}
+	return p, nil
 }
 
 // KeyFetches counts how often the realm's keys were fetched (for benchmarks and tests of the steady state).
-func (v *Verifier) KeyFetches() int64 {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.keyFetches
-}
+func (v *Verifier) KeyFetches() int64 { return v.keyFetches.Load() }
+
+// Introspections counts calls to Keycloak's introspection endpoint.
+func (v *Verifier) Introspections() int64 { return v.introspects.Load() }
+
+var errUnknownKey = errors.New("unknown signing key")
 
 func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	v.mu.RLock()
@@ -150,7 +242,7 @@ func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) 
 	if ok {
 		return k, nil
 	}
-	if err := v.refreshKeys(ctx); err != nil {
+	if err := v.refreshKeys(ctx, false); err != nil {
 		return nil, err
 	}
 	v.mu.RLock()
@@ -158,21 +250,48 @@ func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) 
 	if k, ok := v.keys[kid]; ok {
 		return k, nil
 	}
-	return nil, fmt.Errorf("unknown signing key %q", kid)
+	return nil, fmt.Errorf("%w %q", errUnknownKey, kid)
+}
+
+// maybeRefreshInBackground fetches the keys again once they are older than KeyMaxAge, without holding up the
+// request: a key that Keycloak no longer publishes stops being trusted within KeyMaxAge.
+func (v *Verifier) maybeRefreshInBackground(now time.Time) {
+	v.mu.RLock()
+	stale := !v.lastRefresh.IsZero() && now.Sub(v.lastRefresh) > v.cfg.KeyMaxAge
+	v.mu.RUnlock()
+	if !stale || !v.bgRefresh.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer v.bgRefresh.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := v.refreshKeys(ctx, true); err != nil {
+			v.log.Warn("background refresh of realm keys failed", "error", err)
+		}
+	}()
 }
 
 // refreshKeys fetches the realm's keys unless that happened less than KeyRefreshInterval ago, so a flood of tokens
-// with made-up key ids cannot turn into a flood of calls to Keycloak.
-func (v *Verifier) refreshKeys(ctx context.Context) error {
+// with made-up key ids cannot turn into a flood of calls to Keycloak. Concurrent callers wait for one fetch.
+func (v *Verifier) refreshKeys(ctx context.Context, force bool) error {
 	v.refreshMu.Lock()
 	defer v.refreshMu.Unlock()
 	v.mu.RLock()
-	recent := !v.lastRefresh.IsZero() && time.Since(v.lastRefresh) < v.cfg.KeyRefreshInterval
+	recent := !v.lastRefresh.IsZero() && v.now().Sub(v.lastRefresh) < v.cfg.KeyRefreshInterval
 	v.mu.RUnlock()
-	if recent {
+	if recent && !force {
 		return nil
 	}
-	certs, err := v.kc.GetCerts(ctx, v.cfg.Realm)
+	// Fetched directly rather than with gocloak's GetCerts, which caches the answer for ten minutes and would hide
+	// a rotated key for that long.
+	var certs gocloak.CertResponse
+	resp, err := v.kc.GetRequest(ctx).SetResult(&certs).
+		Get(v.cfg.KeycloakURL + "/realms/" + v.cfg.Realm + "/protocol/openid-connect/certs")
+	v.keyFetches.Add(1)
+	if err == nil && resp.IsError() {
+		err = fmt.Errorf("status %s", resp.Status())
+	}
 	if err != nil {
 		return fmt.Errorf("fetching realm keys: %w", err)
 	}
@@ -182,7 +301,8 @@ func (v *Verifier) refreshKeys(ctx context.Context) error {
 			if k.Kid == nil || k.Kty == nil || *k.Kty != "RSA" || k.N == nil || k.E == nil {
 				continue
 			}
-			if k.Use != nil && *k.Use != "sig" {
+			// Skip encryption keys (RSA-OAEP) and keys for other algorithms: only RS256 signing keys verify tokens.
+			if (k.Use != nil && *k.Use != "sig") || (k.Alg != nil && *k.Alg != "RS256") {
 				continue
 			}
 			pub, err := rsaKey(*k.N, *k.E)
@@ -195,9 +315,12 @@ func (v *Verifier) refreshKeys(ctx context.Context) error {
 	}
 	v.mu.Lock()
 	v.keys = keys
-	v.lastRefresh = time.Now()
-	v.keyFetches++
+	v.lastRefresh = v.now()
 	v.mu.Unlock()
+	// Tokens verified under the old key set might name a key that is gone now: verify them again.
+	if v.cache != nil {
+		v.cache.clear()
+	}
 	v.log.Info("realm signing keys loaded", "realm", v.cfg.Realm, "keys", len(keys))
 	return nil
 }
@@ -211,8 +334,11 @@ func rsaKey(n, e string) (*rsa.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("exponent: %w", err)
 	}
+	if len(nb) < 256 {
+		return nil, errors.New("modulus shorter than 2048 bits")
+	}
 	exp := new(big.Int).SetBytes(eb)
-	if !exp.IsInt64() || exp.Int64() < 3 {
+	if !exp.IsInt64() || exp.Int64() < 3 || exp.Int64() > 1<<31-1 {
 		return nil, errors.New("exponent out of range")
 	}
 	return &rsa.PublicKey{N: new(big.Int).SetBytes(nb), E: int(exp.Int64())}, nil
@@ -221,25 +347,76 @@ func rsaKey(n, e string) (*rsa.PublicKey, error) {
 // checkActive asks Keycloak once per token whether it is still active, and remembers the answer until it expires.
 func (v *Verifier) checkActive(ctx context.Context, raw string, exp time.Time) error {
 	sum := sha256.Sum256([]byte(raw))
-	key := string(sum[:])
-	if cached, ok := v.introspected.Load(key); ok {
-		in := cached.(introspection)
-		if time.Now().Before(in.until) {
-			if !in.active {
-				return fmt.Errorf("%w: token is not active", ErrInvalidToken)
-			}
-			return nil
+	now := v.now()
+	if e, ok := v.introspected.get(sum, now); ok {
+		if !e.active {
+			return fmt.Errorf("%w: token is not active", ErrInvalidToken)
 		}
-		v.introspected.Delete(key)
+		return nil
 	}
+	v.introspects.Add(1)
 	res, err := v.kc.RetrospectToken(ctx, raw, v.cfg.ClientID, v.cfg.ClientSecret, v.cfg.Realm)
 	if err != nil {
 		return fmt.Errorf("introspecting token: %w", err)
 	}
 	active := res.Active != nil && *res.Active
-	v.introspected.Store(key, introspection{active: active, until: exp})
+	v.introspected.put(sum, cacheEntry{active: active, until: exp}, now)
 	if !active {
 		return fmt.Errorf("%w: token is not active", ErrInvalidToken)
 	}
 	return nil
+}
+
+// tokenCache maps a token's hash to what we learnt about it, until the token expires. It is bounded: when full,
+// expired entries are swept, and if none were expired an arbitrary half is dropped (Go's map order), which costs
+// at most a second verification of those tokens.
+type tokenCache struct {
+	mu      sync.RWMutex
+	max     int
+	entries map[[32]byte]cacheEntry
+}
+
+type cacheEntry struct {
+	principal Principal
+	active    bool
+	until     time.Time
+}
+
+func newTokenCache(max int) *tokenCache {
+	return &tokenCache{max: max, entries: make(map[[32]byte]cacheEntry)}
+}
+
+func (c *tokenCache) get(key [32]byte, now time.Time) (cacheEntry, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[key]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.until) {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+func (c *tokenCache) put(key [32]byte, e cacheEntry, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for k, old := range c.entries {
+			if !now.Before(old.until) {
+				delete(c.entries, k)
+			}
+		}
+		for k := range c.entries {
+			if len(c.entries) < c.max/2 {
+				break
+			}
+			delete(c.entries, k)
+		}
+	}
+	c.entries[key] = e
+}
+
+func (c *tokenCache) clear() {
+	c.mu.Lock()
+	clear(c.entries)
+	c.mu.Unlock()
 }

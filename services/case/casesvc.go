@@ -63,16 +63,16 @@ func (c *Config) Validate() error {
 
 // Service is a wired case service, its listeners bound.
 type Service struct {
-	cfg      Config
-	log      *slog.Logger
-	mongo    *mongo.Client
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	relay    *relay.Relay
-	grpc     *grpcserver.Server
-	grpcLis  net.Listener
-	http     *http.Server
-	httpLis  net.Listener
+	cfg     Config
+	log     *slog.Logger
+	mongo   *mongo.Client
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	relay   *relay.Relay
+	grpc    *grpcserver.Server
+	grpcLis net.Listener
+	http    *http.Server
+	httpLis net.Listener
 }
 
 // New connects to MongoDB and NATS, prepares indexes and binds the listeners. NATS may still be down: events then

@@ -26,13 +26,15 @@ const (
 type CreateCaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client-chosen idempotency key, unique per tenant (1 to 128 characters).
-	RequestId     string            `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	ExternalRef   string            `protobuf:"bytes,2,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
-	Level         VerificationLevel `protobuf:"varint,3,opt,name=level,proto3,enum=casekeeper.v1.VerificationLevel" json:"level,omitempty"`
-	Applicant     *Applicant        `protobuf:"bytes,4,opt,name=applicant,proto3" json:"applicant,omitempty"`
-	Labels        []string          `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty"`
-	Metadata      map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Assignee      string            `protobuf:"bytes,7,opt,name=assignee,proto3" json:"assignee,omitempty"`
+	RequestId   string            `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ExternalRef string            `protobuf:"bytes,2,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
+	Level       VerificationLevel `protobuf:"varint,3,opt,name=level,proto3,enum=casekeeper.v1.VerificationLevel" json:"level,omitempty"`
+	Applicant   *Applicant        `protobuf:"bytes,4,opt,name=applicant,proto3" json:"applicant,omitempty"`
+	Labels      []string          `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty"`
+	Metadata    map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Assignee    string            `protobuf:"bytes,7,opt,name=assignee,proto3" json:"assignee,omitempty"`
+	// Documents known at creation (at most 50); their ids and added_at are assigned by the service.
+	Documents     []*Document `protobuf:"bytes,8,rep,name=documents,proto3" json:"documents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -114,6 +116,13 @@ func (x *CreateCaseRequest) GetAssignee() string {
 		return x.Assignee
 	}
 	return ""
+}
+
+func (x *CreateCaseRequest) GetDocuments() []*Document {
+	if x != nil {
+		return x.Documents
+	}
+	return nil
 }
 
 type CreateCaseResponse struct {
@@ -1805,7 +1814,7 @@ var File_casekeeper_v1_case_service_proto protoreflect.FileDescriptor
 
 const file_casekeeper_v1_case_service_proto_rawDesc = "" +
 	"\n" +
-	" casekeeper/v1/case_service.proto\x12\rcasekeeper.v1\x1a\x18casekeeper/v1/case.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n" +
+	" casekeeper/v1/case_service.proto\x12\rcasekeeper.v1\x1a\x18casekeeper/v1/case.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x03\n" +
 	"\x11CreateCaseRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
@@ -1814,7 +1823,8 @@ const file_casekeeper_v1_case_service_proto_rawDesc = "" +
 	"\tapplicant\x18\x04 \x01(\v2\x18.casekeeper.v1.ApplicantR\tapplicant\x12\x16\n" +
 	"\x06labels\x18\x05 \x03(\tR\x06labels\x12J\n" +
 	"\bmetadata\x18\x06 \x03(\v2..casekeeper.v1.CreateCaseRequest.MetadataEntryR\bmetadata\x12\x1a\n" +
-	"\bassignee\x18\a \x01(\tR\bassignee\x1a;\n" +
+	"\bassignee\x18\a \x01(\tR\bassignee\x125\n" +
+	"\tdocuments\x18\b \x03(\v2\x17.casekeeper.v1.DocumentR\tdocuments\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
@@ -1995,11 +2005,11 @@ var file_casekeeper_v1_case_service_proto_goTypes = []any{
 	nil,                                 // 33: casekeeper.v1.UpdateCaseRequest.MetadataEntry
 	(VerificationLevel)(0),              // 34: casekeeper.v1.VerificationLevel
 	(*Applicant)(nil),                   // 35: casekeeper.v1.Applicant
-	(*Case)(nil),                        // 36: casekeeper.v1.Case
-	(CaseStatus)(0),                     // 37: casekeeper.v1.CaseStatus
-	(*timestamppb.Timestamp)(nil),       // 38: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),       // 39: google.protobuf.FieldMask
-	(*Document)(nil),                    // 40: casekeeper.v1.Document
+	(*Document)(nil),                    // 36: casekeeper.v1.Document
+	(*Case)(nil),                        // 37: casekeeper.v1.Case
+	(CaseStatus)(0),                     // 38: casekeeper.v1.CaseStatus
+	(*timestamppb.Timestamp)(nil),       // 39: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 40: google.protobuf.FieldMask
 	(*Check)(nil),                       // 41: casekeeper.v1.Check
 	(*Risk)(nil),                        // 42: casekeeper.v1.Risk
 	(ReviewAnswer)(0),                   // 43: casekeeper.v1.ReviewAnswer
@@ -2008,69 +2018,70 @@ var file_casekeeper_v1_case_service_proto_depIdxs = []int32{
 	34, // 0: casekeeper.v1.CreateCaseRequest.level:type_name -> casekeeper.v1.VerificationLevel
 	35, // 1: casekeeper.v1.CreateCaseRequest.applicant:type_name -> casekeeper.v1.Applicant
 	32, // 2: casekeeper.v1.CreateCaseRequest.metadata:type_name -> casekeeper.v1.CreateCaseRequest.MetadataEntry
-	36, // 3: casekeeper.v1.CreateCaseResponse.case:type_name -> casekeeper.v1.Case
-	36, // 4: casekeeper.v1.GetCaseResponse.case:type_name -> casekeeper.v1.Case
-	37, // 5: casekeeper.v1.ListCasesRequest.statuses:type_name -> casekeeper.v1.CaseStatus
-	38, // 6: casekeeper.v1.ListCasesRequest.updated_after:type_name -> google.protobuf.Timestamp
-	36, // 7: casekeeper.v1.ListCasesResponse.cases:type_name -> casekeeper.v1.Case
-	34, // 8: casekeeper.v1.UpdateCaseRequest.level:type_name -> casekeeper.v1.VerificationLevel
-	33, // 9: casekeeper.v1.UpdateCaseRequest.metadata:type_name -> casekeeper.v1.UpdateCaseRequest.MetadataEntry
-	39, // 10: casekeeper.v1.UpdateCaseRequest.update_mask:type_name -> google.protobuf.FieldMask
-	36, // 11: casekeeper.v1.UpdateCaseResponse.case:type_name -> casekeeper.v1.Case
-	35, // 12: casekeeper.v1.UpdateApplicantRequest.applicant:type_name -> casekeeper.v1.Applicant
-	36, // 13: casekeeper.v1.UpdateApplicantResponse.case:type_name -> casekeeper.v1.Case
-	40, // 14: casekeeper.v1.AddDocumentRequest.document:type_name -> casekeeper.v1.Document
-	36, // 15: casekeeper.v1.AddDocumentResponse.case:type_name -> casekeeper.v1.Case
-	41, // 16: casekeeper.v1.RecordCheckRequest.check:type_name -> casekeeper.v1.Check
-	36, // 17: casekeeper.v1.RecordCheckResponse.case:type_name -> casekeeper.v1.Case
-	42, // 18: casekeeper.v1.SetRiskRequest.risk:type_name -> casekeeper.v1.Risk
-	36, // 19: casekeeper.v1.SetRiskResponse.case:type_name -> casekeeper.v1.Case
-	36, // 20: casekeeper.v1.SubmitResponse.case:type_name -> casekeeper.v1.Case
-	36, // 21: casekeeper.v1.StartReviewResponse.case:type_name -> casekeeper.v1.Case
-	36, // 22: casekeeper.v1.PutOnHoldResponse.case:type_name -> casekeeper.v1.Case
-	36, // 23: casekeeper.v1.ResumeReviewResponse.case:type_name -> casekeeper.v1.Case
-	43, // 24: casekeeper.v1.CompleteReviewRequest.answer:type_name -> casekeeper.v1.ReviewAnswer
-	36, // 25: casekeeper.v1.CompleteReviewResponse.case:type_name -> casekeeper.v1.Case
-	36, // 26: casekeeper.v1.RequestResubmissionResponse.case:type_name -> casekeeper.v1.Case
-	36, // 27: casekeeper.v1.ExpireResponse.case:type_name -> casekeeper.v1.Case
-	36, // 28: casekeeper.v1.RedactResponse.case:type_name -> casekeeper.v1.Case
-	0,  // 29: casekeeper.v1.CaseService.CreateCase:input_type -> casekeeper.v1.CreateCaseRequest
-	2,  // 30: casekeeper.v1.CaseService.GetCase:input_type -> casekeeper.v1.GetCaseRequest
-	4,  // 31: casekeeper.v1.CaseService.ListCases:input_type -> casekeeper.v1.ListCasesRequest
-	6,  // 32: casekeeper.v1.CaseService.UpdateCase:input_type -> casekeeper.v1.UpdateCaseRequest
-	8,  // 33: casekeeper.v1.CaseService.UpdateApplicant:input_type -> casekeeper.v1.UpdateApplicantRequest
-	10, // 34: casekeeper.v1.CaseService.AddDocument:input_type -> casekeeper.v1.AddDocumentRequest
-	12, // 35: casekeeper.v1.CaseService.RecordCheck:input_type -> casekeeper.v1.RecordCheckRequest
-	14, // 36: casekeeper.v1.CaseService.SetRisk:input_type -> casekeeper.v1.SetRiskRequest
-	16, // 37: casekeeper.v1.CaseService.Submit:input_type -> casekeeper.v1.SubmitRequest
-	18, // 38: casekeeper.v1.CaseService.StartReview:input_type -> casekeeper.v1.StartReviewRequest
-	20, // 39: casekeeper.v1.CaseService.PutOnHold:input_type -> casekeeper.v1.PutOnHoldRequest
-	22, // 40: casekeeper.v1.CaseService.ResumeReview:input_type -> casekeeper.v1.ResumeReviewRequest
-	24, // 41: casekeeper.v1.CaseService.CompleteReview:input_type -> casekeeper.v1.CompleteReviewRequest
-	26, // 42: casekeeper.v1.CaseService.RequestResubmission:input_type -> casekeeper.v1.RequestResubmissionRequest
-	28, // 43: casekeeper.v1.CaseService.Expire:input_type -> casekeeper.v1.ExpireRequest
-	30, // 44: casekeeper.v1.CaseService.Redact:input_type -> casekeeper.v1.RedactRequest
-	1,  // 45: casekeeper.v1.CaseService.CreateCase:output_type -> casekeeper.v1.CreateCaseResponse
-	3,  // 46: casekeeper.v1.CaseService.GetCase:output_type -> casekeeper.v1.GetCaseResponse
-	5,  // 47: casekeeper.v1.CaseService.ListCases:output_type -> casekeeper.v1.ListCasesResponse
-	7,  // 48: casekeeper.v1.CaseService.UpdateCase:output_type -> casekeeper.v1.UpdateCaseResponse
-	9,  // 49: casekeeper.v1.CaseService.UpdateApplicant:output_type -> casekeeper.v1.UpdateApplicantResponse
-	11, // 50: casekeeper.v1.CaseService.AddDocument:output_type -> casekeeper.v1.AddDocumentResponse
-	13, // 51: casekeeper.v1.CaseService.RecordCheck:output_type -> casekeeper.v1.RecordCheckResponse
-	15, // 52: casekeeper.v1.CaseService.SetRisk:output_type -> casekeeper.v1.SetRiskResponse
-	17, // 53: casekeeper.v1.CaseService.Submit:output_type -> casekeeper.v1.SubmitResponse
-	19, // 54: casekeeper.v1.CaseService.StartReview:output_type -> casekeeper.v1.StartReviewResponse
-	21, // 55: casekeeper.v1.CaseService.PutOnHold:output_type -> casekeeper.v1.PutOnHoldResponse
-	23, // 56: casekeeper.v1.CaseService.ResumeReview:output_type -> casekeeper.v1.ResumeReviewResponse
-	25, // 57: casekeeper.v1.CaseService.CompleteReview:output_type -> casekeeper.v1.CompleteReviewResponse
-	27, // 58: casekeeper.v1.CaseService.RequestResubmission:output_type -> casekeeper.v1.RequestResubmissionResponse
-	29, // 59: casekeeper.v1.CaseService.Expire:output_type -> casekeeper.v1.ExpireResponse
-	31, // 60: casekeeper.v1.CaseService.Redact:output_type -> casekeeper.v1.RedactResponse
-	45, // [45:61] is the sub-list for method output_type
-	29, // [29:45] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	36, // 3: casekeeper.v1.CreateCaseRequest.documents:type_name -> casekeeper.v1.Document
+	37, // 4: casekeeper.v1.CreateCaseResponse.case:type_name -> casekeeper.v1.Case
+	37, // 5: casekeeper.v1.GetCaseResponse.case:type_name -> casekeeper.v1.Case
+	38, // 6: casekeeper.v1.ListCasesRequest.statuses:type_name -> casekeeper.v1.CaseStatus
+	39, // 7: casekeeper.v1.ListCasesRequest.updated_after:type_name -> google.protobuf.Timestamp
+	37, // 8: casekeeper.v1.ListCasesResponse.cases:type_name -> casekeeper.v1.Case
+	34, // 9: casekeeper.v1.UpdateCaseRequest.level:type_name -> casekeeper.v1.VerificationLevel
+	33, // 10: casekeeper.v1.UpdateCaseRequest.metadata:type_name -> casekeeper.v1.UpdateCaseRequest.MetadataEntry
+	40, // 11: casekeeper.v1.UpdateCaseRequest.update_mask:type_name -> google.protobuf.FieldMask
+	37, // 12: casekeeper.v1.UpdateCaseResponse.case:type_name -> casekeeper.v1.Case
+	35, // 13: casekeeper.v1.UpdateApplicantRequest.applicant:type_name -> casekeeper.v1.Applicant
+	37, // 14: casekeeper.v1.UpdateApplicantResponse.case:type_name -> casekeeper.v1.Case
+	36, // 15: casekeeper.v1.AddDocumentRequest.document:type_name -> casekeeper.v1.Document
+	37, // 16: casekeeper.v1.AddDocumentResponse.case:type_name -> casekeeper.v1.Case
+	41, // 17: casekeeper.v1.RecordCheckRequest.check:type_name -> casekeeper.v1.Check
+	37, // 18: casekeeper.v1.RecordCheckResponse.case:type_name -> casekeeper.v1.Case
+	42, // 19: casekeeper.v1.SetRiskRequest.risk:type_name -> casekeeper.v1.Risk
+	37, // 20: casekeeper.v1.SetRiskResponse.case:type_name -> casekeeper.v1.Case
+	37, // 21: casekeeper.v1.SubmitResponse.case:type_name -> casekeeper.v1.Case
+	37, // 22: casekeeper.v1.StartReviewResponse.case:type_name -> casekeeper.v1.Case
+	37, // 23: casekeeper.v1.PutOnHoldResponse.case:type_name -> casekeeper.v1.Case
+	37, // 24: casekeeper.v1.ResumeReviewResponse.case:type_name -> casekeeper.v1.Case
+	43, // 25: casekeeper.v1.CompleteReviewRequest.answer:type_name -> casekeeper.v1.ReviewAnswer
+	37, // 26: casekeeper.v1.CompleteReviewResponse.case:type_name -> casekeeper.v1.Case
+	37, // 27: casekeeper.v1.RequestResubmissionResponse.case:type_name -> casekeeper.v1.Case
+	37, // 28: casekeeper.v1.ExpireResponse.case:type_name -> casekeeper.v1.Case
+	37, // 29: casekeeper.v1.RedactResponse.case:type_name -> casekeeper.v1.Case
+	0,  // 30: casekeeper.v1.CaseService.CreateCase:input_type -> casekeeper.v1.CreateCaseRequest
+	2,  // 31: casekeeper.v1.CaseService.GetCase:input_type -> casekeeper.v1.GetCaseRequest
+	4,  // 32: casekeeper.v1.CaseService.ListCases:input_type -> casekeeper.v1.ListCasesRequest
+	6,  // 33: casekeeper.v1.CaseService.UpdateCase:input_type -> casekeeper.v1.UpdateCaseRequest
+	8,  // 34: casekeeper.v1.CaseService.UpdateApplicant:input_type -> casekeeper.v1.UpdateApplicantRequest
+	10, // 35: casekeeper.v1.CaseService.AddDocument:input_type -> casekeeper.v1.AddDocumentRequest
+	12, // 36: casekeeper.v1.CaseService.RecordCheck:input_type -> casekeeper.v1.RecordCheckRequest
+	14, // 37: casekeeper.v1.CaseService.SetRisk:input_type -> casekeeper.v1.SetRiskRequest
+	16, // 38: casekeeper.v1.CaseService.Submit:input_type -> casekeeper.v1.SubmitRequest
+	18, // 39: casekeeper.v1.CaseService.StartReview:input_type -> casekeeper.v1.StartReviewRequest
+	20, // 40: casekeeper.v1.CaseService.PutOnHold:input_type -> casekeeper.v1.PutOnHoldRequest
+	22, // 41: casekeeper.v1.CaseService.ResumeReview:input_type -> casekeeper.v1.ResumeReviewRequest
+	24, // 42: casekeeper.v1.CaseService.CompleteReview:input_type -> casekeeper.v1.CompleteReviewRequest
+	26, // 43: casekeeper.v1.CaseService.RequestResubmission:input_type -> casekeeper.v1.RequestResubmissionRequest
+	28, // 44: casekeeper.v1.CaseService.Expire:input_type -> casekeeper.v1.ExpireRequest
+	30, // 45: casekeeper.v1.CaseService.Redact:input_type -> casekeeper.v1.RedactRequest
+	1,  // 46: casekeeper.v1.CaseService.CreateCase:output_type -> casekeeper.v1.CreateCaseResponse
+	3,  // 47: casekeeper.v1.CaseService.GetCase:output_type -> casekeeper.v1.GetCaseResponse
+	5,  // 48: casekeeper.v1.CaseService.ListCases:output_type -> casekeeper.v1.ListCasesResponse
+	7,  // 49: casekeeper.v1.CaseService.UpdateCase:output_type -> casekeeper.v1.UpdateCaseResponse
+	9,  // 50: casekeeper.v1.CaseService.UpdateApplicant:output_type -> casekeeper.v1.UpdateApplicantResponse
+	11, // 51: casekeeper.v1.CaseService.AddDocument:output_type -> casekeeper.v1.AddDocumentResponse
+	13, // 52: casekeeper.v1.CaseService.RecordCheck:output_type -> casekeeper.v1.RecordCheckResponse
+	15, // 53: casekeeper.v1.CaseService.SetRisk:output_type -> casekeeper.v1.SetRiskResponse
+	17, // 54: casekeeper.v1.CaseService.Submit:output_type -> casekeeper.v1.SubmitResponse
+	19, // 55: casekeeper.v1.CaseService.StartReview:output_type -> casekeeper.v1.StartReviewResponse
+	21, // 56: casekeeper.v1.CaseService.PutOnHold:output_type -> casekeeper.v1.PutOnHoldResponse
+	23, // 57: casekeeper.v1.CaseService.ResumeReview:output_type -> casekeeper.v1.ResumeReviewResponse
+	25, // 58: casekeeper.v1.CaseService.CompleteReview:output_type -> casekeeper.v1.CompleteReviewResponse
+	27, // 59: casekeeper.v1.CaseService.RequestResubmission:output_type -> casekeeper.v1.RequestResubmissionResponse
+	29, // 60: casekeeper.v1.CaseService.Expire:output_type -> casekeeper.v1.ExpireResponse
+	31, // 61: casekeeper.v1.CaseService.Redact:output_type -> casekeeper.v1.RedactResponse
+	46, // [46:62] is the sub-list for method output_type
+	30, // [30:46] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_case_service_proto_init() }
