@@ -46,8 +46,11 @@ type Mongo struct {
 
 // Keycloak locates the realm that issues and signs access tokens, and the service's own client.
 type Keycloak struct {
-	URL          string `env:"KEYCLOAK_URL" envDefault:"http://127.0.0.1:8180"`
-	Realm        string `env:"KEYCLOAK_REALM" envDefault:"casekeeper"`
+	URL   string `env:"KEYCLOAK_URL" envDefault:"http://127.0.0.1:8180"`
+	Realm string `env:"KEYCLOAK_REALM" envDefault:"casekeeper"`
+	// Issuer is the iss of the realm's tokens when Keycloak's public name differs from KEYCLOAK_URL (containers,
+	// Kubernetes); empty means KEYCLOAK_URL/realms/KEYCLOAK_REALM.
+	Issuer       string `env:"AUTH_ISSUER"`
 	Audience     string `env:"AUTH_AUDIENCE" envDefault:"casekeeper-api"`
 	ClientID     string `env:"KEYCLOAK_CLIENT_ID"`
 	ClientSecret Secret `env:"KEYCLOAK_CLIENT_SECRET"`

@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		return nil, err
 	}
 	verifier, err := auth.NewVerifier(auth.VerifierConfig{
-		KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Audience: cfg.Keycloak.Audience,
+		KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Issuer: cfg.Keycloak.Issuer, Audience: cfg.Keycloak.Audience,
 		Introspect: cfg.Keycloak.IntrospectTokens, ClientID: cfg.Keycloak.ClientID, ClientSecret: cfg.Keycloak.ClientSecret.Reveal(),
 	}, log)
 	if err != nil {
@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 
 	registry := opshttp.NewRegistry()
-	s.relay = relay.New(s.js, store, log, registry, cfg.Relay)
+	s.relay = relay.New(s.js, s.nc, store, log, registry, cfg.Relay)
 	cases := app.New(store, protoconv.EncodeEvent, s.relay)
 
 	s.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: registry, Verifier: verifier, Policy: grpcapi.Policy()})

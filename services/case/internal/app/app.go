@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,9 +50,10 @@ type Store interface {
 // Encoder turns a case change into the bytes of its event envelope.
 type Encoder func(eventID, eventType string, c *kyc.Case, at time.Time) ([]byte, error)
 
-// Publisher is told about freshly written outbox entries so they reach the stream without waiting for a sweep.
+// Publisher sends freshly written outbox entries to the stream right away, so they need not wait for a sweep. It
+// never fails the write: what it cannot publish now stays in the outbox for the relay's sweep.
 type Publisher interface {
-	Kick(tenant, caseID string, outbox []PendingEvent)
+	Publish(ctx context.Context, tenant, caseID string, version int64, outbox []PendingEvent)
 }
 
 // ListQuery filters and pages a tenant's cases, ordered by id (creation order).
@@ -65,6 +67,7 @@ type ListQuery struct {
 
 // Cases is the application: the table of contents of what the case service does.
 type Cases struct {
+	writing   keyedMutex
 	store     Store
 	encode    Encoder
 	publisher Publisher
@@ -112,7 +115,7 @@ func (a *Cases) Create(ctx context.Context, tenant string, in kyc.NewCase) (*kyc
 	if err != nil {
 		return nil, err
 	}
-	a.publisher.Kick(tenant, c.ID, stored.Outbox)
+	a.publisher.Publish(ctx, tenant, c.ID, stored.Case.Version, stored.Outbox)
 	return stored.Case, nil
 }
 
@@ -130,6 +133,13 @@ func (a *Cases) List(ctx context.Context, tenant string, q ListQuery) ([]*kyc.Ca
 // concurrency for the caller); otherwise a lost race is retried on the fresh case until the context ends, so
 // concurrent writers never lose an update.
 func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion int64, change kyc.Change) (*kyc.Case, error) {
+	// Writers of one case in this process queue up instead of racing: a lost race costs a read and a write, and
+	// twenty writers racing on one case would mostly lose. The version check still guards against other processes.
+	unlock, err := a.writing.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	for attempt := 0; ; attempt++ {
 		current, err := a.store.Get(ctx, tenant, id)
 		if err != nil {
@@ -163,7 +173,8 @@ func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion in
 		if err != nil {
 			return nil, err
 		}
-		a.publisher.Kick(tenant, id, stored.Outbox)
+		// Still holding the case's lock: events of one case leave this process in version order.
+		a.publisher.Publish(ctx, tenant, id, stored.Case.Version, stored.Outbox)
 		return stored.Case, nil
 	}
 }
@@ -188,5 +199,46 @@ func backoff(ctx context.Context, attempt int) error {
 		return ctx.Err()
 	case <-time.After(time.Duration(rand.Int64N(int64(max)) + 1)):
 		return nil
+	}
+}
+
+// keyedMutex serialises work per key; waiting respects the context.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	ch      chan struct{}
+	waiters int
+}
+
+func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l, ok := k.locks[key]
+	if !ok {
+		l = &keyedLock{ch: make(chan struct{}, 1)}
+		k.locks[key] = l
+	}
+	l.waiters++
+	k.mu.Unlock()
+
+	release := func() {
+		k.mu.Lock()
+		l.waiters--
+		if l.waiters == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
 	}
 }

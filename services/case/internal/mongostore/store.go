@@ -152,11 +152,12 @@ func (s *Store) List(ctx context.Context, tenant string, q app.ListQuery) ([]*ky
 	return out, nil
 }
 
-// PendingCase is a case whose outbox is not empty.
+// PendingCase is a case whose outbox is not empty, as read at Version.
 type PendingCase struct {
-	Tenant string
-	CaseID string
-	Outbox []app.PendingEvent
+	Tenant  string
+	CaseID  string
+	Version int64
+	Outbox  []app.PendingEvent
 }
 
 // Pending finds cases holding events written before olderThan and still not acknowledged, oldest first.
@@ -165,7 +166,7 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Time, limit int) ([]
 		bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: olderThan}}}},
 		options.Find().
 			SetLimit(int64(limit)).
-			SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "outbox", Value: 1}}))
+			SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "version", Value: 1}, {Key: "outbox", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("finding pending events: %w", err)
 	}
@@ -175,32 +176,29 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Time, limit int) ([]
 	}
 	out := make([]PendingCase, 0, len(docs))
 	for _, d := range docs {
-		out = append(out, PendingCase{Tenant: d.Tenant, CaseID: d.ID, Outbox: d.stored().Outbox})
+		out = append(out, PendingCase{Tenant: d.Tenant, CaseID: d.ID, Version: d.Version, Outbox: d.stored().Outbox})
 	}
 	return out, nil
 }
 
 // Clear removes acknowledged events from a case's outbox. The new outbox is $set under the version it was read at
-// (FerretDB cannot $pull by a field condition), and read again when a writer got there first.
-func (s *Store) Clear(ctx context.Context, tenant, caseID string, eventIDs []string) error {
-	unlock := s.lock(caseID)
+// (FerretDB cannot $pull by a field condition); when a writer got there first, the outbox is read again.
+func (s *Store) Clear(ctx context.Context, pc PendingCase, eventIDs []string) error {
+	unlock := s.lock(pc.CaseID)
 	defer unlock()
+	version, outbox := pc.Version, pc.Outbox
 	for {
-		var doc caseDoc
-		err := s.cases.FindOne(ctx, bson.D{{Key: "_id", Value: caseID}, {Key: "tenant", Value: tenant}},
-			options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}, {Key: "outbox", Value: 1}})).Decode(&doc)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil
+		remaining := make([]outboxDoc, 0, len(outbox))
+		for _, o := range outbox {
+			if !slices.Contains(eventIDs, o.ID) {
+				remaining = append(remaining, toOutbox(o))
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("clearing published events: %w", err)
-		}
-		remaining := slices.DeleteFunc(slices.Clone(doc.Outbox), func(o outboxDoc) bool { return slices.Contains(eventIDs, o.ID) })
-		if len(remaining) == len(doc.Outbox) {
+		if len(remaining) == len(outbox) {
 			return nil
 		}
 		res, err := s.cases.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: caseID}, {Key: "tenant", Value: tenant}, {Key: "version", Value: doc.Version}},
+			bson.D{{Key: "_id", Value: pc.CaseID}, {Key: "tenant", Value: pc.Tenant}, {Key: "version", Value: version}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "outbox", Value: remaining}}}})
 		if err != nil {
 			return fmt.Errorf("clearing published events: %w", err)
@@ -208,6 +206,16 @@ func (s *Store) Clear(ctx context.Context, tenant, caseID string, eventIDs []str
 		if res.MatchedCount == 1 {
 			return nil
 		}
+		var doc caseDoc
+		err = s.cases.FindOne(ctx, bson.D{{Key: "_id", Value: pc.CaseID}, {Key: "tenant", Value: pc.Tenant}},
+			options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}, {Key: "outbox", Value: 1}})).Decode(&doc)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("clearing published events: %w", err)
+		}
+		version, outbox = doc.Version, doc.stored().Outbox
 	}
 }
 

@@ -23,13 +23,16 @@ import (
 // Outbox is what the relay needs of the store.
 type Outbox interface {
 	Pending(ctx context.Context, olderThan time.Time, limit int) ([]mongostore.PendingCase, error)
-	Clear(ctx context.Context, tenant, caseID string, eventIDs []string) error
+	Clear(ctx context.Context, pc mongostore.PendingCase, eventIDs []string) error
+}
+
+// Connection reports whether NATS is reachable now.
+type Connection interface {
+	IsConnected() bool
 }
 
 // Options tune the relay.
 type Options struct {
-	// Publishers is how many cases are published at once.
-	Publishers int
 	// SweepInterval is how often the outbox is searched for events the fast path did not publish.
 	SweepInterval time.Duration
 	// SweepGrace leaves fresh events to the fast path.
@@ -39,9 +42,6 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Publishers <= 0 {
-		o.Publishers = 8
-	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
 	}
@@ -49,17 +49,17 @@ func (o *Options) defaults() {
 		o.SweepGrace = 2 * time.Second
 	}
 	if o.PublishTimeout <= 0 {
-		o.PublishTimeout = 5 * time.Second
+		o.PublishTimeout = 2 * time.Second
 	}
 }
 
 // Relay publishes outbox events. It implements app.Publisher.
 type Relay struct {
 	js     jetstream.JetStream
+	conn   Connection
 	outbox Outbox
 	log    *slog.Logger
 	opts   Options
-	queue  chan mongostore.PendingCase
 	locks  [256]sync.Mutex
 
 	published  prometheus.Counter
@@ -69,11 +69,10 @@ type Relay struct {
 }
 
 // New returns a relay; call Run to start it.
-func New(js jetstream.JetStream, outbox Outbox, log *slog.Logger, reg prometheus.Registerer, opts Options) *Relay {
+func New(js jetstream.JetStream, conn Connection, outbox Outbox, log *slog.Logger, reg prometheus.Registerer, opts Options) *Relay {
 	opts.defaults()
 	r := &Relay{
-		js: js, outbox: outbox, log: log, opts: opts,
-		queue:      make(chan mongostore.PendingCase, 4096),
+		js: js, conn: conn, outbox: outbox, log: log, opts: opts,
 		published:  prometheus.NewCounter(prometheus.CounterOpts{Name: "case_events_published_total", Help: "Events acknowledged by JetStream."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "case_events_duplicate_total", Help: "Republished events JetStream had already (deduplicated)."}),
 		failures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "case_events_publish_failures_total", Help: "Publishes that failed and wait for the sweep."}),
@@ -85,42 +84,27 @@ func New(js jetstream.JetStream, outbox Outbox, log *slog.Logger, reg prometheus
 	return r
 }
 
-// Kick queues a case's outbox for publishing without blocking the write that produced it. When the queue is full
-// the sweep will find the events instead.
-func (r *Relay) Kick(tenant, caseID string, outbox []app.PendingEvent) {
-	if len(outbox) == 0 {
+// Publish sends a case's freshly written outbox now, in the writer's goroutine. While NATS is unreachable it
+// returns at once: the sweep publishes the events when NATS is back, and writes do not wait for it.
+func (r *Relay) Publish(ctx context.Context, tenant, caseID string, version int64, outbox []app.PendingEvent) {
+	if len(outbox) == 0 || !r.conn.IsConnected() {
 		return
 	}
-	select {
-	case r.queue <- mongostore.PendingCase{Tenant: tenant, CaseID: caseID, Outbox: outbox}:
-	default:
-	}
+	r.publish(ctx, mongostore.PendingCase{Tenant: tenant, CaseID: caseID, Version: version, Outbox: outbox})
 }
 
-// Run publishes until ctx ends.
+// Run sweeps the outbox until ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for range r.opts.Publishers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case pc := <-r.queue:
-					r.publish(ctx, pc)
-				}
-			}
-		})
-	}
 	ticker := time.NewTicker(r.opts.SweepInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
 			return nil
 		case <-ticker.C:
-			r.sweep(ctx)
+			if r.conn.IsConnected() {
+				r.sweep(ctx)
+			}
 		}
 	}
 }
@@ -174,7 +158,7 @@ func (r *Relay) publish(ctx context.Context, pc mongostore.PendingCase) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := r.outbox.Clear(cctx, pc.Tenant, pc.CaseID, acked); err != nil {
+	if err := r.outbox.Clear(cctx, pc, acked); err != nil {
 		// Harmless: the events stay pending and are republished, then deduplicated by their Nats-Msg-Id.
 		r.log.Warn("clearing published events failed", "case_id", pc.CaseID, "error", err)
 	}

@@ -21,9 +21,9 @@ import (
 // crashed is a publisher that never publishes: the process died right after the database write.
 type crashed struct{}
 
-func (crashed) Kick(string, string, []app.PendingEvent) {}
+func (crashed) Publish(context.Context, string, string, int64, []app.PendingEvent) {}
 
-func setup(t *testing.T) (*mongostore.Store, jetstream.JetStream) {
+func setup(t *testing.T) (*mongostore.Store, jetstream.JetStream, *nats.Conn) {
 	t.Helper()
 	srv := testinfra.NATS(t)
 	uri, dbName := testinfra.Mongo(t)
@@ -43,11 +43,11 @@ func setup(t *testing.T) (*mongostore.Store, jetstream.JetStream) {
 	if _, err := js.CreateStream(t.Context(), events.StreamConfig(time.Hour, 1)); err != nil {
 		t.Fatal(err)
 	}
-	return store, js
+	return store, js, nc
 }
 
-func runRelay(t *testing.T, js jetstream.JetStream, store *mongostore.Store) (stop func()) {
-	r := relay.New(js, store, slog.New(slog.DiscardHandler), nil, relay.Options{SweepInterval: 50 * time.Millisecond, SweepGrace: time.Millisecond})
+func runRelay(t *testing.T, js jetstream.JetStream, nc *nats.Conn, store *mongostore.Store) (stop func()) {
+	r := relay.New(js, nc, store, slog.New(slog.DiscardHandler), nil, relay.Options{SweepInterval: 50 * time.Millisecond, SweepGrace: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = r.Run(ctx); close(done) }()
@@ -71,7 +71,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 // database write, then starts a relay: every event appears once, in order; a second relay finds nothing left and a
 // republish of an already published outbox is deduplicated by JetStream.
 func TestCrashBetweenWriteAndPublish(t *testing.T) {
-	store, js := setup(t)
+	store, js, nc := setup(t)
 	cases := app.New(store, protoconv.EncodeEvent, crashed{})
 	ctx := t.Context()
 	c, err := cases.Create(ctx, "acme", kyc.NewCase{RequestID: "crash"})
@@ -85,7 +85,7 @@ func TestCrashBetweenWriteAndPublish(t *testing.T) {
 		t.Fatalf("%d events before any relay ran", n)
 	}
 
-	stop := runRelay(t, js, store)
+	stop := runRelay(t, js, nc, store)
 	deadline := time.Now().Add(10 * time.Second)
 	for streamMsgs(t, js) < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -104,14 +104,8 @@ func TestCrashBetweenWriteAndPublish(t *testing.T) {
 	}
 
 	// A relay that crashed after publishing but before clearing republishes: JetStream drops the copies.
-	r := relay.New(js, store, slog.New(slog.DiscardHandler), nil, relay.Options{SweepInterval: time.Hour})
-	r.Kick("acme", c.ID, published(t, js))
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = r.Run(rctx); close(done) }()
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	<-done
+	r := relay.New(js, nc, store, slog.New(slog.DiscardHandler), nil, relay.Options{})
+	r.Publish(ctx, "acme", c.ID, 2, published(t, js))
 	if n := streamMsgs(t, js); n != 2 {
 		t.Fatalf("%d events after a republish, want 2", n)
 	}
