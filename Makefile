@@ -3,8 +3,11 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Binaries built to bin/<name> from services/<name>/cmd/<name>.
-SERVICES := case devserver
+SERVICES := case webhook gateway devserver
 TOOLS_BIN := $(CURDIR)/.cache/bin
+
+# `make images` (needs a Docker engine).
+include deploy/images.mk
 
 .PHONY: help run build test bench proto proto-check lint vet fmt tools keycloak clean
 .DEFAULT_GOAL := help
