@@ -13,7 +13,7 @@ include deploy/images.mk
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 run: build ## build and start the whole stack (NATS, FerretDB, Keycloak, services); Ctrl-C stops it
 	@scripts/keycloak.sh fetch
