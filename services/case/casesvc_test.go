@@ -26,7 +26,7 @@ func jane() *pb.Applicant {
 	}
 }
 
-func create(t *testing.T, st *stack, c client, requestID string) *pb.Case {
+func create(t testing.TB, st *stack, c client, requestID string) *pb.Case {
 	t.Helper()
 	resp, err := st.api.CreateCase(as(t, c), &pb.CreateCaseRequest{
 		RequestId: requestID, ExternalRef: "cust-" + requestID, Level: pb.VerificationLevel_VERIFICATION_LEVEL_ENHANCED,

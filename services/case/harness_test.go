@@ -41,7 +41,7 @@ var (
 
 // token gets a real access token from Keycloak by client credentials (cached for the test binary's run: tokens
 // live five minutes, longer than these tests).
-func token(t *testing.T, c client) string {
+func token(t testing.TB, c client) string {
 	t.Helper()
 	tokenMu.Lock()
 	defer tokenMu.Unlock()
@@ -89,7 +89,7 @@ func (s *syncBuffer) String() string {
 
 type stackOption func(*casesvc.Config)
 
-func startStack(t *testing.T, opts ...stackOption) *stack {
+func startStack(t testing.TB, opts ...stackOption) *stack {
 	t.Helper()
 	st := &stack{natsDir: t.TempDir(), natsPort: testinfra.FreePort(t), logs: &syncBuffer{}}
 	st.startNATS(t)
@@ -146,7 +146,7 @@ func startStack(t *testing.T, opts ...stackOption) *stack {
 	return st
 }
 
-func (st *stack) startNATS(t *testing.T) {
+func (st *stack) startNATS(t testing.TB) {
 	t.Helper()
 	srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: st.natsDir, ServerName: "test", Port: st.natsPort})
 	if err != nil {
@@ -156,7 +156,7 @@ func (st *stack) startNATS(t *testing.T) {
 	t.Cleanup(srv.Shutdown)
 }
 
-func (st *stack) waitStream(t *testing.T) {
+func (st *stack) waitStream(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -169,7 +169,7 @@ func (st *stack) waitStream(t *testing.T) {
 }
 
 // as returns a context carrying the client's token.
-func as(t *testing.T, c client) context.Context {
+func as(t testing.TB, c client) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token(t, c))
