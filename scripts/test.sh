@@ -34,34 +34,5 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 chromium --version
 
-step "Keycloak: the real server for the auth tests"
-kc_pid=""
-cleanup() {
-  if [ -n "$kc_pid" ]; then
-    echo "stopping the test Keycloak"
-    kill -TERM -- "-$kc_pid" 2>/dev/null || true
-    for _ in $(seq 1 30); do kill -0 "$kc_pid" 2>/dev/null || break; sleep 1; done
-    kill -KILL -- "-$kc_pid" 2>/dev/null || true
-  fi
-  [ -n "${kc_dir:-}" ] && rm -rf "$kc_dir"
-}
-trap cleanup EXIT
-if [ -n "${KEYCLOAK_URL:-}" ]; then
-  echo "using the Keycloak at KEYCLOAK_URL=$KEYCLOAK_URL"
-else
-  export KEYCLOAK_PORT="${TEST_KEYCLOAK_PORT:-18180}" KEYCLOAK_MGMT_PORT="${TEST_KEYCLOAK_MGMT_PORT:-19000}"
-  kc_dir="$(mktemp -d)"
-  export KEYCLOAK_DATA_DIR="$kc_dir"
-  scripts/keycloak.sh fetch
-  echo "starting Keycloak on 127.0.0.1:$KEYCLOAK_PORT (log: $kc_dir/keycloak.log)"
-  setsid scripts/keycloak.sh start >"$kc_dir/keycloak.log" 2>&1 &
-  kc_pid=$!
-  if ! scripts/keycloak.sh wait "$kc_pid"; then
-    tail -n 50 "$kc_dir/keycloak.log" >&2
-    exit 1
-  fi
-  export KEYCLOAK_URL="http://127.0.0.1:$KEYCLOAK_PORT"
-fi
-
-step "go test -race (every module)"
-go test -race -count=1 -timeout 25m "${packages[@]}" "$@"
+step "go test -race (every module), with the real Keycloak"
+scripts/with-keycloak.sh go test -race -count=1 -timeout 25m "${packages[@]}" "$@"
