@@ -12,4 +12,8 @@ if ! diff -r -q "$root/proto" "$scratch" >/dev/null; then
   diff -r -q "$root/proto" "$scratch" >&2 || true
   exit 1
 fi
-echo "proto: lint clean, generated code up to date"
+# Breaking changes against the last commit: a field renumbered or a message removed breaks every deployed client.
+if git -C "$root" rev-parse --verify -q HEAD >/dev/null && git -C "$root" cat-file -e HEAD:proto/buf.yaml 2>/dev/null; then
+  (cd "$root/proto" && buf breaking --against "$root/.git#ref=HEAD,subdir=proto")
+fi
+echo "proto: lint clean, no breaking change against HEAD, generated code up to date"
