@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
@@ -72,7 +73,7 @@ func Load[T any](environ map[string]string) (T, error) {
 		opts.Environment = environ
 	}
 	if err := env.ParseWithOptions(&cfg, opts); err != nil {
-		return cfg, fmt.Errorf("configuration: %w", err)
+		return cfg, fmt.Errorf("configuration: %w", namedParseErrors(reflect.TypeOf(cfg), err))
 	}
 	if v, ok := any(&cfg).(Validator); ok {
 		if err := v.Validate(); err != nil {
@@ -101,3 +102,35 @@ func (c *Check) That(ok bool, variable, format string, args ...any) {
 
 // Err is nil when every check passed.
 func (c *Check) Err() error { return errors.Join(c.errs...) }
+
+// namedParseErrors rewrites the parser's errors, which name Go struct fields, so that each names the environment
+// variable the user has to fix.
+func namedParseErrors(t reflect.Type, err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	vars := map[string][]string{}
+	collectVars(t, vars)
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) && len(vars[pe.Name]) > 0 {
+			out = append(out, fmt.Errorf("%s: cannot read it as %s: %v", strings.Join(vars[pe.Name], " or "), pe.Type, pe.Err))
+			continue
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+func collectVars(t reflect.Type, vars map[string][]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" && name != "-" {
+			vars[f.Name] = append(vars[f.Name], name)
+		} else if f.Type.Kind() == reflect.Struct {
+			collectVars(f.Type, vars)
+		}
+	}
+}
