@@ -66,6 +66,7 @@ type Relay struct {
 	duplicates prometheus.Counter
 	failures   prometheus.Counter
 	swept      prometheus.Counter
+	backlog    prometheus.Gauge
 }
 
 // New returns a relay; call Run to start it.
@@ -77,9 +78,10 @@ func New(js jetstream.JetStream, conn Connection, outbox Outbox, log *slog.Logge
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "case_events_duplicate_total", Help: "Republished events JetStream had already (deduplicated)."}),
 		failures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "case_events_publish_failures_total", Help: "Publishes that failed and wait for the sweep."}),
 		swept:      prometheus.NewCounter(prometheus.CounterOpts{Name: "case_events_swept_total", Help: "Cases whose pending events the sweep found."}),
+		backlog:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "case_outbox_backlog_cases", Help: "Cases with events older than the sweep grace still unpublished, at the last sweep (at most 500)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.published, r.duplicates, r.failures, r.swept)
+		reg.MustRegister(r.published, r.duplicates, r.failures, r.swept, r.backlog)
 	}
 	return r
 }
@@ -117,6 +119,7 @@ func (r *Relay) sweep(ctx context.Context) {
 		}
 		return
 	}
+	r.backlog.Set(float64(len(pending)))
 	for _, pc := range pending {
 		r.swept.Inc()
 		r.publish(ctx, pc)
