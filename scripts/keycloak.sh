@@ -26,9 +26,9 @@
 #   KEYCLOAK_WAIT_SECONDS     `wait` timeout                 [180]
 #   KEYCLOAK_HEAP_OPTS        JVM heap options               [-Xms64m -Xmx512m]
 #   KEYCLOAK_ADMIN_USER / KEYCLOAK_ADMIN_PASSWORD  bootstrap master-realm admin [admin / admin]
-#   KEYCLOAK_JAVA_HOME        force a JDK (must be Java 17+); otherwise JAVA_HOME is used when it is
-#                             Java 17+, else the newest JDK with a Keycloak-supported major
-#                             (17, 21, 25) found on PATH or under /usr/lib/jvm.
+#   KEYCLOAK_JAVA_HOME        force a JDK (must be Java 17+). Otherwise: JAVA_HOME when it is Java 17+;
+#                             else `java` on PATH when it is 17, 21 or 25 (the LTS releases Keycloak
+#                             26.5 supports); else the newest supported JDK under /usr/lib/jvm.
 set -euo pipefail
 
 KC_VERSION=26.5.6
@@ -96,12 +96,22 @@ select_java() {
     fi
     log "ignoring JAVA_HOME=${JAVA_HOME} (Java ${m:-?}; Keycloak needs ${KC_MIN_JAVA}+)"
   fi
-  # Candidates: java on PATH, then every JDK/JRE under /usr/lib/jvm.
-  local cands=() c home best_home="" best_major=0 best_supported=0 sup
+  # The default `java` on PATH, when it is a Keycloak-supported LTS (Keycloak starts as fast on 17
+  # as on 25 and needs no extra JVM flags there).
+  local c home best_home="" best_major=0 best_supported=0 sup
   if command -v java >/dev/null 2>&1; then
     c="$(readlink -f "$(command -v java)")"
-    cands+=("${c%/bin/java}")
+    home="${c%/bin/java}"
+    m="$(java_major "$c")"
+    if [[ -n "$m" ]] && is_supported_major "$m"; then
+      SELECTED_JAVA_HOME="$home" SELECTED_JAVA_MAJOR="$m"
+      SELECTED_JAVA_WHY="default java on PATH, a Keycloak-supported LTS (${KC_SUPPORTED_JAVA[*]})"
+      return 0
+    fi
   fi
+  # Otherwise every JDK/JRE under /usr/lib/jvm (and PATH's): newest supported major wins.
+  local cands=()
+  [[ -n "${home:-}" ]] && cands+=("$home")
   for c in /usr/lib/jvm/*/bin/java; do
     [[ -x "$c" ]] && cands+=("$(readlink -f "${c%/bin/java}")")
   done
@@ -196,6 +206,8 @@ cmd_fetch() {
       flock 8
     fi
     if [[ -f "$KC_READY_MARKER" ]]; then exec 8>&-; return 0; fi
+    # We hold the lock, so any temp dir left here is debris of an interrupted (e.g. SIGKILLed) fetch.
+    rm -rf "${CACHE_DIR}/.keycloak-${KC_VERSION}.tmp."*
   fi
   command -v mvn >/dev/null 2>&1 ||
     die "mvn (Apache Maven) not found; it downloads Keycloak from Maven Central. Install it: apt-get install -y maven"

@@ -33,7 +33,7 @@ type VerifierConfig struct {
 	Introspect   bool
 	ClientID     string
 	ClientSecret string
-	// KeyRefreshInterval bounds how often an unknown key id may trigger a fetch of the realm's keys (default 5s).
+	// KeyRefreshInterval bounds how often an unknown key id may trigger a fetch of the realm's keys (default 2s).
 	KeyRefreshInterval time.Duration
 	// KeyMaxAge is how long fetched keys are used before they are fetched again in the background (default 10m), so
 	// that a key removed from the realm stops being trusted without a restart.
@@ -97,7 +97,7 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger) (*Verifier, error) {
 		cfg.Issuer = cfg.KeycloakURL + "/realms/" + cfg.Realm
 	}
 	if cfg.KeyRefreshInterval <= 0 {
-		cfg.KeyRefreshInterval = 5 * time.Second
+		cfg.KeyRefreshInterval = 2 * time.Second
 	}
 	if cfg.KeyMaxAge <= 0 {
 		cfg.KeyMaxAge = 10 * time.Minute
@@ -184,6 +184,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	var claims keycloakClaims
 	var keyErr error
 	_, err := v.parser.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		// The claims are not verified yet, but a token that does not even claim our issuer cannot be ours: refuse
+		// it before its key id can make us fetch keys (a master-realm token would otherwise trigger a refresh).
+		if claims.Issuer != v.cfg.Issuer {
+			return nil, errors.New("token of another issuer")
+		}
 		kid, _ := t.Header["kid"].(string)
 		k, err := v.key(ctx, kid)
 		if err != nil && !errors.Is(err, errUnknownKey) {
@@ -238,11 +243,12 @@ var errUnknownKey = errors.New("unknown signing key")
 func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	v.mu.RLock()
 	k, ok := v.keys[kid]
+	seen := v.lastRefresh
 	v.mu.RUnlock()
 	if ok {
 		return k, nil
 	}
-	if err := v.refreshKeys(ctx, false); err != nil {
+	if err := v.refreshKeys(ctx, seen, false); err != nil {
 		return nil, err
 	}
 	v.mu.RLock()
@@ -266,22 +272,38 @@ func (v *Verifier) maybeRefreshInBackground(now time.Time) {
 		defer v.bgRefresh.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := v.refreshKeys(ctx, true); err != nil {
+		if err := v.refreshKeys(ctx, time.Time{}, true); err != nil {
 			v.log.Warn("background refresh of realm keys failed", "error", err)
 		}
 	}()
 }
 
-// refreshKeys fetches the realm's keys unless that happened less than KeyRefreshInterval ago, so a flood of tokens
-// with made-up key ids cannot turn into a flood of calls to Keycloak. Concurrent callers wait for one fetch.
-func (v *Verifier) refreshKeys(ctx context.Context, force bool) error {
+// refreshKeys fetches the realm's keys for a request that found its key id missing from the key set loaded at
+// seen. Fetches are spaced by at least KeyRefreshInterval, so a flood of tokens with made-up key ids costs one call
+// to Keycloak per interval; a request arriving within the interval waits for the next allowed fetch rather than
+// failing, so that the first tokens of a genuine rotation are never refused. Requests that queued while another
+// fetch happened use its result.
+func (v *Verifier) refreshKeys(ctx context.Context, seen time.Time, force bool) error {
 	v.refreshMu.Lock()
 	defer v.refreshMu.Unlock()
 	v.mu.RLock()
-	recent := !v.lastRefresh.IsZero() && v.now().Sub(v.lastRefresh) < v.cfg.KeyRefreshInterval
+	last := v.lastRefresh
 	v.mu.RUnlock()
-	if recent && !force {
-		return nil
+	if !force {
+		if last.After(seen) {
+			return nil
+		}
+		if !last.IsZero() {
+			if wait := last.Add(v.cfg.KeyRefreshInterval).Sub(v.now()); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return fmt.Errorf("%w: waiting to fetch the realm keys", ErrInvalidToken)
+				case <-t.C:
+				}
+			}
+		}
 	}
 	// Fetched directly rather than with gocloak's GetCerts, which caches the answer for ten minutes and would hide
 	// a rotated key for that long.

@@ -7,6 +7,7 @@ package devserver
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"github.com/casekeeper/core/pkg/devinfra"
 	"github.com/casekeeper/core/pkg/lifecycle"
 	casesvc "github.com/casekeeper/core/services/case"
+	gatewaysvc "github.com/casekeeper/core/services/gateway"
+	webhooksvc "github.com/casekeeper/core/services/webhook"
 )
 
 // Config is the dev server's own configuration; each service reads the rest of its own from the environment.
@@ -35,61 +38,72 @@ type Config struct {
 	KeycloakStartTimeout time.Duration `env:"KEYCLOAK_START_TIMEOUT" envDefault:"5m"`
 }
 
-// Run starts the infrastructure, then the services, and serves until ctx ends; then it stops everything in
-// reverse order.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+// Stack is the started dev stack: the infrastructure is up and the services are bound to their ports.
+type Stack struct {
+	Case        *casesvc.Service
+	Webhook     *webhooksvc.Service
+	Gateway     *gatewaysvc.Service
+	NATSURL     string
+	MongoURI    string
+	KeycloakURL string
+
+	log     *slog.Logger
+	workers []lifecycle.Worker
+	closers []func()
+}
+
+// Start brings up the infrastructure (embedded or external) and wires the services. env is the environment the
+// services read their configuration from; the dev server adds what it started (NATS_URL, MONGODB_URI,
+// KEYCLOAK_URL, the services' addresses) and the dev defaults (the demo clients' secrets, http to loopback).
+func Start(ctx context.Context, cfg Config, env map[string]string, log *slog.Logger) (_ *Stack, err error) {
+	st := &Stack{log: log}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("DATA_DIR: %w", err)
+		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
 	cfg.DataDir = dataDir
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return fmt.Errorf("DATA_DIR %s: %w", dataDir, err)
+		return nil, fmt.Errorf("DATA_DIR %s: %w", dataDir, err)
 	}
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
+	env = withDefaults(env, nil)
 
-	if cfg.NATSURL == "" {
+	st.NATSURL = cfg.NATSURL
+	if st.NATSURL == "" {
 		srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: filepath.Join(dataDir, "nats"), Port: cfg.NATSPort,
 			ServerName: "casekeeper-dev", Logger: log.With("component", "nats")})
 		if err != nil {
-			return fmt.Errorf("embedded NATS on port %d (DEV_NATS_PORT): %w", cfg.NATSPort, err)
+			return nil, fmt.Errorf("embedded NATS on port %d (DEV_NATS_PORT): %w", cfg.NATSPort, err)
 		}
-		defer srv.Shutdown()
-		env["NATS_URL"] = srv.URL()
+		st.closers = append(st.closers, srv.Shutdown)
+		st.NATSURL = srv.URL()
 		log.Info("embedded NATS with JetStream ready", "url", srv.URL())
 	}
-	if cfg.MongoURI == "" {
+	st.MongoURI = cfg.MongoURI
+	if st.MongoURI == "" {
 		fdb, err := devinfra.StartFerretDB(ctx, devinfra.FerretDBOptions{Dir: filepath.Join(dataDir, "ferretdb"),
 			ListenAddr: cfg.MongoAddr, Logger: log.With("component", "ferretdb")})
 		if err != nil {
-			return fmt.Errorf("embedded FerretDB on %s (DEV_MONGODB_ADDR): %w", cfg.MongoAddr, err)
+			return nil, fmt.Errorf("embedded FerretDB on %s (DEV_MONGODB_ADDR): %w", cfg.MongoAddr, err)
 		}
-		defer fdb.Stop()
-		env["MONGODB_URI"] = fdb.URI()
+		st.closers = append(st.closers, fdb.Stop)
+		st.MongoURI = fdb.URI()
 		log.Info("embedded FerretDB ready", "uri", fdb.URI())
 	}
-	var kc *keycloak
-	if cfg.KeycloakURL == "" {
-		kc, err = startKeycloak(ctx, cfg, log)
+	st.KeycloakURL = cfg.KeycloakURL
+	if st.KeycloakURL == "" {
+		kc, err := startKeycloak(ctx, cfg, log)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer kc.stop()
-		env["KEYCLOAK_URL"] = fmt.Sprintf("http://127.0.0.1:%d", cfg.KeycloakPort)
-		log.Info("Keycloak ready", "url", env["KEYCLOAK_URL"])
-	}
-
-	workers, err := services(ctx, env, log)
-	if err != nil {
-		return err
-	}
-	if kc != nil {
-		workers = append(workers, lifecycle.Worker{Name: "keycloak", Run: func(ctx context.Context) error {
+		st.closers = append(st.closers, kc.stop)
+		st.KeycloakURL = fmt.Sprintf("http://127.0.0.1:%d", cfg.KeycloakPort)
+		log.Info("Keycloak ready", "url", st.KeycloakURL)
+		st.workers = append(st.workers, lifecycle.Worker{Name: "keycloak", Run: func(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -98,26 +112,72 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			}
 		}})
 	}
-	printWelcome(env)
-	return lifecycle.Run(ctx, log, workers...)
-}
+	env["NATS_URL"], env["MONGODB_URI"], env["KEYCLOAK_URL"] = st.NATSURL, st.MongoURI, st.KeycloakURL
 
-// services builds each service from the environment the dev server completed, as its own binary would.
-func services(ctx context.Context, env map[string]string, log *slog.Logger) ([]lifecycle.Worker, error) {
 	caseCfg, err := config.Load[casesvc.Config](withDefaults(env, map[string]string{
 		"KEYCLOAK_CLIENT_ID": "casekeeper-case", "KEYCLOAK_CLIENT_SECRET": "caseDevSecret",
 	}))
 	if err != nil {
 		return nil, err
 	}
-	caseSvc, err := casesvc.New(ctx, caseCfg, log)
+	if st.Case, err = casesvc.New(ctx, caseCfg, log); err != nil {
+		return nil, err
+	}
+	st.workers = append(st.workers, lifecycle.Worker{Name: "case", Run: st.Case.Run})
+
+	webhookCfg, err := config.Load[webhooksvc.Config](withDefaults(env, map[string]string{
+		"KEYCLOAK_CLIENT_ID": "casekeeper-webhook", "KEYCLOAK_CLIENT_SECRET": "webhookDevSecret",
+		// Development receivers listen on this machine.
+		"WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",
+	}))
 	if err != nil {
 		return nil, err
 	}
-	return []lifecycle.Worker{{Name: "case", Run: caseSvc.Run}}, nil
+	if st.Webhook, err = webhooksvc.New(ctx, webhookCfg, log); err != nil {
+		return nil, err
+	}
+	st.workers = append(st.workers, lifecycle.Worker{Name: "webhook", Run: st.Webhook.Run})
+
+	gatewayCfg, err := config.Load[gatewaysvc.Config](withDefaults(env, map[string]string{
+		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
+		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false",
+		"CASE_SERVICE_ADDR": st.Case.GRPCAddr(), "WEBHOOK_SERVICE_ADDR": st.Webhook.GRPCAddr(),
+	}))
+	if err != nil {
+		return nil, err
+	}
+	if st.Gateway, err = gatewaysvc.New(ctx, gatewayCfg, log); err != nil {
+		return nil, err
+	}
+	st.workers = append(st.workers, lifecycle.Worker{Name: "gateway", Run: st.Gateway.Run})
+	return st, nil
 }
 
-// withDefaults returns env plus the dev defaults for variables the user did not set.
+// Run serves until ctx ends, then stops the services and the infrastructure in reverse order.
+func (st *Stack) Run(ctx context.Context) error {
+	defer st.close()
+	return lifecycle.Run(ctx, st.log, st.workers...)
+}
+
+func (st *Stack) close() {
+	for i := len(st.closers) - 1; i >= 0; i-- {
+		st.closers[i]()
+	}
+	st.closers = nil
+}
+
+// Environ returns the process environment as a map.
+func Environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// withDefaults returns env plus the defaults for variables env does not set.
 func withDefaults(env, defaults map[string]string) map[string]string {
 	out := make(map[string]string, len(env)+len(defaults))
 	for k, v := range defaults {
@@ -129,15 +189,15 @@ func withDefaults(env, defaults map[string]string) map[string]string {
 	return out
 }
 
-func printWelcome(env map[string]string) {
-	kc := env["KEYCLOAK_URL"]
-	fmt.Printf(`
+// PrintWelcome tells a developer where everything is and how to try it.
+func (st *Stack) PrintWelcome(w io.Writer) {
+	fmt.Fprintf(w, `
 Case-keeper Core is running.
 
-  Gateway HTTP     http://127.0.0.1:8080        (dashboard: http://127.0.0.1:8080/dashboard)
-  Gateway gRPC     127.0.0.1:9090
-  Case service     127.0.0.1:9091 (gRPC)
-  Webhook service  127.0.0.1:9092 (gRPC)
+  Gateway HTTP     http://%[4]s        (dashboard: http://%[4]s/dashboard, API: http://%[4]s/openapi.json)
+  Gateway gRPC     %[5]s
+  Case service     %[6]s (gRPC)
+  Webhook service  %[7]s (gRPC)
   Keycloak         %[1]s  (admin console: admin / admin)
   NATS             %[2]s
   MongoDB wire     %[3]s
@@ -146,8 +206,8 @@ Get a demo token (tenant acme) and list its cases through the gateway:
 
   TOKEN=$(curl -s -d grant_type=client_credentials -d client_id=acme-backend -d client_secret=acmeBackendDevSecret \
     %[1]s/realms/casekeeper/protocol/openid-connect/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/cases
+  curl -s -H "Authorization: Bearer $TOKEN" http://%[4]s/v1/cases
 
-Press Ctrl-C to stop everything.
-`, kc, env["NATS_URL"], env["MONGODB_URI"])
+Dashboard login: admin@acme.test / admin.  Press Ctrl-C to stop everything.
+`, st.KeycloakURL, st.NATSURL, st.MongoURI, st.Gateway.HTTPAddr(), st.Gateway.GRPCAddr(), st.Case.GRPCAddr(), st.Webhook.GRPCAddr())
 }

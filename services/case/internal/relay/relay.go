@@ -104,9 +104,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
-			if r.conn.IsConnected() {
-				r.sweep(ctx)
-			}
+			r.sweep(ctx)
 		}
 	}
 }
@@ -120,6 +118,9 @@ func (r *Relay) sweep(ctx context.Context) {
 		return
 	}
 	r.backlog.Set(float64(len(pending)))
+	if !r.conn.IsConnected() {
+		return
+	}
 	for _, pc := range pending {
 		r.swept.Inc()
 		r.publish(ctx, pc)

@@ -31,5 +31,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	return devserver.Run(ctx, cfg, log)
+	stack, err := devserver.Start(ctx, cfg, devserver.Environ(), log)
+	if err != nil {
+		return err
+	}
+	stack.PrintWelcome(os.Stdout)
+	return stack.Run(ctx)
 }
