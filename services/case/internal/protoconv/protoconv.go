@@ -85,12 +85,7 @@ func Case(c *kyc.Case) *pb.Case {
 	out := &pb.Case{
 		Id: c.ID, Tenant: c.Tenant, ExternalRef: c.ExternalRef, Level: levels.toProto(c.Level),
 		Status: statuses.toProto(c.Status), StatusReason: c.StatusReason,
-		Applicant: &pb.Applicant{
-			FullName: c.Applicant.FullName, DateOfBirth: c.Applicant.DateOfBirth, Nationality: c.Applicant.Nationality,
-			Email: c.Applicant.Email, Phone: c.Applicant.Phone,
-			Address: &pb.Address{Line1: c.Applicant.Address.Line1, Line2: c.Applicant.Address.Line2, City: c.Applicant.Address.City,
-				PostalCode: c.Applicant.Address.PostalCode, Region: c.Applicant.Address.Region, Country: c.Applicant.Address.Country},
-		},
+		Applicant: applicant(c.Applicant),
 		Labels: c.Labels, Metadata: c.Metadata, Assignee: c.Assignee,
 		CreatedAt: ts(c.CreatedAt), UpdatedAt: ts(c.UpdatedAt), SubmittedAt: ts(c.SubmittedAt),
 		ReviewedAt: ts(c.ReviewedAt), RedactedAt: ts(c.RedactedAt), Version: c.Version,
@@ -110,6 +105,19 @@ func Case(c *kyc.Case) *pb.Case {
 		out.Review = &pb.Review{Answer: answers.toProto(c.Review.Answer), RejectLabels: c.Review.RejectLabels,
 			RejectType: rejectTypes.toProto(c.Review.RejectType), Reviewer: c.Review.Reviewer, Comment: c.Review.Comment,
 			ReviewedAt: ts(c.Review.ReviewedAt)}
+	}
+	return out
+}
+
+// applicant is nil when there is none (a redacted case), so that no empty object suggests data.
+func applicant(a kyc.Applicant) *pb.Applicant {
+	if a == (kyc.Applicant{}) {
+		return nil
+	}
+	out := &pb.Applicant{FullName: a.FullName, DateOfBirth: a.DateOfBirth, Nationality: a.Nationality, Email: a.Email, Phone: a.Phone}
+	if a.Address != (kyc.Address{}) {
+		ad := a.Address
+		out.Address = &pb.Address{Line1: ad.Line1, Line2: ad.Line2, City: ad.City, PostalCode: ad.PostalCode, Region: ad.Region, Country: ad.Country}
 	}
 	return out
 }
