@@ -37,9 +37,10 @@ func New(db *mongo.Database) *Store {
 	return &Store{cases: db.Collection("cases")}
 }
 
-// EnsureIndexes creates the indexes every query needs; it is idempotent.
+// EnsureIndexes creates the indexes every query needs; it is idempotent. One index per call: FerretDB drops the
+// connection when one createIndexes names two or more indexes that already exist (a restart on kept data).
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.cases.Indexes().CreateMany(ctx, []mongo.IndexModel{
+	for _, idx := range []mongo.IndexModel{
 		// Idempotent creation: one case per (tenant, request id).
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "request_id", Value: 1}}, Options: options.Index().SetUnique(true).SetName("tenant_request_id")},
 		// Listing pages by id within a tenant, optionally by status.
@@ -49,9 +50,10 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "updated_at", Value: 1}}, Options: options.Index().SetName("tenant_updated_at")},
 		// The relay's sweep for events still pending after a crash or an outage of NATS.
 		{Keys: bson.D{{Key: "outbox.at", Value: 1}}, Options: options.Index().SetName("outbox_at")},
-	})
-	if err != nil {
-		return fmt.Errorf("creating case indexes: %w", err)
+	} {
+		if _, err := s.cases.Indexes().CreateOne(ctx, idx); err != nil {
+			return fmt.Errorf("creating case index: %w", err)
+		}
 	}
 	return nil
 }
