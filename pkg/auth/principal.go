@@ -31,6 +31,7 @@ var (
 )
 
 // Principal is who is calling: taken from a verified token, or asserted by a trusted service for its caller.
+// Treat it as read-only: the verifier hands the same Roles slice to every request made with one token.
 type Principal struct {
 	Subject  string
 	ClientID string

@@ -1,0 +1,460 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// fakeRealm serves the two Keycloak endpoints the package calls — the realm's keys and the token endpoint — and
+// counts the calls. The real Keycloak is exercised by the gateway's integration tests; these tests pin each rule
+// with tokens we sign ourselves.
+type fakeRealm struct {
+	t      *testing.T
+	srv    *httptest.Server
+	mu     sync.Mutex
+	keys   map[string]*rsa.PrivateKey
+	active bool
+
+	certCalls, tokenCalls, introspectCalls atomic.Int64
+	tokenLife                              int
+}
+
+func newFakeRealm(t *testing.T) *fakeRealm {
+	f := &fakeRealm{t: t, keys: map[string]*rsa.PrivateKey{}, active: true, tokenLife: 300}
+	f.addKey("k1")
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeRealm) addKey(kid string) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.keys[kid] = k
+	f.mu.Unlock()
+}
+
+func (f *fakeRealm) issuer() string { return f.srv.URL + "/realms/r" }
+
+func (f *fakeRealm) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	switch r.URL.Path {
+	case "/realms/r/protocol/openid-connect/certs":
+		f.certCalls.Add(1)
+		f.mu.Lock()
+		var keys []map[string]string
+		for kid, k := range f.keys {
+			keys = append(keys, map[string]string{"kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig",
+				"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
+				"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes())})
+		}
+		// An encryption key, as Keycloak publishes one: it must be ignored.
+		keys = append(keys, map[string]string{"kid": "enc", "kty": "RSA", "alg": "RSA-OAEP", "use": "enc", "n": "AQAB", "e": "AQAB"})
+		f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": keys})
+	case "/realms/r/protocol/openid-connect/token":
+		f.tokenCalls.Add(1)
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "tok" + time.Now().String(), "expires_in": f.tokenLife})
+	case "/realms/r/protocol/openid-connect/token/introspect":
+		f.introspectCalls.Add(1)
+		f.mu.Lock()
+		active := f.active
+		f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"active": active})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeRealm) claims() jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"iss": f.issuer(), "aud": []string{"casekeeper-api", "account"}, "sub": "user-1", "azp": "acme-backend",
+		"typ": "Bearer", "tenant": "acme", "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(),
+		"realm_access":    map[string]any{"roles": []string{"cases:read"}},
+		"resource_access": map[string]any{"casekeeper-api": map[string]any{"roles": []string{"extra"}}, "other": map[string]any{"roles": []string{"cases:write"}}},
+	}
+}
+
+func (f *fakeRealm) sign(kid string, c jwt.MapClaims) string {
+	f.mu.Lock()
+	k := f.keys[kid]
+	f.mu.Unlock()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(k)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fakeRealm) verifier(t *testing.T, mod func(*VerifierConfig)) *Verifier {
+	cfg := VerifierConfig{KeycloakURL: f.srv.URL, Realm: "r", Audience: "casekeeper-api", Leeway: time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	v, err := NewVerifier(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestVerifyAcceptsAccessTokenAndReadsIdentity(t *testing.T) {
+	f := newFakeRealm(t)
+	v := f.verifier(t, nil)
+	p, err := v.Verify(context.Background(), f.sign("k1", f.claims()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Subject != "user-1" || p.ClientID != "acme-backend" || p.Tenant != "acme" {
+		t.Fatalf("principal = %+v", p)
+	}
+	// Realm roles and the audience client's roles count; another client's roles do not.
+	if !p.Has("cases:read") || !p.Has("extra") || p.Has("cases:write") {
+		t.Fatalf("roles = %v", p.Roles)
+	}
+}
+
+func TestVerifyRejectsUntrustworthyTokens(t *testing.T) {
+	f := newFakeRealm(t)
+	v := f.verifier(t, nil)
+	good := f.sign("k1", f.claims())
+	with := func(k string, val any) string {
+		c := f.claims()
+		if val == nil {
+			delete(c, k)
+		} else {
+			c[k] = val
+		}
+		return f.sign("k1", c)
+	}
+	parts := strings.Split(good, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	tamperedPayload := strings.Replace(string(payload), `"tenant":"acme"`, `"tenant":"globex"`, 1)
+	if tamperedPayload == string(payload) {
+		t.Fatal("tampering did not change the payload")
+	}
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(tamperedPayload)) + "." + parts[2]
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"k1"}`)) + "." + parts[1] + "."
+	// HMAC confusion: an HS256 token keyed with the realm's public key, which anybody can download.
+	f.mu.Lock()
+	pubDER := f.keys["k1"].N.Bytes()
+	f.mu.Unlock()
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, f.claims())
+	hs.Header["kid"] = "k1"
+	hsToken, _ := hs.SignedString(pubDER)
+	unknownKid := func() string {
+		f.addKey("rogue")
+		s := f.sign("rogue", f.claims())
+		f.mu.Lock()
+		delete(f.keys, "rogue")
+		f.mu.Unlock()
+		return s
+	}()
+
+	cases := map[string]string{
+		"expired":            with("exp", time.Now().Add(-time.Minute).Unix()),
+		"no expiry":          with("exp", nil),
+		"not yet valid":      with("nbf", time.Now().Add(time.Minute).Unix()),
+		"issued in future":   with("iat", time.Now().Add(time.Minute).Unix()),
+		"wrong issuer":       with("iss", "http://evil/realms/r"),
+		"wrong audience":     with("aud", []string{"account"}),
+		"no audience":        with("aud", nil),
+		"id token":           with("typ", "ID"),
+		"refresh token":      with("typ", "Refresh"),
+		"no type":            with("typ", nil),
+		"malformed tenant":   with("tenant", "acme.>"),
+		"tampered":           tampered,
+		"alg none":           none,
+		"hmac with rsa key":  hsToken,
+		"unknown key id":     unknownKid,
+		"garbage":            "not-a-jwt",
+		"oversized":          strings.Repeat("a", maxTokenBytes+1),
+		"signature stripped": parts[0] + "." + parts[1] + ".",
+	}
+	for name, tok := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := v.Verify(context.Background(), tok)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if status.Code(ToStatus(err)) != codes.Unauthenticated {
+				t.Fatalf("error %v maps to %v, want Unauthenticated", err, status.Code(ToStatus(err)))
+			}
+		})
+	}
+	if _, err := v.Verify(context.Background(), good); err != nil {
+		t.Fatalf("good token refused after the bad ones: %v", err)
+	}
+}
+
+func TestExpiryFollowsTheClockEvenForCachedTokens(t *testing.T) {
+	f := newFakeRealm(t)
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	v := f.verifier(t, func(c *VerifierConfig) { c.Now = func() time.Time { return *clock.Load() } })
+	tok := f.sign("k1", f.claims())
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(5*time.Minute + 2*time.Second)
+	clock.Store(&later)
+	if _, err := v.Verify(context.Background(), tok); err == nil {
+		t.Fatal("cached token accepted after expiry")
+	}
+}
+
+func TestKeyRotationIsPickedUpAndUnknownKidsAreRateLimited(t *testing.T) {
+	f := newFakeRealm(t)
+	v := f.verifier(t, func(c *VerifierConfig) { c.KeyRefreshInterval = time.Second })
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, f.sign("k1", f.claims())); err != nil {
+		t.Fatal(err)
+	}
+	// A flood of made-up key ids costs at most one fetch per interval: concurrent requests share one fetch.
+	forged := make([]string, 50)
+	for i := range forged {
+		c := f.claims()
+		c["jti"] = strconv.Itoa(i)
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+		tok.Header["kid"] = "made-up"
+		f.mu.Lock()
+		forged[i], _ = tok.SignedString(f.keys["k1"])
+		f.mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for _, s := range forged {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := v.Verify(ctx, s); err == nil {
+				t.Error("token with an unknown kid accepted")
+			}
+		}()
+	}
+	wg.Wait()
+	if got := v.KeyFetches(); got > 2 {
+		t.Fatalf("key fetches after a flood of unknown kids = %d, want ≤ 2", got)
+	}
+	// Rotation right after a fetch: the first token of the new key waits for the next allowed fetch and passes.
+	f.addKey("k2")
+	start := time.Now()
+	if _, err := v.Verify(ctx, f.sign("k2", f.claims())); err != nil {
+		t.Fatalf("token of the rotated key refused: %v", err)
+	}
+	// It waits for the rest of the interval (1 s here), never fails; the bound is loose for loaded machines.
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("first token of the new key waited %v", waited)
+	}
+	// Steady state: many verifications, no further calls to Keycloak.
+	before := f.certCalls.Load()
+	for i := range 100 {
+		c := f.claims()
+		c["jti"] = strconv.Itoa(i)
+		if _, err := v.Verify(ctx, f.sign("k2", c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := f.certCalls.Load(); after != before {
+		t.Fatalf("steady state made %d calls to Keycloak", after-before)
+	}
+}
+
+func TestUnreachableKeycloakIsUnavailableNotUnauthenticated(t *testing.T) {
+	f := newFakeRealm(t)
+	tok := f.sign("k1", f.claims())
+	f.srv.Close()
+	v := f.verifier(t, nil)
+	_, err := v.Verify(context.Background(), tok)
+	if status.Code(ToStatus(err)) != codes.Unavailable {
+		t.Fatalf("err = %v → %v, want Unavailable", err, status.Code(ToStatus(err)))
+	}
+}
+
+func TestIntrospectionOncePerToken(t *testing.T) {
+	f := newFakeRealm(t)
+	v := f.verifier(t, func(c *VerifierConfig) {
+		c.Introspect, c.ClientID, c.ClientSecret, c.CacheSize = true, "gw", "s", -1
+	})
+	tok := f.sign("k1", f.claims())
+	for range 3 {
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.introspectCalls.Load(); n != 1 {
+		t.Fatalf("introspection calls = %d, want 1", n)
+	}
+	f.mu.Lock()
+	f.active = false
+	f.mu.Unlock()
+	c := f.claims()
+	c["jti"] = "revoked"
+	if _, err := v.Verify(context.Background(), f.sign("k1", c)); status.Code(ToStatus(err)) != codes.Unauthenticated {
+		t.Fatalf("revoked token: %v", err)
+	}
+}
+
+func TestAuthenticateDelegation(t *testing.T) {
+	f := newFakeRealm(t)
+	v := f.verifier(t, nil)
+	gw := f.claims()
+	gw["azp"], gw["sub"] = "casekeeper-gateway", "sa-gateway"
+	delete(gw, "tenant")
+	gw["realm_access"] = map[string]any{"roles": []string{RoleDelegate}}
+	gwTok := f.sign("k1", gw)
+	policy := Policy{Roles: map[string]string{"/m": RoleCasesRead}}
+	call := func(pairs ...string) (Principal, error) {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(pairs...))
+		ctx, err := Authenticate(ctx, v, policy, "/m")
+		if err != nil {
+			return Principal{}, err
+		}
+		p, _ := FromContext(ctx)
+		return p, nil
+	}
+	p, err := call("authorization", "Bearer "+gwTok, mdSubject, "u1", mdClient, "acme-backend", mdTenant, "acme", mdRoles, "cases:read")
+	if err != nil || p.Tenant != "acme" || p.Via != "casekeeper-gateway" || p.Subject != "u1" {
+		t.Fatalf("delegated call: %+v %v", p, err)
+	}
+	// Two tenants: something appended instead of replacing.
+	if _, err := call("authorization", "Bearer "+gwTok, mdSubject, "u1", mdTenant, "globex", mdTenant, "acme", mdRoles, "cases:read"); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("duplicate tenant: %v", err)
+	}
+	// Delegation does not chain.
+	if _, err := call("authorization", "Bearer "+gwTok, mdSubject, "u1", mdTenant, "acme", mdRoles, "cases:read "+RoleDelegate); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("chained delegation: %v", err)
+	}
+	// A tenant's own token cannot assert somebody else.
+	acme := f.sign("k1", f.claims())
+	p, err = call("authorization", "Bearer "+acme, mdSubject, "x", mdTenant, "globex", mdRoles, "cases:read")
+	if err != nil || p.Tenant != "acme" || p.Via != "" {
+		t.Fatalf("non-delegate assertion: %+v %v", p, err)
+	}
+	// Two authorization values are refused.
+	if _, err := call("authorization", "Bearer "+acme, "authorization", "Bearer "+gwTok); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("two tokens: %v", err)
+	}
+	// The gateway's own token lacks cases:read.
+	if _, err := call("authorization", "Bearer "+gwTok); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("no role: %v", err)
+	}
+	// Unknown methods are closed; Admit sees the principal and can refuse.
+	if _, err := Authenticate(metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+acme)), v, policy, "/other"); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("unknown method: %v", err)
+	}
+	policy.Admit = func(_ context.Context, _ string, p Principal) error {
+		if p.ClientID == "acme-backend" {
+			return status.Error(codes.ResourceExhausted, "slow down")
+		}
+		return nil
+	}
+	if _, err := call("authorization", "Bearer "+acme); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("admit: %v", err)
+	}
+}
+
+func TestDelegateReplacesIdentityMetadata(t *testing.T) {
+	f := newFakeRealm(t)
+	creds := NewClientCredentials(f.srv.URL, "r", "gw", "s")
+	// What grpc-gateway would forward from Grpc-Metadata-* headers of a hostile HTTP caller.
+	ctx := metadata.AppendToOutgoingContext(context.Background(),
+		"authorization", "Bearer caller", mdTenant, "globex", mdSubject, "someone", "x-request-id", "r1")
+	ctx = WithPrincipal(ctx, Principal{Subject: "u1", ClientID: "acme-backend", Tenant: "acme", Roles: []string{"cases:read"}})
+	ctx, err := delegate(ctx, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	if got := md.Get(mdTenant); len(got) != 1 || got[0] != "acme" {
+		t.Fatalf("tenant metadata = %v", got)
+	}
+	if got := md.Get("authorization"); len(got) != 1 || !strings.HasPrefix(got[0], "Bearer tok") {
+		t.Fatalf("authorization = %v", got)
+	}
+	if got := md.Get("x-request-id"); len(got) != 1 {
+		t.Fatalf("unrelated metadata lost: %v", md)
+	}
+	// Without a principal no identity is asserted at all, not even a forwarded one.
+	ctx, _ = delegate(metadata.AppendToOutgoingContext(context.Background(), mdTenant, "globex"), creds)
+	md, _ = metadata.FromOutgoingContext(ctx)
+	if len(md.Get(mdTenant)) != 0 {
+		t.Fatalf("forwarded tenant kept: %v", md)
+	}
+}
+
+func TestClientCredentialsRenewInBackground(t *testing.T) {
+	f := newFakeRealm(t)
+	f.tokenLife = 40
+	creds := NewClientCredentials(f.srv.URL, "r", "gw", "s")
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	creds.now = func() time.Time { return *clock.Load() }
+	ctx := context.Background()
+	first, err := creds.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if tok, _ := creds.Token(ctx); tok != first {
+			t.Fatal("token changed before renewal time")
+		}
+	}
+	if creds.Logins() != 1 {
+		t.Fatalf("logins = %d, want 1", creds.Logins())
+	}
+	// Past 3/4 of its life: the current token is still handed out while a new one is fetched.
+	later := now.Add(31 * time.Second)
+	clock.Store(&later)
+	if tok, _ := creds.Token(ctx); tok != first {
+		t.Fatal("caller waited for the renewal")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tok, err := creds.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("token not renewed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := creds.Logins(); n != 2 {
+		t.Fatalf("logins = %d, want 2 (one renewal, however many callers)", n)
+	}
+	// Past expiry with Keycloak gone: an error, not the expired token.
+	f.srv.Close()
+	expired := later.Add(time.Hour)
+	clock.Store(&expired)
+	if _, err := creds.Token(ctx); err == nil {
+		t.Fatal("expired token handed out")
+	}
+}

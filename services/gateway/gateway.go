@@ -1,0 +1,347 @@
+// Package gatewaysvc is the query gateway: tenants' Keycloak-authenticated reads of their cases over gRPC and
+// HTTP/JSON, the change feed (a cheap interval fetch, a long-poll, a gRPC stream and Server-Sent Events), the access
+// audit, and the dashboard's webhook-settings routes forwarded to the webhook service. New wires it from a Config;
+// Run serves until the context ends.
+package gatewaysvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/casekeeper/core/pkg/auth"
+	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/grpcserver"
+	"github.com/casekeeper/core/pkg/lifecycle"
+	"github.com/casekeeper/core/pkg/mongodb"
+	"github.com/casekeeper/core/pkg/natsbus"
+	"github.com/casekeeper/core/pkg/opshttp"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/gateway/internal/audit"
+	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
+	"github.com/casekeeper/core/services/gateway/internal/httpapi"
+	"github.com/casekeeper/core/services/gateway/internal/mongostore"
+	"github.com/casekeeper/core/services/gateway/internal/notify"
+	"github.com/casekeeper/core/services/gateway/internal/projector"
+	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
+)
+
+// Config is the gateway's configuration, from the environment.
+type Config struct {
+	LogLevel           string `env:"LOG_LEVEL" envDefault:"info"`
+	HTTPAddr           string `env:"GATEWAY_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	GRPCAddr           string `env:"GATEWAY_GRPC_ADDR" envDefault:"127.0.0.1:9090"`
+	CaseServiceAddr    string `env:"CASE_SERVICE_ADDR" envDefault:"127.0.0.1:9091"`
+	WebhookServiceAddr string `env:"WEBHOOK_SERVICE_ADDR" envDefault:"127.0.0.1:9092"`
+	PublicURL          string `env:"GATEWAY_PUBLIC_URL" envDefault:"http://127.0.0.1:8080"`
+	// Dashboard* are for the dashboard (issue #6), mounted with Service.Handle.
+	DashboardClientID     string        `env:"DASHBOARD_CLIENT_ID" envDefault:"casekeeper-dashboard"`
+	DashboardClientSecret config.Secret `env:"DASHBOARD_CLIENT_SECRET"`
+	DashboardCookieSecure bool          `env:"DASHBOARD_COOKIE_SECURE" envDefault:"true"`
+	// RateLimit is the sustained requests per second of one client (token azp), RateBurst its burst. 0 disables.
+	RateLimit float64 `env:"GATEWAY_RATE_LIMIT" envDefault:"100"`
+	RateBurst int     `env:"GATEWAY_RATE_BURST" envDefault:"200"`
+	// FailedAuthLimit is how many 401s per second one address may cause (burst 4×) before it gets 429s.
+	FailedAuthLimit float64 `env:"GATEWAY_FAILED_AUTH_LIMIT" envDefault:"5"`
+	MaxBodyBytes    int64   `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
+	// RequestTimeout bounds one HTTP request (a long-poll gets its wait on top).
+	RequestTimeout time.Duration `env:"GATEWAY_REQUEST_TIMEOUT" envDefault:"15s"`
+	// FeedConsumer is the durable JetStream consumer that every gateway instance shares.
+	FeedConsumer string `env:"GATEWAY_FEED_CONSUMER" envDefault:"gateway-feed"`
+	// FeedRetention is how long the feed keeps events; keep it equal to EVENTS_STREAM_MAX_AGE of the case service.
+	FeedRetention time.Duration `env:"GATEWAY_FEED_RETENTION" envDefault:"720h"`
+	DrainTimeout  time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
+	NATS          config.NATS
+	Mongo         config.Mongo
+	Keycloak      config.Keycloak
+}
+
+// Validate checks what types cannot.
+func (c *Config) Validate() error {
+	var check config.Check
+	check.Require("GATEWAY_HTTP_ADDR", c.HTTPAddr)
+	check.Require("GATEWAY_GRPC_ADDR", c.GRPCAddr)
+	check.Require("CASE_SERVICE_ADDR", c.CaseServiceAddr)
+	check.Require("WEBHOOK_SERVICE_ADDR", c.WebhookServiceAddr)
+	check.Require("NATS_URL", c.NATS.URL)
+	check.Require("MONGODB_URI", c.Mongo.URI.Reveal())
+	check.Require("KEYCLOAK_URL", c.Keycloak.URL)
+	check.Require("KEYCLOAK_CLIENT_ID", c.Keycloak.ClientID)
+	check.Require("KEYCLOAK_CLIENT_SECRET", c.Keycloak.ClientSecret.Reveal())
+	check.Require("GATEWAY_FEED_CONSUMER", c.FeedConsumer)
+	check.That(c.RateLimit >= 0, "GATEWAY_RATE_LIMIT", "must not be negative")
+	check.That(c.RateBurst >= 1, "GATEWAY_RATE_BURST", "must be at least 1")
+	check.That(c.FailedAuthLimit >= 0, "GATEWAY_FAILED_AUTH_LIMIT", "must not be negative")
+	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
+	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
+	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
+	return check.Err()
+}
+
+// Option adjusts a Service beyond its Config (tests and benchmarks).
+type Option func(*settings)
+
+type settings struct {
+	keycloakHTTP *http.Client
+	now          func() time.Time
+	recheck      time.Duration
+}
+
+// WithKeycloakHTTPClient sends every call to Keycloak — key fetches, introspection, the gateway's own logins —
+// through hc, so that a benchmark can count them.
+func WithKeycloakHTTPClient(hc *http.Client) Option { return func(o *settings) { o.keycloakHTTP = hc } }
+
+// Service is a wired gateway, its listeners bound.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	mongo    *mongo.Client
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	verifier *auth.Verifier
+	creds    *auth.ClientCredentials
+	grpc     *grpcserver.Server
+	grpcLis  net.Listener
+	selfLis  *bufconn.Listener
+	http     *http.Server
+	httpLis  net.Listener
+	api      *httpapi.API
+	conns    []*grpc.ClientConn
+	workers  []lifecycle.Worker
+}
+
+// New connects to MongoDB and NATS, prepares the indexes, wires the servers and binds the listeners.
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *Service, err error) {
+	var o settings
+	for _, opt := range opts {
+		opt(&o)
+	}
+	log = log.With("service", "gateway")
+	s := &Service{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			for _, lis := range []net.Listener{s.grpcLis, s.httpLis} {
+				if lis != nil {
+					_ = lis.Close()
+				}
+			}
+			s.close()
+		}
+	}()
+	if s.grpcLis, err = lifecycle.Listen("GATEWAY_GRPC_ADDR", cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if s.httpLis, err = lifecycle.Listen("GATEWAY_HTTP_ADDR", cfg.HTTPAddr); err != nil {
+		return nil, err
+	}
+	if s.mongo, err = mongodb.Connect(ctx, cfg.Mongo.URI.Reveal(), "casekeeper-gateway"); err != nil {
+		return nil, err
+	}
+	db := s.mongo.Database(cfg.Mongo.Database)
+	feedStore, err := mongostore.NewFeedStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	auditStore, err := mongostore.NewAuditStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-gateway", log); err != nil {
+		return nil, err
+	}
+	s.verifier, err = auth.NewVerifier(auth.VerifierConfig{
+		KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Issuer: cfg.Keycloak.Issuer, Audience: cfg.Keycloak.Audience,
+		Introspect: cfg.Keycloak.IntrospectTokens, ClientID: cfg.Keycloak.ClientID,
+		ClientSecret: cfg.Keycloak.ClientSecret.Reveal(), HTTPClient: o.keycloakHTTP, Now: o.now,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.creds = auth.NewClientCredentials(cfg.Keycloak.URL, cfg.Keycloak.Realm, cfg.Keycloak.ClientID,
+		cfg.Keycloak.ClientSecret.Reveal(), auth.WithCredentialsHTTPClient(o.keycloakHTTP))
+
+	// One budget per client, the same for gRPC and HTTP callers: it is checked by the policy, right after the
+	// token is verified, so it is keyed by the token's azp (a claim the caller cannot choose freely).
+	clients := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
+	admit := func(_ context.Context, _ string, p auth.Principal) error {
+		// Client and subject: a backend's service account is one subject, so this is per client for machines, while
+		// the users of one browser client (the dashboard) do not share a single budget.
+		key := p.ClientID + "/" + p.Subject
+		if ok, retry := clients.Allow(key); !ok {
+			return httpapi.RateLimited(retry)
+		}
+		return nil
+	}
+
+	registry := opshttp.NewRegistry()
+	s.grpc = grpcserver.New(grpcserver.Options{
+		Log: log, Registry: registry, Verifier: s.verifier, MaxRecvBytes: int(cfg.MaxBodyBytes),
+		Policy: auth.Policy{Roles: grpcapi.Roles, Public: auth.IsInfrastructure, Admit: admit},
+	})
+
+	// The backing services see the gateway's own token (service:delegate) and the caller's identity.
+	caseConn, err := grpc.NewClient(cfg.CaseServiceAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(auth.DelegatingInterceptor(s.creds)),
+		grpc.WithChainStreamInterceptor(auth.DelegatingStreamInterceptor(s.creds)))
+	if err != nil {
+		return nil, fmt.Errorf("case service client (CASE_SERVICE_ADDR %s): %w", cfg.CaseServiceAddr, err)
+	}
+	s.conns = append(s.conns, caseConn)
+	webhookConn, err := grpc.NewClient(cfg.WebhookServiceAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(
+			verifyCaller(s.verifier, webhookPolicy(admit), log),
+			auth.DelegatingInterceptor(s.creds)))
+	if err != nil {
+		return nil, fmt.Errorf("webhook service client (WEBHOOK_SERVICE_ADDR %s): %w", cfg.WebhookServiceAddr, err)
+	}
+	s.conns = append(s.conns, webhookConn)
+
+	hub := notify.NewHub()
+	writer := audit.NewWriter(auditStore, log)
+	casekeeperv1.RegisterCaseQueryServiceServer(s.grpc, &grpcapi.Server{
+		Cases: casekeeperv1.NewCaseServiceClient(caseConn), Feed: feedStore, Notifier: hub,
+		Audit: writer, AuditLog: auditStore, Log: log, Recheck: o.recheck,
+	})
+
+	// HTTP reaches the gRPC server through an in-process listener, so it passes the very same interceptors.
+	s.selfLis = bufconn.Listen(1 << 20)
+	selfConn, err := grpc.NewClient("passthrough:///gateway-self",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.selfLis.DialContext(ctx) }))
+	if err != nil {
+		return nil, fmt.Errorf("in-process gRPC client: %w", err)
+	}
+	s.conns = append(s.conns, selfConn)
+	s.api, err = httpapi.New(ctx, httpapi.Options{
+		Self: selfConn, Webhooks: webhookConn, PublicURL: cfg.PublicURL,
+		FailedAuth:   ratelimit.New(cfg.FailedAuthLimit, max(1, int(4*cfg.FailedAuthLimit))),
+		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	opshttp.Register(s.api.Mux, registry,
+		opshttp.ReadinessCheck{Name: "mongodb", Check: mongodb.Ping(s.mongo)},
+		opshttp.ReadinessCheck{Name: "nats", Check: natsbus.Ready(s.nc)})
+	s.http = s.api.Server()
+	s.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+
+	projected := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_feed_events_projected_total", Help: "Events written to the change feed by this instance."})
+	lastSeq := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gateway_feed_last_sequence", Help: "CASES stream sequence of the last event this instance projected; compare with the stream's last sequence for the feed's lag."})
+	registry.MustRegister(projected, lastSeq)
+	announce := func(tenant string, seq int64) {
+		projected.Inc()
+		lastSeq.Set(float64(seq))
+		hub.Notify(tenant)
+		if err := notify.Publish(s.nc, tenant, seq); err != nil {
+			log.Warn("feed notification not published", "tenant", tenant, "error", err)
+		}
+	}
+	s.workers = []lifecycle.Worker{
+		lifecycle.GRPCServer("grpc", s.grpc.Server, s.grpcLis, cfg.DrainTimeout),
+		{Name: "grpc-in-process", Run: func(ctx context.Context) error {
+			go func() { <-ctx.Done(); _ = s.selfLis.Close() }()
+			if err := s.grpc.Serve(s.selfLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		}},
+		lifecycle.HTTPServer("http", s.http, s.httpLis, cfg.DrainTimeout),
+		projector.Worker(s.js, cfg.FeedConsumer, projector.Handler{Store: feedStore, Announce: announce}, log),
+		notify.Listener(s.nc, hub, log),
+		{Name: "audit-writer", Run: writer.Run},
+		feedExpiry(feedStore, cfg.FeedRetention, log),
+	}
+	return s, nil
+}
+
+// feedExpiry deletes feed entries older than the retention, hourly. Every instance runs it; deleting what another
+// instance already deleted costs one scan and changes nothing.
+func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.Logger) lifecycle.Worker {
+	return lifecycle.Worker{Name: "feed-expiry", Run: func(ctx context.Context) error {
+		tick := time.NewTicker(time.Hour)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			n, err := store.Expire(ctx, time.Now().Add(-retention))
+			if err != nil {
+				log.Warn("feed expiry failed", "error", err)
+				continue
+			}
+			if n > 0 {
+				log.Info("feed entries expired", "count", n)
+			}
+		}
+	}}
+}
+
+// webhookPolicy: every WebhookService method needs webhooks:manage (the webhook service checks it again).
+func webhookPolicy(admit func(context.Context, string, auth.Principal) error) auth.Policy {
+	roles := map[string]string{}
+	for _, m := range casekeeperv1.WebhookService_ServiceDesc.Methods {
+		roles["/"+casekeeperv1.WebhookService_ServiceDesc.ServiceName+"/"+m.MethodName] = auth.RoleWebhooksManage
+	}
+	return auth.Policy{Roles: roles, Admit: admit}
+}
+
+// GRPCAddr is the bound gRPC address.
+func (s *Service) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the bound HTTP address (API, /openapi.json, /healthz, /readyz, /metrics).
+func (s *Service) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// Handle mounts an extra HTTP handler next to the API — the place for the dashboard (issue #6), e.g.
+// svc.Handle("/dashboard/", dashboard). Call it before Run. The handler does its own authentication; it can use
+// Verifier for bearer tokens.
+func (s *Service) Handle(pattern string, h http.Handler) { s.api.Mux.Handle(pattern, h) }
+
+// Verifier is the gateway's token verifier, for handlers mounted with Handle.
+func (s *Service) Verifier() *auth.Verifier { return s.verifier }
+
+// Run serves until ctx ends, then drains and closes the connections.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.close()
+	s.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.grpc.Health.SetServingStatus(casekeeperv1.CaseQueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("gateway started", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	err := lifecycle.Run(ctx, s.log, s.workers...)
+	s.log.Info("gateway stopped")
+	return err
+}
+
+func (s *Service) close() {
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+	if s.nc != nil {
+		_ = s.nc.Drain()
+	}
+	if s.mongo != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.mongo.Disconnect(ctx); err != nil && !errors.Is(err, mongo.ErrClientDisconnected) {
+			s.log.Warn("closing mongodb client", "error", err)
+		}
+	}
+}

@@ -1,0 +1,377 @@
+// Package grpcapi serves casekeeper.v1.CaseQueryService: case reads forwarded to the case service, the change feed
+// and its push stream from the gateway's own store, and the access audit. It is the one place where the gateway's
+// errors become gRPC codes; HTTP gets the same codes through grpc-gateway.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/casekeeper/core/pkg/auth"
+	"github.com/casekeeper/core/pkg/grpcserver"
+	"github.com/casekeeper/core/pkg/validation"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/gateway/internal/audit"
+	"github.com/casekeeper/core/services/gateway/internal/feed"
+)
+
+// FeedReader reads the change feed.
+type FeedReader interface {
+	Head(ctx context.Context, tenant string) (int64, error)
+	After(ctx context.Context, q feed.Query) ([]feed.Entry, error)
+}
+
+// Notifier hands out a channel closed at the tenant's next feed write.
+type Notifier interface {
+	Changed(tenant string) <-chan struct{}
+}
+
+// Auditor records a read before its answer leaves.
+type Auditor interface {
+	Record(ctx context.Context, r audit.Record) error
+}
+
+// AuditReader reads the audit for the tenant's admins.
+type AuditReader interface {
+	List(ctx context.Context, p audit.Page) ([]audit.Record, error)
+}
+
+// Full method names, for the policy and the audit records.
+const (
+	MethodGetCase          = "/casekeeper.v1.CaseQueryService/GetCase"
+	MethodListCases        = "/casekeeper.v1.CaseQueryService/ListCases"
+	MethodListCaseEvents   = "/casekeeper.v1.CaseQueryService/ListCaseEvents"
+	MethodWatchCaseEvents  = "/casekeeper.v1.CaseQueryService/WatchCaseEvents"
+	MethodListAuditRecords = "/casekeeper.v1.CaseQueryService/ListAuditRecords"
+)
+
+// Roles is the authorisation policy of the service: reads need cases:read, the audit is for the tenant's admins
+// (webhooks:manage, the realm's admin role of a tenant).
+var Roles = map[string]string{
+	MethodGetCase:          auth.RoleCasesRead,
+	MethodListCases:        auth.RoleCasesRead,
+	MethodListCaseEvents:   auth.RoleCasesRead,
+	MethodWatchCaseEvents:  auth.RoleCasesRead,
+	MethodListAuditRecords: auth.RoleWebhooksManage,
+}
+
+// Server implements CaseQueryService.
+type Server struct {
+	casekeeperv1.UnimplementedCaseQueryServiceServer
+	Cases    casekeeperv1.CaseServiceClient
+	Feed     FeedReader
+	Notifier Notifier
+	Audit    Auditor
+	AuditLog AuditReader
+	Log      *slog.Logger
+	// Recheck is how often a waiting reader looks at the store even without a notification: the safety net for a
+	// notification lost between instances (default 10s).
+	Recheck time.Duration
+}
+
+// StreamOpenedHeader is sent once WatchCaseEvents has validated its request and starts streaming, so that the
+// HTTP bridge can answer a bad request with a JSON error instead of an event stream that ends at once.
+const StreamOpenedHeader = "x-casekeeper-stream"
+
+func (s *Server) recheck() time.Duration {
+	if s.Recheck > 0 {
+		return s.Recheck
+	}
+	return 10 * time.Second
+}
+
+// GetCase forwards to the case service, which enforces tenant isolation; the gateway checks the answer again.
+func (s *Server) GetCase(ctx context.Context, req *casekeeperv1.GetCaseRequest) (*casekeeperv1.GetCaseResponse, error) {
+	p, err := auth.TenantOf(ctx)
+	if err != nil {
+		return nil, auth.ToStatus(err)
+	}
+	if err := validID(req.GetId()); err != nil {
+		return nil, err
+	}
+	resp, err := s.Cases.GetCase(ctx, &casekeeperv1.GetCaseRequest{Id: req.GetId()})
+	if err != nil {
+		return nil, s.backendError(ctx, "case service", err)
+	}
+	if resp.GetCase().GetTenant() != p.Tenant {
+		// Defence in depth: never hand out another tenant's case, whatever the case service says. Same answer as
+		// for a case that does not exist, so ids of other tenants cannot be probed.
+		s.Log.ErrorContext(ctx, "case service returned a case of another tenant", "case_id", req.GetId())
+		return nil, status.Error(codes.NotFound, "case not found")
+	}
+	if err := s.record(ctx, p, MethodGetCase, []string{resp.GetCase().GetId()}); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ListCases forwards to the case service and keeps only the caller's tenant's cases.
+func (s *Server) ListCases(ctx context.Context, req *casekeeperv1.ListCasesRequest) (*casekeeperv1.ListCasesResponse, error) {
+	p, err := auth.TenantOf(ctx)
+	if err != nil {
+		return nil, auth.ToStatus(err)
+	}
+	resp, err := s.Cases.ListCases(ctx, req)
+	if err != nil {
+		return nil, s.backendError(ctx, "case service", err)
+	}
+	kept := resp.Cases[:0]
+	ids := make([]string, 0, len(resp.Cases))
+	for _, c := range resp.Cases {
+		if c.GetTenant() != p.Tenant {
+			s.Log.ErrorContext(ctx, "case service listed a case of another tenant", "case_id", c.GetId())
+			continue
+		}
+		kept = append(kept, c)
+		ids = append(ids, c.GetId())
+	}
+	resp.Cases = kept
+	if len(ids) > 0 {
+		if err := s.record(ctx, p, MethodListCases, ids); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// ListCaseEvents reads the feed after a cursor. A poll that finds nothing costs one lookup of the tenant's head by
+// primary key; only when the head moved past the cursor is the (tenant, seq) index read.
+func (s *Server) ListCaseEvents(ctx context.Context, req *casekeeperv1.ListCaseEventsRequest) (*casekeeperv1.ListCaseEventsResponse, error) {
+	p, err := auth.TenantOf(ctx)
+	if err != nil {
+		return nil, auth.ToStatus(err)
+	}
+	q, err := feed.NewQuery(p.Tenant, req.GetAfter(), req.GetTypes(), req.GetPageSize())
+	var errs validation.Errors
+	if verrs, ok := validation.As(err); ok {
+		errs = append(errs, verrs...)
+	}
+	var wait time.Duration
+	if req.GetWait() != nil {
+		if err := req.GetWait().CheckValid(); err != nil {
+			errs.Add("wait", "is not a duration")
+		} else if werrs, ok := validation.As(feed.ValidateWait(req.GetWait().AsDuration())); ok {
+			errs = append(errs, werrs...)
+		} else {
+			wait = req.GetWait().AsDuration()
+		}
+	}
+	if len(errs) > 0 {
+		return nil, grpcserver.InvalidArgument(errs)
+	}
+
+	deadline := time.Now().Add(wait)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-100*time.Millisecond).Before(deadline) {
+		// Answer (empty) just before the caller's own deadline rather than let the call fail at it.
+		deadline = dl.Add(-100 * time.Millisecond)
+	}
+	for {
+		changed := s.Notifier.Changed(p.Tenant)
+		entries, next, err := s.page(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) > 0 || !time.Now().Before(deadline) {
+			return s.answer(ctx, p, req.GetAfter(), entries, next)
+		}
+		q.After = next
+		timer := time.NewTimer(min(time.Until(deadline), s.recheck()))
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			// The client gave up (or its deadline came): nothing to answer to.
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		timer.Stop()
+	}
+}
+
+func (s *Server) answer(ctx context.Context, p auth.Principal, after string, entries []feed.Entry, next int64) (*casekeeperv1.ListCaseEventsResponse, error) {
+	resp := &casekeeperv1.ListCaseEventsResponse{NextCursor: after}
+	if next > 0 {
+		resp.NextCursor = feed.EncodeCursor(next)
+	}
+	if len(entries) == 0 {
+		// Nothing about any case was disclosed, so nothing is recorded: an empty poll stays one lookup.
+		return resp, nil
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		resp.Events = append(resp.Events, e.Event)
+		ids[i] = e.Event.GetCaseId()
+	}
+	if err := s.record(ctx, p, MethodListCaseEvents, ids); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// page reads one page after q.After and returns the position to continue from. When the page is not full, every
+// event up to the head read before the query has been seen (the projector moves the head only after storing), so
+// the position jumps to the head: a poll filtered by type then does not scan the same non-matching events again.
+func (s *Server) page(ctx context.Context, q feed.Query) ([]feed.Entry, int64, error) {
+	head, err := s.Feed.Head(ctx, q.Tenant)
+	if err != nil {
+		return nil, 0, err
+	}
+	if head <= q.After {
+		return nil, q.After, nil
+	}
+	entries, err := s.Feed.After(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	next := q.After
+	if len(entries) > 0 {
+		next = entries[len(entries)-1].Seq
+	}
+	if len(entries) < q.Limit {
+		next = max(next, head)
+	}
+	return entries, next, nil
+}
+
+// WatchCaseEvents streams the feed after the cursor: what is stored first, then each new event as the projector
+// writes it. Every event carries its cursor, so a client that reconnects with the last one it received continues
+// exactly after it.
+func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, stream grpc.ServerStreamingServer[casekeeperv1.WatchCaseEventsResponse]) error {
+	ctx := stream.Context()
+	p, err := auth.TenantOf(ctx)
+	if err != nil {
+		return auth.ToStatus(err)
+	}
+	q, err := feed.NewQuery(p.Tenant, req.GetAfter(), req.GetTypes(), feed.DefaultPageSize)
+	if errs, ok := validation.As(err); ok {
+		return grpcserver.InvalidArgument(errs)
+	}
+	if err := stream.SendHeader(metadata.Pairs(StreamOpenedHeader, "1")); err != nil {
+		return err
+	}
+	recheck := time.NewTicker(s.recheck())
+	defer recheck.Stop()
+	for {
+		changed := s.Notifier.Changed(p.Tenant)
+		entries, next, err := s.page(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(entries) > 0 {
+			ids := make([]string, len(entries))
+			for i, e := range entries {
+				ids[i] = e.Event.GetCaseId()
+			}
+			if err := s.record(ctx, p, MethodWatchCaseEvents, ids); err != nil {
+				return err
+			}
+			for _, e := range entries {
+				if err := stream.Send(&casekeeperv1.WatchCaseEventsResponse{Event: e.Event}); err != nil {
+					return err
+				}
+			}
+		}
+		q.After = next
+		if len(entries) == q.Limit {
+			continue // more is stored: no need to wait
+		}
+		select {
+		case <-changed:
+		case <-recheck.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// ListAuditRecords reads the tenant's access audit.
+func (s *Server) ListAuditRecords(ctx context.Context, req *casekeeperv1.ListAuditRecordsRequest) (*casekeeperv1.ListAuditRecordsResponse, error) {
+	p, err := auth.TenantOf(ctx)
+	if err != nil {
+		return nil, auth.ToStatus(err)
+	}
+	var since time.Time
+	if req.GetSince() != nil {
+		since = req.GetSince().AsTime()
+	}
+	page, err := audit.NewPage(p.Tenant, since, req.GetPageSize(), req.GetPageToken())
+	if errs, ok := validation.As(err); ok {
+		return nil, grpcserver.InvalidArgument(errs)
+	}
+	recs, err := s.AuditLog.List(ctx, page)
+	if err != nil {
+		return nil, err
+	}
+	resp := &casekeeperv1.ListAuditRecordsResponse{}
+	for _, r := range recs {
+		resp.Records = append(resp.Records, &casekeeperv1.AuditRecord{
+			Id: r.ID, At: timestamppb.New(r.At), Tenant: r.Tenant, Subject: r.Subject, ClientId: r.ClientID,
+			Api: r.API, CaseIds: r.CaseIDs,
+		})
+	}
+	if len(recs) == page.Limit {
+		resp.NextPageToken = audit.NextToken(recs[len(recs)-1])
+	}
+	return resp, nil
+}
+
+// record writes the audit record of a read; the data is not returned unless that succeeded.
+func (s *Server) record(ctx context.Context, p auth.Principal, api string, caseIDs []string) error {
+	err := s.Audit.Record(ctx, audit.Record{
+		Tenant: p.Tenant, Subject: p.Subject, ClientID: p.ClientID, Via: p.Via, API: api, CaseIDs: caseIDs,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		s.Log.ErrorContext(ctx, "audit record not written, read refused", "api", api, "error", err)
+		return status.Error(codes.Unavailable, "the access cannot be recorded now; try again")
+	}
+	return nil
+}
+
+// backendError passes on what the caller can act on and hides the rest: addresses, stack details and the like of
+// a backing service are not the caller's business.
+func (s *Server) backendError(ctx context.Context, backend string, err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return status.FromContextError(err).Err()
+		}
+		st = status.New(codes.Unknown, err.Error())
+	}
+	switch st.Code() {
+	case codes.NotFound, codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated,
+		codes.FailedPrecondition, codes.Aborted, codes.OutOfRange, codes.ResourceExhausted,
+		codes.DeadlineExceeded, codes.Canceled:
+		return st.Err()
+	case codes.Unavailable:
+		s.Log.WarnContext(ctx, "backing service unavailable", "backend", backend, "error", err)
+		return status.Error(codes.Unavailable, backend+" unavailable; try again")
+	default:
+		s.Log.ErrorContext(ctx, "backing service failed", "backend", backend, "code", st.Code().String(), "error", err)
+		return status.Error(codes.Internal, "internal error")
+	}
+}
+
+func validID(id string) error {
+	var errs validation.Errors
+	switch {
+	case id == "":
+		errs.Add("id", "is required")
+	case len(id) > 128:
+		errs.Add("id", "is longer than 128 characters")
+	}
+	if len(errs) > 0 {
+		return grpcserver.InvalidArgument(errs)
+	}
+	return nil
+}

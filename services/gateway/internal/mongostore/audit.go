@@ -1,0 +1,83 @@
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/casekeeper/core/services/gateway/internal/audit"
+)
+
+// AuditStore is the access audit: insert and find only.
+type AuditStore struct{ c *mongo.Collection }
+
+type auditDoc struct {
+	ID       string    `bson:"_id"`
+	At       time.Time `bson:"at"`
+	Tenant   string    `bson:"tenant"`
+	Subject  string    `bson:"subject"`
+	ClientID string    `bson:"client_id"`
+	Via      string    `bson:"via,omitempty"`
+	API      string    `bson:"api"`
+	CaseIDs  []string  `bson:"case_ids"`
+}
+
+// NewAuditStore creates the index the admins' reads need.
+func NewAuditStore(ctx context.Context, db *mongo.Database) (*AuditStore, error) {
+	c := db.Collection(AuditCollection)
+	_, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "tenant", Value: 1}, {Key: "at", Value: 1}, {Key: "_id", Value: 1}},
+		Options: options.Index().SetName("tenant_at"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit index: %w", err)
+	}
+	return &AuditStore{c: c}, nil
+}
+
+// Append inserts the records in one round trip.
+func (s *AuditStore) Append(ctx context.Context, recs []audit.Record) error {
+	docs := make([]any, len(recs))
+	for i, r := range recs {
+		docs[i] = auditDoc{ID: r.ID, At: r.At, Tenant: r.Tenant, Subject: r.Subject, ClientID: r.ClientID,
+			Via: r.Via, API: r.API, CaseIDs: r.CaseIDs}
+	}
+	if _, err := s.c.InsertMany(ctx, docs); err != nil {
+		return fmt.Errorf("appending audit records: %w", err)
+	}
+	return nil
+}
+
+// List returns a tenant's records in time order.
+func (s *AuditStore) List(ctx context.Context, p audit.Page) ([]audit.Record, error) {
+	filter := bson.D{{Key: "tenant", Value: p.Tenant}}
+	if !p.Since.IsZero() {
+		filter = append(filter, bson.E{Key: "at", Value: bson.D{{Key: "$gte", Value: p.Since}}})
+	}
+	if p.AfterID != "" {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "at", Value: bson.D{{Key: "$gt", Value: p.AfterAt}}}},
+			bson.D{{Key: "at", Value: p.AfterAt}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: p.AfterID}}}},
+		}})
+	}
+	cur, err := s.c.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}).
+		SetLimit(int64(p.Limit)))
+	if err != nil {
+		return nil, fmt.Errorf("reading audit: %w", err)
+	}
+	var docs []auditDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("reading audit: %w", err)
+	}
+	out := make([]audit.Record, len(docs))
+	for i, d := range docs {
+		out[i] = audit.Record{ID: d.ID, At: d.At.UTC(), Tenant: d.Tenant, Subject: d.Subject, ClientID: d.ClientID,
+			Via: d.Via, API: d.API, CaseIDs: d.CaseIDs}
+	}
+	return out, nil
+}
