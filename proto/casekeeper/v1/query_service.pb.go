@@ -255,8 +255,10 @@ type AuditRecord struct {
 	Subject  string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
 	ClientId string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// The API method, e.g. /casekeeper.v1.CaseQueryService/GetCase.
-	Api           string   `protobuf:"bytes,6,opt,name=api,proto3" json:"api,omitempty"`
-	CaseIds       []string `protobuf:"bytes,7,rep,name=case_ids,json=caseIds,proto3" json:"case_ids,omitempty"`
+	Api     string   `protobuf:"bytes,6,opt,name=api,proto3" json:"api,omitempty"`
+	CaseIds []string `protobuf:"bytes,7,rep,name=case_ids,json=caseIds,proto3" json:"case_ids,omitempty"`
+	// The service that asserted the caller's identity (e.g. casekeeper-gateway for the dashboard), if any.
+	Via           string `protobuf:"bytes,8,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,6 +340,13 @@ func (x *AuditRecord) GetCaseIds() []string {
 		return x.CaseIds
 	}
 	return nil
+}
+
+func (x *AuditRecord) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
 }
 
 type ListAuditRecordsRequest struct {
@@ -470,7 +479,7 @@ const file_casekeeper_v1_query_service_proto_rawDesc = "" +
 	"\x05after\x18\x01 \x01(\tR\x05after\x12\x14\n" +
 	"\x05types\x18\x02 \x03(\tR\x05types\"I\n" +
 	"\x17WatchCaseEventsResponse\x12.\n" +
-	"\x05event\x18\x01 \x01(\v2\x18.casekeeper.v1.CaseEventR\x05event\"\xc5\x01\n" +
+	"\x05event\x18\x01 \x01(\v2\x18.casekeeper.v1.CaseEventR\x05event\"\xd7\x01\n" +
 	"\vAuditRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
@@ -478,7 +487,8 @@ const file_casekeeper_v1_query_service_proto_rawDesc = "" +
 	"\asubject\x18\x04 \x01(\tR\asubject\x12\x1b\n" +
 	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x10\n" +
 	"\x03api\x18\x06 \x01(\tR\x03api\x12\x19\n" +
-	"\bcase_ids\x18\a \x03(\tR\acaseIds\"\x87\x01\n" +
+	"\bcase_ids\x18\a \x03(\tR\acaseIds\x12\x10\n" +
+	"\x03via\x18\b \x01(\tR\x03via\"\x87\x01\n" +
 	"\x17ListAuditRecordsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +

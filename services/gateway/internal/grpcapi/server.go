@@ -314,7 +314,7 @@ func (s *Server) ListAuditRecords(ctx context.Context, req *casekeeperv1.ListAud
 	for _, r := range recs {
 		resp.Records = append(resp.Records, &casekeeperv1.AuditRecord{
 			Id: r.ID, At: timestamppb.New(r.At), Tenant: r.Tenant, Subject: r.Subject, ClientId: r.ClientID,
-			Api: r.API, CaseIds: r.CaseIDs,
+			Api: r.API, CaseIds: r.CaseIDs, Via: r.Via,
 		})
 	}
 	if len(recs) == page.Limit {
