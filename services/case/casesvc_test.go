@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/testinfra"
 	pb "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
@@ -105,7 +106,7 @@ func TestLifecycleEmitsOneEventPerChangeInOrder(t *testing.T) {
 	wantTypes := []string{events.TypeCreated, events.TypeDocumentAdded, events.TypeCheckRecorded, events.TypeRiskSet,
 		events.TypeStatusChanged, events.TypeStatusChanged, events.TypeStatusChanged, events.TypeStatusChanged, events.TypeReviewCompleted}
 	var evs []*pb.CaseEvent
-	eventually(t, 10*time.Second, "all events on the stream", func() bool {
+	testinfra.Eventually(t, 10*time.Second, "all events on the stream", func() bool {
 		evs = st.caseEvents(t, "acme", c.Id)
 		return len(evs) >= len(wantTypes)
 	})
@@ -203,7 +204,7 @@ func TestConcurrentWritersLoseNoUpdate(t *testing.T) {
 		t.Fatalf("version %d, want %d", got.GetCase().GetVersion(), wantVersion)
 	}
 	var evs []*pb.CaseEvent
-	eventually(t, 15*time.Second, "every version on the stream", func() bool {
+	testinfra.Eventually(t, 15*time.Second, "every version on the stream", func() bool {
 		evs = st.caseEvents(t, "acme", c.Id)
 		return int64(len(evs)) >= wantVersion
 	})
@@ -221,7 +222,7 @@ func TestNATSDownWritesSucceedAndEventsFollowInOrder(t *testing.T) {
 	st := startStack(t)
 	ctx := as(t, acmeProvider)
 	c := create(t, st, acmeProvider, "outage")
-	eventually(t, 5*time.Second, "creation event", func() bool { return len(st.caseEvents(t, "acme", c.Id)) == 1 })
+	testinfra.Eventually(t, 5*time.Second, "creation event", func() bool { return len(st.caseEvents(t, "acme", c.Id)) == 1 })
 
 	st.nats.Shutdown()
 	for i := range 5 {
@@ -235,7 +236,7 @@ func TestNATSDownWritesSucceedAndEventsFollowInOrder(t *testing.T) {
 	st.startNATS(t)
 
 	var evs []*pb.CaseEvent
-	eventually(t, 20*time.Second, "events published after NATS came back", func() bool {
+	testinfra.Eventually(t, 20*time.Second, "events published after NATS came back", func() bool {
 		evs = st.caseEvents(t, "acme", c.Id)
 		return len(evs) >= 6
 	})
@@ -415,7 +416,7 @@ func TestRedactErasesPersonalDataEverywhere(t *testing.T) {
 		t.Fatalf("redacted case: %v", r)
 	}
 	// The event history keeps only the tombstone: earlier events held the personal data.
-	eventually(t, 10*time.Second, "history purged down to the redaction", func() bool {
+	testinfra.Eventually(t, 10*time.Second, "history purged down to the redaction", func() bool {
 		evs := st.caseEvents(t, "acme", c.Id)
 		return len(evs) == 1 && evs[0].GetType() == events.TypeRedacted
 	})

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
@@ -48,12 +47,8 @@ func token(t testing.TB, c client) string {
 	if tok, ok := tokenCache[c.id]; ok {
 		return tok
 	}
-	jwt, err := gocloak.NewClient(testinfra.KeycloakURL(t)).LoginClient(context.Background(), c.id, c.secret, "casekeeper")
-	if err != nil {
-		t.Fatalf("token for %s: %v", c.id, err)
-	}
-	tokenCache[c.id] = jwt.AccessToken
-	return jwt.AccessToken
+	tokenCache[c.id] = testinfra.ClientToken(t, c.id, c.secret)
+	return tokenCache[c.id]
 }
 
 // stack is a running case service on embedded NATS and FerretDB.
@@ -211,17 +206,4 @@ func (st *stack) caseEvents(t *testing.T, tenant, caseID string) []*pb.CaseEvent
 		out = append(out, ev)
 	}
 	return out
-}
-
-// eventually polls cond until it holds or the time runs out.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s", what, within)
 }

@@ -86,7 +86,7 @@ func Case(c *kyc.Case) *pb.Case {
 		Id: c.ID, Tenant: c.Tenant, ExternalRef: c.ExternalRef, Level: levels.toProto(c.Level),
 		Status: statuses.toProto(c.Status), StatusReason: c.StatusReason,
 		Applicant: applicant(c.Applicant),
-		Labels: c.Labels, Metadata: c.Metadata, Assignee: c.Assignee,
+		Labels:    c.Labels, Metadata: c.Metadata, Assignee: c.Assignee,
 		CreatedAt: ts(c.CreatedAt), UpdatedAt: ts(c.UpdatedAt), SubmittedAt: ts(c.SubmittedAt),
 		ReviewedAt: ts(c.ReviewedAt), RedactedAt: ts(c.RedactedAt), Version: c.Version,
 	}

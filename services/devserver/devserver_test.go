@@ -1,0 +1,202 @@
+package devserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/testinfra"
+	pb "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/devserver"
+)
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func bearer(ctx context.Context, token string, kv ...string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, append([]string{"authorization", "Bearer " + token}, kv...)...)
+}
+
+// TestCaseTravelsFromWriteToWebhookAndGateway is the whole path through the dev stack: a case created through the
+// case service's gRPC API becomes an event on the JetStream stream, the webhook service POSTs it to a local
+// receiver, and the gateway serves the case over gRPC and HTTP to a Keycloak token of the right tenant only.
+func TestCaseTravelsFromWriteToWebhookAndGateway(t *testing.T) {
+	kcURL := testinfra.KeycloakURL(t)
+	env := map[string]string{
+		"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0",
+		"WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_HTTP_ADDR": "127.0.0.1:0",
+		"GATEWAY_GRPC_ADDR": "127.0.0.1:0", "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stack, err := devserver.Start(ctx, devserver.Config{
+		DataDir: t.TempDir(), KeycloakURL: kcURL, NATSPort: -1, MongoAddr: "127.0.0.1:0",
+	}, env, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- stack.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("stack stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the stack did not stop within 30s")
+		}
+	})
+
+	// A local receiver that records every webhook.
+	var (
+		mu       sync.Mutex
+		received []map[string]any
+		headers  []http.Header
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var payload map[string]any
+		if err := json.Unmarshal(body, &payload); err == nil {
+			mu.Lock()
+			received = append(received, payload)
+			headers = append(headers, r.Header.Clone())
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+
+	// The tenant's administrator registers the receiver (as the dashboard does, through the gateway's identity).
+	callCtx, callCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer callCancel()
+	gatewayToken := testinfra.ClientToken(t, "casekeeper-gateway", "gatewayDevSecret")
+	admin := bearer(callCtx, gatewayToken, "x-casekeeper-subject", "admin-acme", "x-casekeeper-client", "casekeeper-dashboard",
+		"x-casekeeper-tenant", "acme", "x-casekeeper-roles", "webhooks:manage")
+	hooks := pb.NewWebhookServiceClient(dial(t, stack.Webhook.GRPCAddr()))
+	if _, err := hooks.CreateEndpoint(admin, &pb.CreateEndpointRequest{Endpoint: &pb.Endpoint{
+		Url: receiver.URL + "/hooks", PayloadFormat: pb.PayloadFormat_PAYLOAD_FORMAT_FULL,
+	}}); err != nil {
+		t.Fatalf("CreateEndpoint: %v", err)
+	}
+
+	// Watch the stream like any consumer would.
+	nc, err := nats.Connect(stack.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+
+	// The KYC provider writes a case.
+	cases := pb.NewCaseServiceClient(dial(t, stack.Case.GRPCAddr()))
+	created, err := cases.CreateCase(bearer(callCtx, testinfra.ClientToken(t, "acme-provider", "acmeProviderDevSecret")),
+		&pb.CreateCaseRequest{RequestId: "e2e-1", ExternalRef: "cust-e2e", Applicant: &pb.Applicant{FullName: "Jane Roe"}})
+	if err != nil {
+		t.Fatalf("CreateCase: %v", err)
+	}
+	id := created.GetCase().GetId()
+
+	// 1. The event is on the stream.
+	testinfra.Eventually(t, 15*time.Second, "the case.created event on the CASES stream", func() bool {
+		s, err := js.Stream(callCtx, events.Stream)
+		if err != nil {
+			return false
+		}
+		m, err := s.GetLastMsgForSubject(callCtx, events.Subject("acme", id))
+		if err != nil {
+			return false
+		}
+		ev, err := events.Decode(m.Data)
+		return err == nil && ev.GetType() == events.TypeCreated && ev.GetData().GetId() == id
+	})
+
+	// 2. The webhook arrives, signed, with the case.
+	testinfra.Eventually(t, 30*time.Second, "the webhook at the local receiver", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, p := range received {
+			data, _ := p["data"].(map[string]any)
+			if p["type"] == events.TypeCreated && strings.Contains(mustJSON(data), id) {
+				h := headers[i]
+				return h.Get("webhook-id") != "" && h.Get("webhook-timestamp") != "" && strings.HasPrefix(h.Get("webhook-signature"), "v1,")
+			}
+		}
+		return false
+	})
+
+	// 3. The gateway serves the case to acme over gRPC and HTTP, and to globex not at all.
+	acme := testinfra.ClientToken(t, "acme-backend", "acmeBackendDevSecret")
+	globex := testinfra.ClientToken(t, "globex-backend", "globexBackendDevSecret")
+	query := pb.NewCaseQueryServiceClient(dial(t, stack.Gateway.GRPCAddr()))
+	got, err := query.GetCase(bearer(callCtx, acme), &pb.GetCaseRequest{Id: id})
+	if err != nil || got.GetCase().GetId() != id || got.GetCase().GetApplicant().GetFullName() != "Jane Roe" {
+		t.Fatalf("gateway gRPC GetCase: %v %v", got, err)
+	}
+	if _, err := query.GetCase(bearer(callCtx, globex), &pb.GetCaseRequest{Id: id}); status.Code(err) != codes.NotFound {
+		t.Fatalf("globex through the gateway: %v, want NotFound", err)
+	}
+	base := "http://" + stack.Gateway.HTTPAddr()
+
+	// 4. The dashboard is mounted and sends a browser to the Keycloak login.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(base + "/dashboard/webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || !strings.Contains(loc, "/dashboard/") && !strings.Contains(loc, "/protocol/openid-connect/auth") {
+		t.Fatalf("dashboard without a session: %d to %q, want a redirect towards the login", resp.StatusCode, loc)
+	}
+
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{acme, http.StatusOK}, {globex, http.StatusNotFound}, {"", http.StatusUnauthorized}} {
+		req, _ := http.NewRequestWithContext(callCtx, http.MethodGet, base+"/v1/cases/"+id, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("HTTP GET /v1/cases/{id}: %d %s, want %d", resp.StatusCode, body, tc.want)
+		}
+		if tc.want == http.StatusOK && !strings.Contains(string(body), id) {
+			t.Fatalf("HTTP body does not hold the case: %s", body)
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
