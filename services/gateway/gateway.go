@@ -31,6 +31,7 @@ import (
 	"github.com/casekeeper/core/pkg/opshttp"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/audit"
+	"github.com/casekeeper/core/services/gateway/internal/dashboard"
 	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
 	"github.com/casekeeper/core/services/gateway/internal/httpapi"
 	"github.com/casekeeper/core/services/gateway/internal/mongostore"
@@ -234,6 +235,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.DashboardClientSecret.Reveal() != "" {
+		// The dashboard reads through the gateway's own gRPC server (same checks, same audit) and manages webhooks
+		// through the same connection as the HTTP routes, always with the signed-in user's own token.
+		query := casekeeperv1.NewCaseQueryServiceClient(selfConn)
+		dash, err := dashboard.New(dashboard.Options{
+			KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Issuer: cfg.Keycloak.Issuer,
+			ClientID: cfg.DashboardClientID, ClientSecret: cfg.DashboardClientSecret.Reveal(),
+			PublicURL: cfg.PublicURL, CookieSecure: cfg.DashboardCookieSecure,
+			Verifier: s.verifier,
+			Webhooks: casekeeperv1.NewWebhookServiceClient(webhookConn),
+			Cases:    query, Events: query,
+			HTTPClient: o.keycloakHTTP, Log: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.api.Mux.Handle("/dashboard/", dash)
 	}
 	opshttp.Register(s.api.Mux, registry,
 		opshttp.ReadinessCheck{Name: "mongodb", Check: mongodb.Ping(s.mongo)},

@@ -1,0 +1,646 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/natsbus"
+	"github.com/casekeeper/core/pkg/testinfra"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	casesvc "github.com/casekeeper/core/services/case"
+	gatewaysvc "github.com/casekeeper/core/services/gateway"
+	"github.com/casekeeper/core/services/gateway/internal/dashboard"
+	webhooksvc "github.com/casekeeper/core/services/webhook"
+)
+
+const realm = "casekeeper"
+
+// stack is the whole system the dashboard runs in: the real case, webhook and gateway services in-process on
+// embedded NATS and FerretDB, the real Keycloak, and a local webhook receiver.
+type stack struct {
+	kc       string
+	base     string // the gateway, http://127.0.0.1:port
+	cases    casekeeperv1.CaseServiceClient
+	receiver *receiver
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	kc := testinfra.KeycloakURL(t)
+	tl := newTestLog(t) // first, so that its cleanup runs after the services stopped
+	ns := testinfra.NATS(t)
+	uri, db := testinfra.Mongo(t)
+	log := slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}()
+	}
+	kcCfg := func(id, secret string) config.Keycloak {
+		return config.Keycloak{URL: kc, Realm: realm, Audience: "casekeeper-api", ClientID: id, ClientSecret: config.Secret(secret)}
+	}
+	natsCfg := config.NATS{URL: ns.URL(), StreamReplicas: 1}
+
+	_, js, err := natsbus.Connect(ns.URL(), "dashboard-test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsbus.EnsureStream(ctx, js, events.StreamConfig(time.Hour, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	cs, err := casesvc.New(ctx, casesvc.Config{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", EventsMaxAge: time.Hour, DrainTimeout: 2 * time.Second,
+		NATS: natsCfg, Mongo: config.Mongo{URI: config.Secret(uri), Database: db + "_case"},
+		Keycloak: kcCfg("casekeeper-case", "caseDevSecret"),
+	}, log)
+	if err != nil {
+		t.Fatalf("case service: %v", err)
+	}
+	run("case service", cs.Run)
+
+	ws, err := webhooksvc.New(ctx, webhooksvc.Config{
+		LogLevel: "warn", NATS: natsCfg, Mongo: config.Mongo{URI: config.Secret(uri), Database: db + "_webhook"},
+		Keycloak: kcCfg("casekeeper-webhook", "webhookDevSecret"),
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", AllowLoopbackHTTP: true, RequestTimeout: 5 * time.Second,
+		RetrySchedule: []time.Duration{0, time.Second, 2 * time.Second}, DisableAfter: 120 * time.Hour,
+		GatewayPublicURL: "http://127.0.0.1:8080", SweepInterval: 5 * time.Second, SweepGrace: 30 * time.Second,
+		EndpointRefresh: time.Second, FanoutBatch: 64,
+	}, log)
+	if err != nil {
+		t.Fatalf("webhook service: %v", err)
+	}
+	run("webhook service", ws.Run)
+
+	gw, err := gatewaysvc.New(ctx, gatewaysvc.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", CaseServiceAddr: cs.GRPCAddr(), WebhookServiceAddr: ws.GRPCAddr(),
+		PublicURL: "http://127.0.0.1", RateLimit: 0, RateBurst: 1, FailedAuthLimit: 0, MaxBodyBytes: 1 << 20,
+		RequestTimeout: 15 * time.Second, FeedConsumer: "gateway-feed", DrainTimeout: 2 * time.Second,
+		NATS: natsCfg, Mongo: config.Mongo{URI: config.Secret(uri), Database: db + "_gateway"},
+		Keycloak: kcCfg("casekeeper-gateway", "gatewayDevSecret"),
+	}, log)
+	if err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	base := "http://" + gw.HTTPAddr()
+
+	// The dashboard calls the webhook service and the gateway's own CaseQueryService with the user's token, as
+	// the gateway wires it.
+	dial := func(addr string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
+	}
+	query := casekeeperv1.NewCaseQueryServiceClient(dial(gw.GRPCAddr()))
+	dash, err := dashboard.New(dashboard.Options{
+		KeycloakURL: kc, Realm: realm, ClientID: "casekeeper-dashboard", ClientSecret: "dashboardDevSecret",
+		PublicURL: base, CookieSecure: false, Verifier: gw.Verifier(),
+		Webhooks: casekeeperv1.NewWebhookServiceClient(dial(ws.GRPCAddr())), Cases: query, Events: query, Log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Handle("/dashboard/", dash)
+	run("gateway", gw.Run)
+
+	rcv := newReceiver(t)
+	return &stack{kc: kc, base: base, cases: casekeeperv1.NewCaseServiceClient(dial(cs.GRPCAddr())), receiver: rcv}
+}
+
+// receiver is the customer's webhook endpoint.
+type receiver struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []received
+	// failing makes requests to /flaky… answer 503, as a receiver that is down.
+	failing atomic.Bool
+}
+
+type received struct {
+	Path    string
+	Header  http.Header
+	Type    string
+	CaseID  string
+	Payload map[string]any
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+		var p map[string]any
+		_ = json.Unmarshal(body, &p)
+		rec := received{Path: req.URL.Path, Header: req.Header.Clone(), Payload: p}
+		rec.Type, _ = p["type"].(string)
+		if data, ok := p["data"].(map[string]any); ok {
+			rec.CaseID, _ = data["id"].(string)
+		}
+		r.mu.Lock()
+		r.got = append(r.got, rec)
+		r.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(req.URL.Path, "/flaky") && r.failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error":"down for maintenance"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"received":true}`)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// wait returns the first request that matches, waiting up to 30s.
+func (r *receiver) wait(t *testing.T, match func(received) bool) received {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		for _, rec := range r.got {
+			if match(rec) {
+				r.mu.Unlock()
+				return rec
+			}
+		}
+		r.mu.Unlock()
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal("the receiver got no matching webhook within 30s")
+	return received{}
+}
+
+// testLog sends the services' warnings to the test log; anything logged after the test's cleanups ran is dropped,
+// because logging to a finished test panics.
+type testLog struct {
+	t      *testing.T
+	mu     sync.Mutex
+	closed bool
+}
+
+func newTestLog(t *testing.T) *testLog {
+	l := &testLog{t: t}
+	t.Cleanup(func() { l.mu.Lock(); l.closed = true; l.mu.Unlock() })
+	return l
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// chromium finds Debian's chromium (`make test` installs it when missing).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "/usr/bin/chromium"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium is not installed: run `make test`, which installs it (apt-get install chromium)")
+	return ""
+}
+
+// browser starts a fresh headless chromium with its own profile, so no cookie — the dashboard's or Keycloak's —
+// leaks from one user to the next.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 900),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser and must not carry a timeout: the timeout would stop the browser.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+const stepTimeout = 45 * time.Second
+
+// do performs browser steps with a bound, failing the test with the page's URL and text on error.
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(stepCtx, steps...); err != nil {
+		t.Fatalf("browser: %v\n%s", err, pageState(ctx))
+	}
+}
+
+// get runs one browser action that returns a value.
+func get[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(stepCtx, a)
+	if err != nil {
+		t.Fatalf("browser: %v\n%s", err, pageState(ctx))
+	}
+	return v
+}
+
+func pageState(ctx context.Context) string {
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(c, chromedp.Location())
+	body, _ := chromedp.Run(c, chromedp.Text(chromedp.CSS("body")))
+	if len(body) > 2000 {
+		body = body[:2000]
+	}
+	return "page " + loc + ":\n" + body
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	return get(t, ctx, chromedp.Text(chromedp.CSS(sel)))
+}
+
+func attr(t *testing.T, ctx context.Context, sel, name string) string {
+	t.Helper()
+	return get(t, ctx, chromedp.AttributeValue(chromedp.CSS(sel), name)).Value
+}
+
+func location(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return get(t, ctx, chromedp.Location())
+}
+
+func exists(t *testing.T, ctx context.Context, js string) bool {
+	t.Helper()
+	return get(t, ctx, chromedp.Evaluate[bool]("!!("+js+")"))
+}
+
+// eventually reloads the page until cond holds (up to 30s).
+func eventually(t *testing.T, ctx context.Context, what, cond string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if exists(t, ctx, cond) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen within 30s\n%s", what, pageState(ctx))
+		}
+		time.Sleep(500 * time.Millisecond)
+		do(t, ctx, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS("footer")))
+	}
+}
+
+// screenshot saves the page under docs/screenshots when UPDATE_SCREENSHOTS is set, so that ordinary test runs
+// leave the committed images alone.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("UPDATE_SCREENSHOTS") == "" {
+		return
+	}
+	png := get(t, ctx, chromedp.FullScreenshot(100))
+	dir := filepath.Join("..", "..", "..", "..", "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// login signs in on the real Keycloak login page, starting from the dashboard.
+func login(t *testing.T, ctx context.Context, s *stack, user, password, shot string) {
+	t.Helper()
+	do(t, ctx, chromedp.Navigate(s.base+"/dashboard/"), chromedp.WaitVisible(chromedp.ID("username")))
+	loc := location(t, ctx)
+	if !strings.HasPrefix(loc, s.kc+"/realms/"+realm+"/protocol/openid-connect/auth") {
+		t.Fatalf("the dashboard did not send the browser to Keycloak's login page: %s", loc)
+	}
+	u, _ := url.Parse(loc)
+	if q := u.Query(); q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("state") == "" || q.Get("nonce") == "" {
+		t.Fatalf("authorization request without PKCE S256, state or nonce: %s", loc)
+	}
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("username"), user), chromedp.SendKeys(chromedp.ID("password"), password))
+	if shot != "" {
+		screenshot(t, ctx, shot)
+	}
+	do(t, ctx, chromedp.Click(chromedp.ID("kc-login")), chromedp.WaitVisible(chromedp.ID("current-user")))
+	if got := text(t, ctx, "#current-user"); got != user {
+		t.Fatalf("signed in as %q, want %q", got, user)
+	}
+}
+
+// addEndpoint fills in the Webhook Settings form and saves; it returns the new endpoint's id.
+func addEndpoint(t *testing.T, ctx context.Context, s *stack, hookURL string) string {
+	t.Helper()
+	do(t, ctx,
+		chromedp.Navigate(s.base+"/dashboard/webhooks"),
+		chromedp.Click(chromedp.ID("add-endpoint")),
+		chromedp.WaitVisible(chromedp.ID("url")),
+		chromedp.SendKeys(chromedp.ID("url"), hookURL),
+		chromedp.SendKeys(chromedp.ID("description"), "Acme CRM"),
+		chromedp.SendKeys(chromedp.ID("headers"), "X-Env: dashboard-test"),
+		chromedp.Click(chromedp.ID("save")),
+		chromedp.WaitVisible(chromedp.ID("endpoint-url")),
+	)
+	if got := text(t, ctx, "#flash"); !strings.Contains(got, "Saved") || !strings.Contains(got, "whsec_") {
+		t.Fatalf("after saving: flash %q, want the confirmation and the signing secret", got)
+	}
+	if got := text(t, ctx, "#endpoint-url"); got != hookURL {
+		t.Fatalf("endpoint page shows %q, want %q", got, hookURL)
+	}
+	return strings.TrimPrefix(location(t, ctx), s.base+"/dashboard/webhooks/")
+}
+
+// createCase creates a case as the KYC provider acme-provider, through the case service.
+func createCase(t *testing.T, s *stack, ref string) (context.Context, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(),
+		"authorization", "Bearer "+providerToken(t, s.kc)), 30*time.Second)
+	t.Cleanup(cancel)
+	created, err := s.cases.CreateCase(ctx, &casekeeperv1.CreateCaseRequest{
+		RequestId: fmt.Sprintf("dash-%d", time.Now().UnixNano()), ExternalRef: ref,
+		Level:     casekeeperv1.VerificationLevel_VERIFICATION_LEVEL_ENHANCED,
+		Applicant: &casekeeperv1.Applicant{FullName: "Jane Roe", Nationality: "DE"},
+	})
+	if err != nil {
+		t.Fatalf("CreateCase: %v", err)
+	}
+	return ctx, created.GetCase().GetId()
+}
+
+func providerToken(t *testing.T, kc string) string {
+	t.Helper()
+	resp, err := http.PostForm(kc+"/realms/"+realm+"/protocol/openid-connect/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {"acme-provider"}, "client_secret": {"acmeProviderDevSecret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("acme-provider token: %v (status %d)", err, resp.StatusCode)
+	}
+	return tok.AccessToken
+}
+
+// TestDashboardInBrowser drives the dashboard in Debian's chromium against the real services and Keycloak. The
+// subtests share one stack (starting it is the slow part) but each uses a fresh browser.
+func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: needs chromium and Keycloak")
+	}
+	s := startStack(t)
+
+	t.Run("acme admin adds an endpoint and sees the delivery of a case update", func(t *testing.T) {
+		ctx := browser(t)
+		login(t, ctx, s, "admin@acme.test", "admin", "login")
+
+		hookURL := s.receiver.srv.URL + "/hooks/casekeeper"
+		id := addEndpoint(t, ctx, s, hookURL)
+
+		// The provider changes a case through the case service; the webhook must reach the receiver.
+		pctx, caseID := createCase(t, s, "cust-1042")
+		if _, err := s.cases.UpdateCase(pctx, &casekeeperv1.UpdateCaseRequest{Id: caseID, Labels: []string{"priority"},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels"}}}); err != nil {
+			t.Fatalf("UpdateCase: %v", err)
+		}
+		got := s.receiver.wait(t, func(r received) bool { return r.Type == events.TypeUpdated && r.CaseID == caseID })
+		if got.Path != "/hooks/casekeeper" || got.Header.Get("Webhook-Id") == "" || !strings.HasPrefix(got.Header.Get("Webhook-Signature"), "v1,") {
+			t.Fatalf("webhook without Standard Webhooks headers: path %s, headers %v", got.Path, got.Header)
+		}
+		if got.Header.Get("X-Env") != "dashboard-test" {
+			t.Fatalf("custom header X-Env = %q, want dashboard-test", got.Header.Get("X-Env"))
+		}
+
+		// The delivery appears in the endpoint's log with its status, attempts, latency and response.
+		row := `document.querySelector('#delivery-log tr[data-event-type="case.updated"][data-status="succeeded"]')`
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id))
+		eventually(t, ctx, "the case.updated delivery in the log", row)
+		cells := text(t, ctx, `#delivery-log tr[data-event-type="case.updated"]`)
+		for _, want := range []string{"succeeded", "200", "ms", `{"received":true}`, caseID} {
+			if !strings.Contains(cells, want) {
+				t.Errorf("delivery row %q lacks %q", cells, want)
+			}
+		}
+
+		do(t, ctx, chromedp.Click(chromedp.ID("send-test")), chromedp.WaitVisible(chromedp.ID("test-result")))
+		if got := text(t, ctx, "#test-result"); !strings.Contains(got, "answered 200") {
+			t.Errorf("send test event: %q, want the endpoint's 200 shown inline", got)
+		}
+		screenshot(t, ctx, "endpoint-delivery-log")
+		do(t, ctx, chromedp.Click(chromedp.ID("reveal-secret")), chromedp.WaitVisible(chromedp.ID("secret-result")))
+		if got := text(t, ctx, "#secret-result"); !strings.Contains(got, "whsec_") {
+			t.Errorf("reveal secret: %q, want a whsec_ secret", got)
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.ID("endpoints")))
+		if !strings.Contains(text(t, ctx, "#endpoints"), hookURL) {
+			t.Fatalf("the endpoint list does not show %s", hookURL)
+		}
+		screenshot(t, ctx, "webhook-settings")
+
+		// Cases: the list (filtered) and the case page with its timeline.
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases?status=draft"), chromedp.WaitVisible(chromedp.ID("cases")))
+		if !exists(t, ctx, fmt.Sprintf(`document.querySelector('#cases tr[data-case-id="%s"]')`, caseID)) {
+			t.Fatalf("the case list filtered by draft does not show case %s\n%s", caseID, pageState(ctx))
+		}
+		screenshot(t, ctx, "cases")
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases?status=approved"), chromedp.WaitVisible(chromedp.ID("case-filter")))
+		if exists(t, ctx, fmt.Sprintf(`document.querySelector('#cases tr[data-case-id="%s"]')`, caseID)) {
+			t.Fatal("the case list filtered by approved shows a draft case")
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases/"+caseID), chromedp.WaitVisible(chromedp.ID("timeline")))
+		eventually(t, ctx, "case.created and case.updated in the timeline",
+			`document.querySelector('#timeline li[data-event-type="case.created"]') && document.querySelector('#timeline li[data-event-type="case.updated"]')`)
+		screenshot(t, ctx, "case")
+
+		// Signing out ends the Keycloak session too: the next visit meets the login page again, not single sign-on.
+		do(t, ctx, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("signed-out")))
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.ID("username")))
+	})
+
+	t.Run("failed deliveries are resent, and recovered since a time", func(t *testing.T) {
+		ctx := browser(t)
+		login(t, ctx, s, "admin@acme.test", "admin", "")
+		s.receiver.failing.Store(true)
+		id := addEndpoint(t, ctx, s, s.receiver.srv.URL+"/flaky")
+		failed := `document.querySelector('#delivery-log tr[data-status="failed"]')`
+
+		// The receiver is down: the delivery runs out of attempts and shows as failed, with the answer it got.
+		createCase(t, s, "cust-flaky-1")
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id))
+		eventually(t, ctx, "a failed delivery in the log", failed)
+		if row := text(t, ctx, `#delivery-log tr[data-status="failed"]`); !strings.Contains(row, "503") || !strings.Contains(row, "down for maintenance") {
+			t.Errorf("failed delivery row %q, want the 503 and the receiver's answer", row)
+		}
+		screenshot(t, ctx, "endpoint-failed-delivery")
+
+		// Back up: resend that one delivery from the log.
+		s.receiver.failing.Store(false)
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#delivery-log tr[data-status="failed"] button.resend`)),
+			chromedp.WaitVisible(chromedp.ID("deliveries-result")))
+		if got := text(t, ctx, "#deliveries-result"); !strings.Contains(got, "queued again") {
+			t.Errorf("resend: %q", got)
+		}
+		eventually(t, ctx, "the resent delivery succeeded",
+			`!document.querySelector('#delivery-log tr[data-status="failed"]') && document.querySelectorAll('#delivery-log tr[data-status="succeeded"]').length === 1`)
+
+		// Down again, then "recover failed since…" queues every failed delivery of the endpoint at once.
+		s.receiver.failing.Store(true)
+		createCase(t, s, "cust-flaky-2")
+		eventually(t, ctx, "a second failed delivery", failed)
+		s.receiver.failing.Store(false)
+		do(t, ctx, chromedp.Click(chromedp.ID("recover-failed")), chromedp.WaitVisible(chromedp.ID("recover-result")))
+		if got := text(t, ctx, "#recover-result"); !strings.Contains(got, "1 failed deliveries") {
+			t.Errorf("recover failed since: %q, want one delivery queued again", got)
+		}
+		eventually(t, ctx, "the recovered delivery succeeded",
+			`!document.querySelector('#delivery-log tr[data-status="failed"]') && document.querySelectorAll('#delivery-log tr[data-status="succeeded"]').length === 2`)
+	})
+
+	t.Run("globex admin never sees acme's endpoints", func(t *testing.T) {
+		acme := browser(t)
+		login(t, acme, s, "admin@acme.test", "admin", "")
+		acmeURL := s.receiver.srv.URL + "/acme-only"
+		acmeID := addEndpoint(t, acme, s, acmeURL)
+
+		globex := browser(t)
+		login(t, globex, s, "admin@globex.test", "admin", "")
+		do(t, globex, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.CSS("h1")))
+		if body := text(t, globex, "main"); strings.Contains(body, acmeURL) || strings.Contains(body, acmeID) {
+			t.Fatalf("globex's Webhook Settings show acme's endpoint:\n%s", body)
+		}
+		// Not even by its id.
+		do(t, globex, chromedp.Navigate(s.base+"/dashboard/webhooks/"+acmeID), chromedp.WaitVisible(chromedp.ID("error")))
+		code := attr(t, globex, "#error", "data-status")
+		if code != "404" || strings.Contains(text(t, globex, "main"), acmeURL) {
+			t.Fatalf("globex opening acme's endpoint: status %s, page %s", code, text(t, globex, "main"))
+		}
+	})
+
+	t.Run("a form post without the CSRF token is refused", func(t *testing.T) {
+		ctx := browser(t)
+		login(t, ctx, s, "admin@acme.test", "admin", "")
+		forged := s.receiver.srv.URL + "/forged"
+		do(t, ctx,
+			chromedp.Navigate(s.base+"/dashboard/webhooks/new"),
+			chromedp.WaitVisible(chromedp.ID("url")),
+			chromedp.SendKeys(chromedp.ID("url"), forged),
+			chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := chromedp.Evaluate[bool](`(document.querySelector('#endpoint-form input[name="csrf_token"]').remove(), true)`)(ctx, tg)
+				return err
+			}),
+			chromedp.Click(chromedp.ID("save")),
+			chromedp.WaitVisible(chromedp.ID("error")),
+		)
+		code := attr(t, ctx, "#error", "data-status")
+		if msg := text(t, ctx, "#error-message"); code != "403" || !strings.Contains(msg, "Nothing was changed") {
+			t.Fatalf("post without CSRF token: status %s, message %q", code, msg)
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.CSS("h1")))
+		if strings.Contains(text(t, ctx, "main"), forged) {
+			t.Fatal("the endpoint of the refused form was created")
+		}
+	})
+
+	t.Run("viewer without webhooks:manage gets a clear message", func(t *testing.T) {
+		ctx := browser(t)
+		login(t, ctx, s, "viewer@acme.test", "viewer", "")
+		// Home takes a viewer to the cases, the part their role opens.
+		do(t, ctx, chromedp.WaitVisible(chromedp.ID("case-filter")))
+		if exists(t, ctx, `document.querySelector('a[href="/dashboard/webhooks"]')`) {
+			t.Error("the navigation offers Webhook Settings to a viewer")
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.ID("error")))
+		code := attr(t, ctx, "#error", "data-status")
+		msg := text(t, ctx, "#error")
+		if code != "403" || !strings.Contains(msg, "You need the webhooks:manage role") || !strings.Contains(msg, "viewer@acme.test") {
+			t.Fatalf("viewer on Webhook Settings: status %s, page %q", code, msg)
+		}
+		screenshot(t, ctx, "viewer-forbidden")
+	})
+
+	t.Run("a bad Webhook URL is reported next to the field, and jq is previewed", func(t *testing.T) {
+		ctx := browser(t)
+		login(t, ctx, s, "admin@acme.test", "admin", "")
+		do(t, ctx,
+			chromedp.Navigate(s.base+"/dashboard/webhooks/new"),
+			chromedp.WaitVisible(chromedp.ID("url")),
+			chromedp.SendKeys(chromedp.ID("url"), "ftp://files.example.com/hook"),
+			chromedp.Click(chromedp.ID("save")),
+			chromedp.WaitVisible(chromedp.ID("url-error")),
+		)
+		if msg := text(t, ctx, "#url-error"); !strings.Contains(msg, "https") {
+			t.Errorf("error next to the Webhook URL: %q, want it to ask for https", msg)
+		}
+		invalid, described := attr(t, ctx, "#url", "aria-invalid"), attr(t, ctx, "#url", "aria-describedby")
+		value := get(t, ctx, chromedp.Value(chromedp.ID("url")))
+		if invalid != "true" || !strings.Contains(described, "url-error") || value != "ftp://files.example.com/hook" {
+			t.Errorf("Webhook URL field: aria-invalid %q, aria-describedby %q, value %q", invalid, described, value)
+		}
+		// The error sits inside the Webhook URL's own field, not in a banner.
+		if !exists(t, ctx, `document.getElementById("url").closest(".field").contains(document.getElementById("url-error"))`) {
+			t.Error("the URL error is not next to the Webhook URL field")
+		}
+		screenshot(t, ctx, "endpoint-form-validation")
+
+		do(t, ctx,
+			chromedp.Click(chromedp.CSS(`input[name="payload_format"][value="jq"]`)),
+			chromedp.SendKeys(chromedp.ID("jq_transform"), "{kind: .type, case: .data.id}"),
+			chromedp.Click(chromedp.ID("preview")),
+			chromedp.WaitVisible(chromedp.ID("jq-preview")),
+		)
+		if out := text(t, ctx, "#preview-output"); !strings.Contains(out, `"kind"`) || !strings.Contains(out, `"case"`) {
+			t.Errorf("jq preview output %q, want the transformed sample event\n%s", out, pageState(ctx))
+		}
+		screenshot(t, ctx, "endpoint-form-jq-preview")
+	})
+}

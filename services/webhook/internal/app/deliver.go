@@ -1,0 +1,241 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/casekeeper/core/pkg/events"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/httpsender"
+	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
+	"github.com/casekeeper/core/services/webhook/internal/payload"
+	"github.com/casekeeper/core/services/webhook/internal/signing"
+)
+
+// ErrBadEvent is a job whose event cannot be decoded: it can never succeed and is terminated.
+var ErrBadEvent = errors.New("undecodable event")
+
+// ErrRetryLater is an infrastructure failure (database, bus) while handling a job: the message is handed back to
+// JetStream for redelivery. Failures of the endpoint itself are never this: they are recorded attempts.
+var ErrRetryLater = errors.New("retry later")
+
+// maxLimiterWait is how long an attempt may wait for its endpoint's rate limiter while holding its message; a
+// longer wait goes back to the queue as a schedule, freeing the slot.
+const maxLimiterWait = 2 * time.Second
+
+// Deliverer makes one attempt of one delivery.
+type Deliverer struct {
+	Routes     *Routes
+	Store      Store
+	Loader     Loader
+	Recorder   Recorder
+	Queue      Queue
+	Sender     Sender
+	Policy     delivery.Policy
+	GatewayURL string
+	Metrics    *Metrics
+	Log        *slog.Logger
+	Notifier   Notifier
+	Now        func() time.Time
+}
+
+// Handle runs the job; a nil error means the message may be acknowledged (including when the attempt failed and
+// its retry is scheduled), ErrRetryLater that it must be redelivered.
+func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
+	ev, err := events.Decode(j.Event)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEvent, err)
+	}
+	// Idempotency first. A first attempt delivered for the first time has no record to check (the record is created
+	// by that attempt) and is unique by its message id; anything else reads the delivery's state.
+	var state *delivery.Delivery
+	if j.Attempt > 1 || j.Redelivered {
+		if state, err = d.Loader.Do(ctx, j.DeliveryID); err != nil {
+			return fmt.Errorf("%w: loading delivery: %v", ErrRetryLater, err)
+		}
+	}
+	if state == nil && j.Attempt > 1 {
+		// Attempt 1 creates the record before attempt 2 is scheduled, so this delivery was removed since.
+		d.Log.Warn("job for an unknown delivery dropped", "delivery", j.DeliveryID)
+		return nil
+	}
+	// A message for an attempt already made (a redelivery after a crash, a sweeper re-enqueue) sends nothing.
+	if state != nil && (!state.Status.Open() || state.AttemptCount >= j.Attempt) {
+		d.Metrics.Deliveries.WithLabelValues("stale").Inc()
+		if state.Status.Open() && state.AttemptCount >= j.Attempt {
+			// The attempt was recorded but its retry may not have been scheduled (crash in between): schedule it
+			// again. A schedule already waiting is replaced by this identical one.
+			next := j
+			next.Attempt = state.AttemptCount + 1
+			if err := d.Queue.Schedule(ctx, next, state.NextAttemptAt); err != nil {
+				return fmt.Errorf("%w: %v", ErrRetryLater, err)
+			}
+		}
+		return nil
+	}
+	now := d.Now()
+	id := delivery.Delivery{ID: j.DeliveryID, Tenant: j.Tenant, EndpointID: j.EndpointID, EventID: ev.GetId(),
+		EventType: ev.GetType(), CaseID: ev.GetCaseId()}
+	route, ok := d.Routes.Get(j.EndpointID)
+	if !ok || route.Disabled {
+		reason := "the endpoint was deleted"
+		if ok {
+			reason = "the endpoint is disabled: " + route.DisabledReason
+		}
+		return d.record(ctx, j, id, delivery.Attempt{Number: j.Attempt, At: now, Error: reason}, delivery.Verdict{Status: delivery.StatusDead})
+	}
+	if route.Limiter != nil {
+		res := route.Limiter.ReserveN(now, 1)
+		if wait := res.DelayFrom(now); wait > maxLimiterWait {
+			res.CancelAt(now)
+			if err := d.Queue.Schedule(ctx, j, now.Add(wait)); err != nil {
+				return fmt.Errorf("%w: %v", ErrRetryLater, err)
+			}
+			return nil
+		} else if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return fmt.Errorf("%w: %v", ErrRetryLater, ctx.Err())
+			}
+			now = d.Now()
+		}
+	}
+
+	out := d.attempt(ctx, route, j.DeliveryID, ev, now)
+	attempt := delivery.Attempt{Number: j.Attempt, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
+	if out.Result.Err != nil {
+		attempt.Error = out.Result.Err.Error()
+	}
+	d.Metrics.Attempts.WithLabelValues(resultClass(out.Result.StatusCode, out.Result.Err)).Inc()
+	d.Metrics.Latency.Observe(out.Latency.Seconds())
+
+	failingSince := time.Time{}
+	if f := route.failing.Load(); f != 0 {
+		failingSince = time.Unix(0, f)
+	}
+	verdict := d.Policy.Judge(out.Result, j.Attempt, failingSince, now)
+	if err := d.record(ctx, j, id, attempt, verdict); err != nil {
+		return err
+	}
+	d.trackFailures(ctx, route, verdict, now)
+	if verdict.DisableReason != "" {
+		d.disable(ctx, route, verdict.DisableReason, now)
+	}
+	return nil
+}
+
+// record writes the attempt and, for a retry, schedules the next one; in that order, so that a retry never runs
+// before its predecessor is on record.
+func (d *Deliverer) record(ctx context.Context, j natsqueue.Job, id delivery.Delivery, a delivery.Attempt, v delivery.Verdict) error {
+	if v.Status == delivery.StatusRetrying {
+		// Schedules have whole seconds; recording the same time keeps the sweeper's view exact.
+		if r := v.NextAttemptAt.Truncate(time.Second); r.Before(v.NextAttemptAt) {
+			v.NextAttemptAt = r.Add(time.Second)
+		}
+	}
+	if _, err := d.Recorder.Do(ctx, delivery.Outcome{Delivery: id, Attempt: a, Status: v.Status, NextAttemptAt: v.NextAttemptAt}); err != nil {
+		return fmt.Errorf("%w: recording attempt: %v", ErrRetryLater, err)
+	}
+	d.Metrics.Deliveries.WithLabelValues(v.Status.String()).Inc()
+	switch v.Status {
+	case delivery.StatusRetrying:
+		next := j
+		next.Attempt = j.Attempt + 1
+		if err := d.Queue.Schedule(ctx, next, v.NextAttemptAt); err != nil {
+			// The attempt is recorded: the redelivered message takes the stale path and schedules again.
+			return fmt.Errorf("%w: %v", ErrRetryLater, err)
+		}
+	case delivery.StatusDead:
+		d.Metrics.DeadLetters.Inc()
+		d.Log.Info("delivery dead-lettered", "delivery", j.DeliveryID, "endpoint", j.EndpointID, "tenant", j.Tenant,
+			"attempts", a.Number, "status_code", a.StatusCode, "error", a.Error)
+	}
+	return nil
+}
+
+// attempt renders, signs and sends the body; every failure is part of the outcome.
+func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string, ev *casekeeperv1.CaseEvent, now time.Time) httpsender.Outcome {
+	body, err := d.render(ctx, route, ev)
+	if err != nil {
+		return httpsender.Outcome{Result: delivery.Result{Err: err}}
+	}
+	return d.send(ctx, route, deliveryID, body, now)
+}
+
+func (d *Deliverer) render(ctx context.Context, route *Route, ev *casekeeperv1.CaseEvent) ([]byte, error) {
+	switch route.Format {
+	case delivery.FormatThin:
+		return payload.Thin(ev, d.GatewayURL)
+	case delivery.FormatJQ:
+		if route.Transform == nil {
+			return nil, fmt.Errorf("%w: the stored program does not compile", payload.ErrTransform)
+		}
+		full, err := payload.Full(ev)
+		if err != nil {
+			return nil, err
+		}
+		return route.Transform.Apply(ctx, full)
+	default:
+		return payload.Full(ev)
+	}
+}
+
+func (d *Deliverer) send(ctx context.Context, route *Route, deliveryID string, body []byte, now time.Time) httpsender.Outcome {
+	signer, err := signing.NewSigner(route.SigningSecrets(now)...)
+	if err != nil {
+		return httpsender.Outcome{Result: delivery.Result{Err: fmt.Errorf("signing: %w", err)}}
+	}
+	h := make(http.Header, len(route.Headers)+3)
+	for k, v := range route.Headers {
+		h.Set(k, v)
+	}
+	signer.Sign(h, deliveryID, now, body)
+	return d.Sender.Send(ctx, httpsender.Request{URL: route.URL, Header: h, Body: body})
+}
+
+// trackFailures keeps the endpoint's FailingSince: set at the first failure after a success, cleared by a success.
+// The in-memory copy makes a run of failures cost one write, not one per attempt.
+func (d *Deliverer) trackFailures(ctx context.Context, route *Route, v delivery.Verdict, now time.Time) {
+	if v.Status == delivery.StatusSucceeded {
+		if route.failing.Swap(0) != 0 {
+			if err := d.Store.SetFailingSince(ctx, route.ID, time.Time{}); err != nil {
+				d.Log.Warn("clearing failure run failed", "endpoint", route.ID, "error", err)
+			}
+		}
+		return
+	}
+	if route.failing.CompareAndSwap(0, now.UnixNano()) {
+		if err := d.Store.SetFailingSince(ctx, route.ID, now); err != nil {
+			d.Log.Warn("recording failure run failed", "endpoint", route.ID, "error", err)
+		}
+	}
+}
+
+// disable turns an endpoint off, records an operational event (once, by whichever instance got there first) and
+// tells every instance.
+func (d *Deliverer) disable(ctx context.Context, route *Route, reason string, now time.Time) {
+	if !route.disabling.CompareAndSwap(false, true) {
+		return
+	}
+	changed, err := d.Store.DisableEndpoint(ctx, route.ID, reason, now)
+	if err != nil {
+		d.Log.Error("disabling endpoint failed", "endpoint", route.ID, "error", err)
+		return
+	}
+	if !changed {
+		return
+	}
+	d.Metrics.Disabled.Inc()
+	d.Log.Warn("endpoint disabled", "endpoint", route.ID, "tenant", route.Tenant, "reason", reason)
+	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.disabled", Tenant: route.Tenant,
+		EndpointID: route.ID, Reason: reason, At: now}); err != nil {
+		d.Log.Error("recording operational event failed", "endpoint", route.ID, "error", err)
+	}
+	d.Notifier.EndpointsChanged()
+}

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
+)
+
+// maxRecover bounds one RecoverFailed call; the caller repeats it for more.
+const maxRecover = 10000
+
+// Deliveries holds the use cases on deliveries: resend and recover (queries go straight to the store).
+type Deliveries struct {
+	Store Store
+	Queue Queue
+	Now   func() time.Time
+}
+
+// Resend queues one more attempt of a delivery now, whatever its state; the webhook-id stays the same.
+func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.Delivery, error) {
+	d, err := u.Store.GetDelivery(ctx, tenant, id)
+	if err != nil {
+		return delivery.Delivery{}, err
+	}
+	ev, err := u.Store.GetEvent(ctx, d.EventID)
+	if err != nil {
+		return delivery.Delivery{}, fmt.Errorf("event of delivery %s: %w", id, err)
+	}
+	d, err = u.Store.Requeue(ctx, tenant, id, u.Now())
+	if err != nil {
+		return delivery.Delivery{}, err
+	}
+	job := natsqueue.Job{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, Attempt: d.AttemptCount + 1, Event: ev.Body}
+	if err := u.Queue.Enqueue(ctx, []natsqueue.Job{job}); err != nil {
+		// The delivery is open and due: the sweeper enqueues it if this instance cannot.
+		return delivery.Delivery{}, err
+	}
+	return d, nil
+}
+
+// Recover resends every dead delivery of the endpoint that died since the time; it returns how many.
+func (u *Deliveries) Recover(ctx context.Context, tenant, endpointID string, since time.Time) (int, error) {
+	if _, err := u.Store.GetEndpoint(ctx, tenant, endpointID); err != nil {
+		return 0, err
+	}
+	dead, err := u.Store.DeadSince(ctx, tenant, endpointID, since, maxRecover)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range dead {
+		if _, err := u.Resend(ctx, tenant, d.ID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,268 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/casekeeper/core/pkg/validation"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/payload"
+	"github.com/casekeeper/core/services/webhook/internal/signing"
+)
+
+// Endpoints holds the use cases of managing endpoints.
+type Endpoints struct {
+	Store         Store
+	Queue         Queue
+	Routes        *Routes
+	Notifier      Notifier
+	Deliverer     *Deliverer
+	AllowLoopback bool
+	Now           func() time.Time
+}
+
+// Writable fields of an endpoint, as update_mask paths.
+var writable = []string{"url", "description", "event_types", "disabled", "disabled_reason", "headers",
+	"payload_format", "jq_transform", "rate_limit_per_second", "max_concurrency"}
+
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func newID(prefix string) string {
+	b := make([]byte, 15)
+	_, _ = rand.Read(b)
+	return prefix + lowerBase32.EncodeToString(b)
+}
+
+// Create validates and stores a new endpoint with its first secret.
+func (u *Endpoints) Create(ctx context.Context, tenant string, e delivery.Endpoint) (delivery.Endpoint, string, error) {
+	if e.Format == 0 {
+		e.Format = delivery.FormatFull
+	}
+	if errs := validateEndpoint(e, "endpoint.", u.AllowLoopback); len(errs) > 0 {
+		return delivery.Endpoint{}, "", errs
+	}
+	secret, err := signing.NewSecret()
+	if err != nil {
+		return delivery.Endpoint{}, "", err
+	}
+	now := u.Now()
+	e.ID, e.Tenant, e.CreatedAt, e.UpdatedAt = newID("ep_"), tenant, now, now
+	e.Secrets = []delivery.Secret{{Value: secret, CreatedAt: now}}
+	e.FailingSince = time.Time{}
+	if !e.Disabled {
+		e.DisabledReason = ""
+	}
+	if err := u.Store.CreateEndpoint(ctx, e); err != nil {
+		return delivery.Endpoint{}, "", err
+	}
+	u.changed(ctx)
+	return e, secret, nil
+}
+
+// Get returns one endpoint of the tenant.
+func (u *Endpoints) Get(ctx context.Context, tenant, id string) (delivery.Endpoint, error) {
+	return u.Store.GetEndpoint(ctx, tenant, id)
+}
+
+// List pages through the tenant's endpoints in id order; the page token is the last id.
+func (u *Endpoints) List(ctx context.Context, tenant, after string, size int) ([]delivery.Endpoint, string, error) {
+	eps, err := u.Store.ListEndpoints(ctx, tenant, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(eps) > size {
+		eps = eps[:size]
+		next = eps[size-1].ID
+	}
+	return eps, next, nil
+}
+
+// Update applies the fields named by mask (every writable field when empty) from patch.
+func (u *Endpoints) Update(ctx context.Context, tenant string, patch delivery.Endpoint, mask []string) (delivery.Endpoint, error) {
+	var errs validation.Errors
+	if len(mask) == 0 {
+		mask = writable
+	}
+	for _, p := range mask {
+		if !slices.Contains(writable, p) {
+			errs.Add("update_mask", "%q is not a writable field (one of %s)", p, strings.Join(writable, ", "))
+		}
+	}
+	if len(errs) > 0 {
+		return delivery.Endpoint{}, errs
+	}
+	cur, err := u.Store.GetEndpoint(ctx, tenant, patch.ID)
+	if err != nil {
+		return delivery.Endpoint{}, err
+	}
+	next := cur
+	for _, p := range mask {
+		switch p {
+		case "url":
+			next.URL = patch.URL
+		case "description":
+			next.Description = patch.Description
+		case "event_types":
+			next.EventTypes = patch.EventTypes
+		case "disabled":
+			next.Disabled = patch.Disabled
+		case "disabled_reason":
+			next.DisabledReason = patch.DisabledReason
+		case "headers":
+			next.Headers = patch.Headers
+		case "payload_format":
+			next.Format = patch.Format
+			if next.Format == 0 {
+				next.Format = delivery.FormatFull
+			}
+		case "jq_transform":
+			next.JQ = patch.JQ
+		case "rate_limit_per_second":
+			next.RateLimit = patch.RateLimit
+		case "max_concurrency":
+			next.MaxConcurrency = patch.MaxConcurrency
+		}
+	}
+	if next.Format != delivery.FormatJQ && slices.Contains(mask, "payload_format") && !slices.Contains(mask, "jq_transform") {
+		next.JQ = "" // switching away from jq drops the program instead of failing on it
+	}
+	if errs := validateEndpoint(next, "endpoint.", u.AllowLoopback); len(errs) > 0 {
+		return delivery.Endpoint{}, errs
+	}
+	if !next.Disabled {
+		next.DisabledReason = ""
+		if cur.Disabled {
+			next.FailingSince = time.Time{} // re-enabled: the failure run starts over
+		}
+	} else if next.DisabledReason == "" {
+		next.DisabledReason = "disabled by an administrator"
+	}
+	next.UpdatedAt = u.Now()
+	if err := u.Store.ReplaceEndpoint(ctx, next); err != nil {
+		return delivery.Endpoint{}, err
+	}
+	u.changed(ctx)
+	return next, nil
+}
+
+// Delete removes the endpoint, its consumer and its waiting attempts. Its deliveries stay on record.
+func (u *Endpoints) Delete(ctx context.Context, tenant, id string) error {
+	if err := u.Store.DeleteEndpoint(ctx, tenant, id); err != nil {
+		return err
+	}
+	if err := u.Queue.RemoveEndpoint(ctx, tenant, id); err != nil {
+		return fmt.Errorf("removing the endpoint's queue: %w", err)
+	}
+	u.changed(ctx)
+	return nil
+}
+
+// Secrets returns the signing secrets in use, newest first.
+func (u *Endpoints) Secrets(ctx context.Context, tenant, id string) ([]delivery.Secret, error) {
+	e, err := u.Store.GetEndpoint(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	now := u.Now()
+	var out []delivery.Secret
+	for _, s := range e.Secrets {
+		if s.ExpiresAt.IsZero() || now.Before(s.ExpiresAt) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Rotate makes a new secret; the previous one signs beside it for delivery.SecretOverlap.
+func (u *Endpoints) Rotate(ctx context.Context, tenant, id string) (delivery.Secret, error) {
+	e, err := u.Store.GetEndpoint(ctx, tenant, id)
+	if err != nil {
+		return delivery.Secret{}, err
+	}
+	secret, err := signing.NewSecret()
+	if err != nil {
+		return delivery.Secret{}, err
+	}
+	now := u.Now()
+	s := e.Rotate(secret, now)
+	e.UpdatedAt = now
+	if err := u.Store.ReplaceEndpoint(ctx, e); err != nil {
+		return delivery.Secret{}, err
+	}
+	u.changed(ctx)
+	return s, nil
+}
+
+// SendTest sends a sample event to the endpoint now (even when disabled, to check it before enabling) and returns
+// the attempt; nothing is stored.
+func (u *Endpoints) SendTest(ctx context.Context, tenant, id string) (delivery.Attempt, error) {
+	e, err := u.Store.GetEndpoint(ctx, tenant, id)
+	if err != nil {
+		return delivery.Attempt{}, err
+	}
+	route := &Route{Endpoint: e}
+	if e.Format == delivery.FormatJQ {
+		route.Transform, _ = payload.Compile(e.JQ)
+	}
+	now := u.Now()
+	out := u.Deliverer.attempt(ctx, route, newID("msg_test_"), SampleEvent(tenant, now), now)
+	a := delivery.Attempt{Number: 1, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
+	if out.Result.Err != nil {
+		a.Error = out.Result.Err.Error()
+	}
+	return a, nil
+}
+
+// ErrTransformFailed is a preview whose program failed at run time.
+var ErrTransformFailed = errors.New("transform failed")
+
+// Preview runs a jq program on the sample event's full payload.
+func (u *Endpoints) Preview(ctx context.Context, program string) (input, output string, err error) {
+	if strings.TrimSpace(program) == "" {
+		return "", "", validation.Errors{{Field: "jq_transform", Message: "is required"}}
+	}
+	tr, err := payload.Compile(program)
+	if err != nil {
+		return "", "", validation.Errors{{Field: "jq_transform", Message: err.Error()}}
+	}
+	route := &Route{Endpoint: delivery.Endpoint{Format: delivery.FormatFull}}
+	full, err := u.Deliverer.render(ctx, route, SampleEvent("example", u.Now()))
+	if err != nil {
+		return "", "", err
+	}
+	out, err := tr.Apply(ctx, full)
+	if err != nil {
+		return string(full), "", validation.Errors{{Field: "jq_transform", Message: err.Error()}}
+	}
+	return string(full), string(out), nil
+}
+
+// SampleEvent is the event SendTest and Preview use: a fictitious case, no real person.
+func SampleEvent(tenant string, now time.Time) *casekeeperv1.CaseEvent {
+	ts := timestamppb.New(now)
+	ev := &casekeeperv1.CaseEvent{
+		Id: newID("evt_test_"), Type: "webhook.test", Tenant: tenant, CaseId: "case_test", CaseVersion: 1, OccurredAt: ts,
+		Data: &casekeeperv1.Case{Id: "case_test", Tenant: tenant, ExternalRef: "test-ref", Version: 1,
+			Level: casekeeperv1.VerificationLevel_VERIFICATION_LEVEL_BASIC, Status: casekeeperv1.CaseStatus_CASE_STATUS_SUBMITTED,
+			Applicant: &casekeeperv1.Applicant{FullName: "Test Applicant", Nationality: "DE", Email: "applicant@example.com"},
+			CreatedAt: ts, UpdatedAt: ts},
+	}
+	return ev
+}
+
+// changed reloads this instance's table at once (so that the caller's next event sees the change) and tells the
+// others.
+func (u *Endpoints) changed(ctx context.Context) {
+	_ = u.Routes.Reload(ctx)
+	u.Notifier.EndpointsChanged()
+}

@@ -1,0 +1,53 @@
+package app
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the service's Prometheus series.
+type Metrics struct {
+	Deliveries   *prometheus.CounterVec // by outcome: succeeded, retrying, dead, stale
+	Attempts     *prometheus.CounterVec // by result: 2xx, 4xx, 5xx, error
+	Latency      prometheus.Histogram
+	DeadLetters  prometheus.Counter
+	RetryBacklog prometheus.Gauge
+	ConsumerLag  *prometheus.GaugeVec // by consumer: fanout, endpoints
+	Disabled     prometheus.Counter
+}
+
+// NewMetrics registers the series on reg (nil: unregistered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "webhook_deliveries_total",
+			Help: "Delivery attempts by what they led to: succeeded, retrying, dead."}, []string{"outcome"}),
+		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "webhook_attempts_total",
+			Help: "Attempts by result class: 2xx, 3xx, 4xx, 5xx, error."}, []string{"result"}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "webhook_attempt_duration_seconds",
+			Help:    "Time from sending a webhook to the end of the response excerpt.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30}}),
+		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_dead_letters_total",
+			Help: "Deliveries that ran out of attempts or lost their endpoint."}),
+		RetryBacklog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "webhook_retry_backlog",
+			Help: "Deliveries waiting for a retry (sampled by the sweeper)."}),
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "webhook_consumer_lag_messages",
+			Help: "Messages not yet acknowledged: fanout (case events), endpoints (delivery attempts)."}, []string{"consumer"}),
+		Disabled: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_endpoints_disabled_total",
+			Help: "Endpoints disabled by the service (410 Gone, failing for too long)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Deliveries, m.Attempts, m.Latency, m.DeadLetters, m.RetryBacklog, m.ConsumerLag, m.Disabled)
+	}
+	return m
+}
+
+func resultClass(status int, err error) string {
+	switch {
+	case err != nil || status == 0:
+		return "error"
+	case status < 300:
+		return "2xx"
+	case status < 400:
+		return "3xx"
+	case status < 500:
+		return "4xx"
+	}
+	return "5xx"
+}

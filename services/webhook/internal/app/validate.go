@@ -1,0 +1,140 @@
+package app
+
+import (
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/validation"
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/httpsender"
+	"github.com/casekeeper/core/services/webhook/internal/payload"
+)
+
+// Limits of an endpoint's settings.
+const (
+	maxURLLength     = 2048
+	maxDescription   = 1000
+	maxHeaders       = 20
+	maxHeaderValue   = 1024
+	maxRateLimit     = 10000
+	maxJQLength      = 16 << 10
+	maxDisableReason = 500
+)
+
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+
+// reservedHeaders are set by the service; an endpoint may not override them.
+var reservedHeaders = []string{"content-type", "content-length", "host", "user-agent", "connection",
+	"transfer-encoding", "te", "upgrade", "trailer", "expect", "keep-alive", "proxy-authorization"}
+
+// validateEndpoint checks every writable field; prefix is the path of the endpoint in the request ("endpoint.").
+// The URL check here refuses what is visibly internal; the dialer checks again at every connection, after DNS.
+func validateEndpoint(e delivery.Endpoint, prefix string, allowLoopback bool) validation.Errors {
+	var errs validation.Errors
+	validateURL(&errs, prefix+"url", e.URL, allowLoopback)
+	if utf8.RuneCountInString(e.Description) > maxDescription {
+		errs.Add(prefix+"description", "must be at most %d characters", maxDescription)
+	}
+	seen := map[string]bool{}
+	for i, t := range e.EventTypes {
+		switch {
+		case !slices.Contains(events.Types, t):
+			errs.Add(prefix+"event_types", "entry %d %q is not an event type (one of %s)", i, t, strings.Join(events.Types, ", "))
+		case seen[t]:
+			errs.Add(prefix+"event_types", "entry %d %q is repeated", i, t)
+		}
+		seen[t] = true
+	}
+	if len(e.Headers) > maxHeaders {
+		errs.Add(prefix+"headers", "at most %d headers", maxHeaders)
+	}
+	for k, v := range e.Headers {
+		lk := strings.ToLower(k)
+		switch {
+		case !headerName.MatchString(k):
+			errs.Add(prefix+"headers", "%q is not a valid header name", k)
+		case slices.Contains(reservedHeaders, lk) || strings.HasPrefix(lk, "webhook-"):
+			errs.Add(prefix+"headers", "%q is set by the service", k)
+		case len(v) > maxHeaderValue || strings.ContainsAny(v, "\r\n\x00"):
+			errs.Add(prefix+"headers", "the value of %q must be one line of at most %d bytes", k, maxHeaderValue)
+		}
+	}
+	switch e.Format {
+	case delivery.FormatFull, delivery.FormatThin:
+		if e.JQ != "" {
+			errs.Add(prefix+"jq_transform", "is only used with payload_format PAYLOAD_FORMAT_JQ")
+		}
+	case delivery.FormatJQ:
+		switch {
+		case strings.TrimSpace(e.JQ) == "":
+			errs.Add(prefix+"jq_transform", "is required with payload_format PAYLOAD_FORMAT_JQ")
+		case len(e.JQ) > maxJQLength:
+			errs.Add(prefix+"jq_transform", "must be at most %d bytes", maxJQLength)
+		default:
+			if _, err := payload.Compile(e.JQ); err != nil {
+				errs.Add(prefix+"jq_transform", "%s", err.Error())
+			}
+		}
+	default:
+		errs.Add(prefix+"payload_format", "must be PAYLOAD_FORMAT_FULL, PAYLOAD_FORMAT_THIN or PAYLOAD_FORMAT_JQ")
+	}
+	if e.RateLimit < 0 || e.RateLimit > maxRateLimit {
+		errs.Add(prefix+"rate_limit_per_second", "must be between 0 (no limit) and %d", maxRateLimit)
+	}
+	if e.MaxConcurrency < 0 || e.MaxConcurrency > delivery.MaxConcurrency {
+		errs.Add(prefix+"max_concurrency", "must be between 0 (default %d) and %d", delivery.DefaultConcurrency, delivery.MaxConcurrency)
+	}
+	if len(e.DisabledReason) > maxDisableReason {
+		errs.Add(prefix+"disabled_reason", "must be at most %d bytes", maxDisableReason)
+	}
+	return errs
+}
+
+func validateURL(errs *validation.Errors, field, raw string, allowLoopback bool) {
+	if raw == "" {
+		errs.Add(field, "is required")
+		return
+	}
+	if len(raw) > maxURLLength {
+		errs.Add(field, "must be at most %d bytes", maxURLLength)
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" {
+		errs.Add(field, "must be an absolute URL")
+		return
+	}
+	if u.User != nil {
+		errs.Add(field, "must not hold credentials; use headers instead")
+		return
+	}
+	if u.Fragment != "" {
+		errs.Add(field, "must not have a fragment")
+		return
+	}
+	host := strings.ToLower(u.Hostname())
+	loopback := host == "localhost" || strings.HasSuffix(host, ".localhost")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		loopback = ip.Unmap().IsLoopback()
+		if err := httpsender.CheckAddr(ip, allowLoopback); err != nil {
+			errs.Add(field, "%s", err.Error())
+			return
+		}
+	} else if loopback && !allowLoopback {
+		errs.Add(field, "%s: %s is a loopback name", httpsender.ErrForbiddenAddress.Error(), host)
+		return
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && allowLoopback && loopback:
+	case u.Scheme == "http" && allowLoopback:
+		errs.Add(field, "must use https (http is allowed only to loopback addresses)")
+	default:
+		errs.Add(field, "must use https")
+	}
+}

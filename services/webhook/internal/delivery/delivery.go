@@ -1,0 +1,113 @@
+package delivery
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"strings"
+	"time"
+)
+
+// Status is where a delivery stands.
+type Status int
+
+const (
+	StatusPending Status = iota + 1
+	StatusSucceeded
+	StatusRetrying
+	StatusDead
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusPending:
+		return "pending"
+	case StatusSucceeded:
+		return "succeeded"
+	case StatusRetrying:
+		return "retrying"
+	case StatusDead:
+		return "dead"
+	}
+	return "unknown"
+}
+
+// Open reports whether the delivery still waits for an attempt.
+func (s Status) Open() bool { return s == StatusPending || s == StatusRetrying }
+
+// Delivery is one event on its way to one endpoint. Its id is also the webhook-id header.
+type Delivery struct {
+	ID            string
+	Tenant        string
+	EndpointID    string
+	EventID       string
+	EventType     string
+	CaseID        string
+	Status        Status
+	AttemptCount  int
+	NextAttemptAt time.Time
+	LastStatus    int
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	Attempts      []Attempt
+}
+
+// Attempt is one request to the endpoint and what came of it.
+type Attempt struct {
+	Number     int
+	At         time.Time
+	StatusCode int // 0 when no response arrived
+	Latency    time.Duration
+	Response   string // first ResponseExcerpt bytes of the body
+	Error      string
+}
+
+// ResponseExcerpt is how much of a response body an attempt keeps.
+const ResponseExcerpt = 4 << 10
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// DeliveryID is deterministic in (event, endpoint): an event delivered twice by the bus makes the same id, so the
+// second insert fails on the unique _id and no second delivery exists.
+func DeliveryID(eventID, endpointID string) string {
+	sum := sha256.Sum256([]byte(eventID + "\x00" + endpointID))
+	return "msg_" + strings.ToLower(idEncoding.EncodeToString(sum[:16]))
+}
+
+// Event is what a delivery sends: the decoded case event, kept by the store for resends.
+type Event struct {
+	ID         string
+	Tenant     string
+	Type       string
+	CaseID     string
+	Version    int64
+	OccurredAt time.Time
+	Body       []byte // binary protobuf CaseEvent
+}
+
+// Outcome is an attempt together with the state it leaves the delivery in. Delivery identifies the delivery
+// (id, tenant, endpoint, event); the first attempt creates the delivery's record from it.
+type Outcome struct {
+	Delivery      Delivery
+	Attempt       Attempt
+	Status        Status
+	NextAttemptAt time.Time
+}
+
+// DeliveryFilter narrows ListDeliveries; zero fields do not filter.
+type DeliveryFilter struct {
+	EndpointID string
+	Status     Status
+	EventID    string
+	Since      time.Time
+	Until      time.Time
+}
+
+// Operation is an operational event: something an operator should know about, such as an endpoint disabled.
+type Operation struct {
+	Kind       string
+	Tenant     string
+	EndpointID string
+	Reason     string
+	At         time.Time
+}

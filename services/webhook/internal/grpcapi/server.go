@@ -1,0 +1,491 @@
+// Package grpcapi serves casekeeper.v1.WebhookService: it checks the shape of each request, calls the use cases
+// with the caller's tenant, and is the one place where domain errors become gRPC status codes.
+package grpcapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/casekeeper/core/pkg/auth"
+	"github.com/casekeeper/core/pkg/grpcserver"
+	"github.com/casekeeper/core/pkg/validation"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/webhook/internal/app"
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/mongostore"
+)
+
+// Policy: every method of the service needs webhooks:manage.
+func Policy() auth.Policy {
+	roles := map[string]string{}
+	for _, m := range casekeeperv1.WebhookService_ServiceDesc.Methods {
+		roles["/"+casekeeperv1.WebhookService_ServiceDesc.ServiceName+"/"+m.MethodName] = auth.RoleWebhooksManage
+	}
+	return auth.Policy{Roles: roles, Public: auth.IsInfrastructure}
+}
+
+// Server implements WebhookService.
+type Server struct {
+	casekeeperv1.UnimplementedWebhookServiceServer
+	Endpoints  *app.Endpoints
+	Deliveries *app.Deliveries
+	Store      *mongostore.Store
+}
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+var (
+	endpointID = regexp.MustCompile(`^ep_[a-z2-7]{24}$`)
+	deliveryID = regexp.MustCompile(`^msg_[a-z2-7]{26}$`)
+)
+
+func tenant(ctx context.Context) (string, error) {
+	p, err := auth.TenantOf(ctx)
+	if err != nil {
+		return "", auth.ToStatus(err)
+	}
+	return p.Tenant, nil
+}
+
+// toStatus maps errors of the use cases; anything else is left for grpcserver to mask as Internal.
+func toStatus(err error) error {
+	if errs, ok := validation.As(err); ok {
+		return grpcserver.InvalidArgument(errs)
+	}
+	switch {
+	case errors.Is(err, delivery.ErrNotFound):
+		return status.Error(codes.NotFound, "not found")
+	case errors.Is(err, delivery.ErrConflict):
+		return status.Error(codes.AlreadyExists, "already exists")
+	}
+	return err
+}
+
+func invalid(field, format string, args ...any) error {
+	var errs validation.Errors
+	errs.Add(field, format, args...)
+	return grpcserver.InvalidArgument(errs)
+}
+
+func checkEndpointID(field, id string) error {
+	if id == "" {
+		return invalid(field, "is required")
+	}
+	if !endpointID.MatchString(id) {
+		return invalid(field, "is not an endpoint id (ep_…)")
+	}
+	return nil
+}
+
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0 || n > maxPageSize:
+		return 0, invalid("page_size", "must be between 0 (default %d) and %d", defaultPageSize, maxPageSize)
+	case n == 0:
+		return defaultPageSize, nil
+	}
+	return int(n), nil
+}
+
+func (s *Server) CreateEndpoint(ctx context.Context, req *casekeeperv1.CreateEndpointRequest) (*casekeeperv1.CreateEndpointResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetEndpoint() == nil {
+		return nil, invalid("endpoint", "is required")
+	}
+	if req.GetEndpoint().GetId() != "" {
+		return nil, invalid("endpoint.id", "is assigned by the service; leave it empty")
+	}
+	e, secret, err := s.Endpoints.Create(ctx, t, endpointFromProto(req.GetEndpoint()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.CreateEndpointResponse{Endpoint: endpointToProto(e), Secret: secret}, nil
+}
+
+func (s *Server) GetEndpoint(ctx context.Context, req *casekeeperv1.GetEndpointRequest) (*casekeeperv1.GetEndpointResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpointID("id", req.GetId()); err != nil {
+		return nil, err
+	}
+	e, err := s.Endpoints.Get(ctx, t, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.GetEndpointResponse{Endpoint: endpointToProto(e)}, nil
+}
+
+func (s *Server) ListEndpoints(ctx context.Context, req *casekeeperv1.ListEndpointsRequest) (*casekeeperv1.ListEndpointsResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	if tok := req.GetPageToken(); tok != "" && !endpointID.MatchString(tok) {
+		return nil, invalid("page_token", "is not a token returned by ListEndpoints")
+	}
+	eps, next, err := s.Endpoints.List(ctx, t, req.GetPageToken(), size)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &casekeeperv1.ListEndpointsResponse{NextPageToken: next}
+	for _, e := range eps {
+		resp.Endpoints = append(resp.Endpoints, endpointToProto(e))
+	}
+	return resp, nil
+}
+
+func (s *Server) UpdateEndpoint(ctx context.Context, req *casekeeperv1.UpdateEndpointRequest) (*casekeeperv1.UpdateEndpointResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetEndpoint() == nil {
+		return nil, invalid("endpoint", "is required")
+	}
+	if err := checkEndpointID("endpoint.id", req.GetEndpoint().GetId()); err != nil {
+		return nil, err
+	}
+	e, err := s.Endpoints.Update(ctx, t, endpointFromProto(req.GetEndpoint()), req.GetUpdateMask().GetPaths())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.UpdateEndpointResponse{Endpoint: endpointToProto(e)}, nil
+}
+
+func (s *Server) DeleteEndpoint(ctx context.Context, req *casekeeperv1.DeleteEndpointRequest) (*casekeeperv1.DeleteEndpointResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpointID("id", req.GetId()); err != nil {
+		return nil, err
+	}
+	if err := s.Endpoints.Delete(ctx, t, req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.DeleteEndpointResponse{}, nil
+}
+
+func (s *Server) RevealSecret(ctx context.Context, req *casekeeperv1.RevealSecretRequest) (*casekeeperv1.RevealSecretResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpointID("id", req.GetId()); err != nil {
+		return nil, err
+	}
+	secrets, err := s.Endpoints.Secrets(ctx, t, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &casekeeperv1.RevealSecretResponse{}
+	for _, sec := range secrets {
+		resp.Secrets = append(resp.Secrets, secretToProto(sec))
+	}
+	return resp, nil
+}
+
+func (s *Server) RotateSecret(ctx context.Context, req *casekeeperv1.RotateSecretRequest) (*casekeeperv1.RotateSecretResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpointID("id", req.GetId()); err != nil {
+		return nil, err
+	}
+	sec, err := s.Endpoints.Rotate(ctx, t, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.RotateSecretResponse{Secret: secretToProto(sec)}, nil
+}
+
+func (s *Server) SendTestEvent(ctx context.Context, req *casekeeperv1.SendTestEventRequest) (*casekeeperv1.SendTestEventResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpointID("id", req.GetId()); err != nil {
+		return nil, err
+	}
+	a, err := s.Endpoints.SendTest(ctx, t, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.SendTestEventResponse{Attempt: attemptToProto(a)}, nil
+}
+
+func (s *Server) PreviewTransform(ctx context.Context, req *casekeeperv1.PreviewTransformRequest) (*casekeeperv1.PreviewTransformResponse, error) {
+	if _, err := tenant(ctx); err != nil {
+		return nil, err
+	}
+	in, out, err := s.Endpoints.Preview(ctx, req.GetJqTransform())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.PreviewTransformResponse{Input: in, Output: out}, nil
+}
+
+func (s *Server) ListDeliveries(ctx context.Context, req *casekeeperv1.ListDeliveriesRequest) (*casekeeperv1.ListDeliveriesResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var errs validation.Errors
+	f := delivery.DeliveryFilter{EndpointID: req.GetEndpointId(), EventID: req.GetEventId()}
+	if f.EndpointID != "" && !endpointID.MatchString(f.EndpointID) {
+		errs.Add("endpoint_id", "is not an endpoint id (ep_…)")
+	}
+	if len(f.EventID) > 200 {
+		errs.Add("event_id", "must be at most 200 bytes")
+	}
+	switch st := req.GetStatus(); st {
+	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED:
+	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_PENDING, casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED,
+		casekeeperv1.DeliveryStatus_DELIVERY_STATUS_RETRYING, casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD:
+		f.Status = statusFromProto(st)
+	default:
+		errs.Add("status", "is not a delivery status")
+	}
+	if req.Since != nil {
+		if err := req.GetSince().CheckValid(); err != nil {
+			errs.Add("since", "is not a valid timestamp")
+		}
+		f.Since = req.GetSince().AsTime()
+	}
+	if req.Until != nil {
+		if err := req.GetUntil().CheckValid(); err != nil {
+			errs.Add("until", "is not a valid timestamp")
+		}
+		f.Until = req.GetUntil().AsTime()
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		errs.Add("until", "must be after since")
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var cursor *mongostore.Cursor
+	if tok := req.GetPageToken(); tok != "" {
+		if cursor, err = decodeCursor(tok); err != nil {
+			errs.Add("page_token", "is not a token returned by ListDeliveries")
+		}
+	}
+	if len(errs) > 0 {
+		return nil, grpcserver.InvalidArgument(errs)
+	}
+	ds, err := s.Store.ListDeliveries(ctx, t, f, cursor, size+1)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &casekeeperv1.ListDeliveriesResponse{}
+	if len(ds) > size {
+		ds = ds[:size]
+		last := ds[size-1]
+		resp.NextPageToken = encodeCursor(mongostore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	for _, d := range ds {
+		resp.Deliveries = append(resp.Deliveries, deliveryToProto(d))
+	}
+	return resp, nil
+}
+
+func (s *Server) GetDelivery(ctx context.Context, req *casekeeperv1.GetDeliveryRequest) (*casekeeperv1.GetDeliveryResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDeliveryID(req.GetId()); err != nil {
+		return nil, err
+	}
+	d, err := s.Store.GetDelivery(ctx, t, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.GetDeliveryResponse{Delivery: deliveryToProto(d)}, nil
+}
+
+func (s *Server) ResendDelivery(ctx context.Context, req *casekeeperv1.ResendDeliveryRequest) (*casekeeperv1.ResendDeliveryResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDeliveryID(req.GetId()); err != nil {
+		return nil, err
+	}
+	d, err := s.Deliveries.Resend(ctx, t, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.ResendDeliveryResponse{Delivery: deliveryToProto(d)}, nil
+}
+
+func (s *Server) RecoverFailed(ctx context.Context, req *casekeeperv1.RecoverFailedRequest) (*casekeeperv1.RecoverFailedResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpointID("endpoint_id", req.GetEndpointId()); err != nil {
+		return nil, err
+	}
+	if req.Since == nil {
+		return nil, invalid("since", "is required")
+	}
+	if err := req.GetSince().CheckValid(); err != nil {
+		return nil, invalid("since", "is not a valid timestamp")
+	}
+	if req.GetSince().AsTime().After(time.Now()) {
+		return nil, invalid("since", "is in the future")
+	}
+	n, err := s.Deliveries.Recover(ctx, t, req.GetEndpointId(), req.GetSince().AsTime())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.RecoverFailedResponse{Recovered: int32(n)}, nil
+}
+
+func checkDeliveryID(id string) error {
+	if id == "" {
+		return invalid("id", "is required")
+	}
+	if !deliveryID.MatchString(id) {
+		return invalid("id", "is not a delivery id (msg_…)")
+	}
+	return nil
+}
+
+func encodeCursor(c mongostore.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixNano(), 10) + "|" + c.ID))
+}
+
+func decodeCursor(tok string) (*mongostore.Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, err
+	}
+	ns, id, ok := strings.Cut(string(raw), "|")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || !deliveryID.MatchString(id) {
+		return nil, errors.New("bad cursor")
+	}
+	return &mongostore.Cursor{CreatedAt: time.Unix(0, n).UTC(), ID: id}, nil
+}
+
+// --- conversions ---
+
+func endpointFromProto(p *casekeeperv1.Endpoint) delivery.Endpoint {
+	e := delivery.Endpoint{
+		ID: p.GetId(), URL: p.GetUrl(), Description: p.GetDescription(), EventTypes: p.GetEventTypes(),
+		Disabled: p.GetDisabled(), DisabledReason: p.GetDisabledReason(), Headers: p.GetHeaders(), JQ: p.GetJqTransform(),
+		RateLimit: int(p.GetRateLimitPerSecond()), MaxConcurrency: int(p.GetMaxConcurrency()),
+	}
+	switch p.GetPayloadFormat() {
+	case casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_UNSPECIFIED:
+	case casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_FULL:
+		e.Format = delivery.FormatFull
+	case casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_THIN:
+		e.Format = delivery.FormatThin
+	case casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_JQ:
+		e.Format = delivery.FormatJQ
+	default:
+		e.Format = -1 // refused by validation, naming payload_format
+	}
+	return e
+}
+
+func endpointToProto(e delivery.Endpoint) *casekeeperv1.Endpoint {
+	p := &casekeeperv1.Endpoint{
+		Id: e.ID, Url: e.URL, Description: e.Description, EventTypes: e.EventTypes, Disabled: e.Disabled,
+		DisabledReason: e.DisabledReason, Headers: e.Headers, JqTransform: e.JQ,
+		RateLimitPerSecond: int32(e.RateLimit), MaxConcurrency: int32(e.MaxConcurrency),
+		CreatedAt: timestamppb.New(e.CreatedAt), UpdatedAt: timestamppb.New(e.UpdatedAt),
+	}
+	switch e.Format {
+	case delivery.FormatFull:
+		p.PayloadFormat = casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_FULL
+	case delivery.FormatThin:
+		p.PayloadFormat = casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_THIN
+	case delivery.FormatJQ:
+		p.PayloadFormat = casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_JQ
+	}
+	return p
+}
+
+func secretToProto(s delivery.Secret) *casekeeperv1.SigningSecret {
+	p := &casekeeperv1.SigningSecret{Secret: s.Value, CreatedAt: timestamppb.New(s.CreatedAt)}
+	if !s.ExpiresAt.IsZero() {
+		p.ExpiresAt = timestamppb.New(s.ExpiresAt)
+	}
+	return p
+}
+
+func attemptToProto(a delivery.Attempt) *casekeeperv1.Attempt {
+	return &casekeeperv1.Attempt{Number: int32(a.Number), At: timestamppb.New(a.At), StatusCode: int32(a.StatusCode),
+		Latency: durationpb.New(a.Latency), ResponseExcerpt: a.Response, Error: a.Error}
+}
+
+func statusFromProto(s casekeeperv1.DeliveryStatus) delivery.Status {
+	switch s {
+	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_PENDING:
+		return delivery.StatusPending
+	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED:
+		return delivery.StatusSucceeded
+	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_RETRYING:
+		return delivery.StatusRetrying
+	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD:
+		return delivery.StatusDead
+	}
+	return 0
+}
+
+func statusToProto(s delivery.Status) casekeeperv1.DeliveryStatus {
+	switch s {
+	case delivery.StatusPending:
+		return casekeeperv1.DeliveryStatus_DELIVERY_STATUS_PENDING
+	case delivery.StatusSucceeded:
+		return casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+	case delivery.StatusRetrying:
+		return casekeeperv1.DeliveryStatus_DELIVERY_STATUS_RETRYING
+	case delivery.StatusDead:
+		return casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD
+	}
+	return casekeeperv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func deliveryToProto(d delivery.Delivery) *casekeeperv1.Delivery {
+	p := &casekeeperv1.Delivery{
+		Id: d.ID, EndpointId: d.EndpointID, EventId: d.EventID, EventType: d.EventType, CaseId: d.CaseID,
+		Status: statusToProto(d.Status), AttemptCount: int32(d.AttemptCount), LastStatusCode: int32(d.LastStatus),
+		LastError: d.LastError, CreatedAt: timestamppb.New(d.CreatedAt), UpdatedAt: timestamppb.New(d.UpdatedAt),
+	}
+	if d.Status.Open() {
+		p.NextAttemptAt = timestamppb.New(d.NextAttemptAt)
+	}
+	for _, a := range d.Attempts {
+		p.Attempts = append(p.Attempts, attemptToProto(a))
+	}
+	return p
+}

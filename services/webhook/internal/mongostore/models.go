@@ -1,0 +1,155 @@
+// Package mongostore keeps endpoints, deliveries, the events they carry and operational events in MongoDB
+// (FerretDB in development: single-document updates only). bson models live here, apart from the domain types.
+package mongostore
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
+)
+
+type secretDoc struct {
+	Value     string     `bson:"value"`
+	CreatedAt time.Time  `bson:"created_at"`
+	ExpiresAt *time.Time `bson:"expires_at,omitempty"`
+}
+
+type endpointDoc struct {
+	ID             string            `bson:"_id"`
+	Tenant         string            `bson:"tenant"`
+	URL            string            `bson:"url"`
+	Description    string            `bson:"description"`
+	EventTypes     []string          `bson:"event_types"`
+	Disabled       bool              `bson:"disabled"`
+	DisabledReason string            `bson:"disabled_reason"`
+	Headers        map[string]string `bson:"headers"`
+	Format         int               `bson:"format"`
+	JQ             string            `bson:"jq"`
+	RateLimit      int               `bson:"rate_limit"`
+	MaxConcurrency int               `bson:"max_concurrency"`
+	Secrets        []secretDoc       `bson:"secrets"`
+	FailingSince   *time.Time        `bson:"failing_since,omitempty"`
+	CreatedAt      time.Time         `bson:"created_at"`
+	UpdatedAt      time.Time         `bson:"updated_at"`
+}
+
+func toEndpointDoc(e delivery.Endpoint) endpointDoc {
+	d := endpointDoc{
+		ID: e.ID, Tenant: e.Tenant, URL: e.URL, Description: e.Description, EventTypes: e.EventTypes,
+		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Headers: e.Headers, Format: int(e.Format),
+		JQ: e.JQ, RateLimit: e.RateLimit, MaxConcurrency: e.MaxConcurrency, FailingSince: timePtr(e.FailingSince),
+		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
+	}
+	if d.EventTypes == nil {
+		d.EventTypes = []string{}
+	}
+	if d.Headers == nil {
+		d.Headers = map[string]string{}
+	}
+	for _, s := range e.Secrets {
+		d.Secrets = append(d.Secrets, secretDoc{Value: s.Value, CreatedAt: s.CreatedAt.UTC(), ExpiresAt: timePtr(s.ExpiresAt)})
+	}
+	return d
+}
+
+func (d endpointDoc) domain() delivery.Endpoint {
+	e := delivery.Endpoint{
+		ID: d.ID, Tenant: d.Tenant, URL: d.URL, Description: d.Description, EventTypes: d.EventTypes,
+		Disabled: d.Disabled, DisabledReason: d.DisabledReason, Headers: d.Headers, Format: delivery.Format(d.Format),
+		JQ: d.JQ, RateLimit: d.RateLimit, MaxConcurrency: d.MaxConcurrency, FailingSince: timeVal(d.FailingSince),
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if len(e.EventTypes) == 0 {
+		e.EventTypes = nil
+	}
+	for _, s := range d.Secrets {
+		e.Secrets = append(e.Secrets, delivery.Secret{Value: s.Value, CreatedAt: s.CreatedAt, ExpiresAt: timeVal(s.ExpiresAt)})
+	}
+	return e
+}
+
+type attemptDoc struct {
+	ID         string    `bson:"_id"` // delivery id + "#" + number: recording an attempt twice is a no-op
+	DeliveryID string    `bson:"delivery_id"`
+	Number     int       `bson:"n"`
+	At         time.Time `bson:"at"`
+	StatusCode int       `bson:"status_code"`
+	LatencyMS  float64   `bson:"latency_ms"`
+	Response   string    `bson:"response"`
+	Error      string    `bson:"error"`
+}
+
+type deliveryDoc struct {
+	ID            string    `bson:"_id"`
+	Tenant        string    `bson:"tenant"`
+	EndpointID    string    `bson:"endpoint_id"`
+	EventID       string    `bson:"event_id"`
+	EventType     string    `bson:"event_type"`
+	CaseID        string    `bson:"case_id"`
+	Status        int       `bson:"status"`
+	AttemptCount  int       `bson:"attempt_count"`
+	NextAttemptAt time.Time `bson:"next_attempt_at"`
+	LastStatus    int       `bson:"last_status"`
+	LastError     string    `bson:"last_error"`
+	CreatedAt     time.Time `bson:"created_at"`
+	UpdatedAt     time.Time `bson:"updated_at"`
+	// FirstAttempt is written with the record itself (one insert for the common case of a delivery that succeeds
+	// at once); later attempts are documents of their own.
+	FirstAttempt *attemptDoc `bson:"first_attempt,omitempty"`
+}
+
+func toDeliveryDoc(d delivery.Delivery) deliveryDoc {
+	doc := deliveryDoc{
+		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventType: d.EventType,
+		CaseID: d.CaseID, Status: int(d.Status), AttemptCount: d.AttemptCount, NextAttemptAt: d.NextAttemptAt.UTC(),
+		LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+	}
+	return doc
+}
+
+func toAttemptDoc(deliveryID string, a delivery.Attempt) attemptDoc {
+	return attemptDoc{ID: deliveryID + "#" + strconv.Itoa(a.Number), DeliveryID: deliveryID, Number: a.Number, At: a.At.UTC(), StatusCode: a.StatusCode,
+		LatencyMS: float64(a.Latency.Microseconds()) / 1000, Response: a.Response, Error: a.Error}
+}
+
+func (d deliveryDoc) domain() delivery.Delivery {
+	out := delivery.Delivery{
+		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventType: d.EventType,
+		CaseID: d.CaseID, Status: delivery.Status(d.Status), AttemptCount: d.AttemptCount,
+		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	return out
+}
+
+func (a attemptDoc) domain() delivery.Attempt {
+	return delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode,
+		Latency: time.Duration(a.LatencyMS * float64(time.Millisecond)), Response: a.Response, Error: a.Error}
+}
+
+type eventDoc struct {
+	ID         string    `bson:"_id"`
+	Tenant     string    `bson:"tenant"`
+	Type       string    `bson:"type"`
+	CaseID     string    `bson:"case_id"`
+	Version    int64     `bson:"version"`
+	OccurredAt time.Time `bson:"occurred_at"`
+	Body       []byte    `bson:"body"`
+	StoredAt   time.Time `bson:"stored_at"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func timeVal(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}

@@ -1,0 +1,425 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
+)
+
+// Store is the MongoDB implementation of the service's storage.
+type Store struct {
+	endpoints  *mongo.Collection
+	deliveries *mongo.Collection
+	attempts   *mongo.Collection
+	events     *mongo.Collection
+	operations *mongo.Collection
+}
+
+// New uses the collections of db; call EnsureIndexes once at start-up.
+func New(db *mongo.Database) *Store {
+	return &Store{
+		endpoints:  db.Collection("webhook_endpoints"),
+		deliveries: db.Collection("webhook_deliveries"),
+		attempts:   db.Collection("webhook_attempts"),
+		events:     db.Collection("webhook_events"),
+		operations: db.Collection("webhook_operations"),
+	}
+}
+
+// EnsureIndexes creates the indexes the queries need; it is idempotent.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	idx := []struct {
+		c    *mongo.Collection
+		keys bson.D
+	}{
+		{s.endpoints, bson.D{{Key: "tenant", Value: 1}, {Key: "_id", Value: 1}}},
+		{s.deliveries, bson.D{{Key: "tenant", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+		{s.deliveries, bson.D{{Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1}}},
+		{s.deliveries, bson.D{{Key: "endpoint_id", Value: 1}, {Key: "status", Value: 1}, {Key: "updated_at", Value: 1}}},
+		{s.deliveries, bson.D{{Key: "event_id", Value: 1}}},
+		{s.attempts, bson.D{{Key: "delivery_id", Value: 1}, {Key: "n", Value: 1}}},
+	}
+	for _, i := range idx {
+		if _, err := i.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
+			return fmt.Errorf("index on %s: %w", i.c.Name(), err)
+		}
+	}
+	return nil
+}
+
+// --- endpoints ---
+
+func (s *Store) CreateEndpoint(ctx context.Context, e delivery.Endpoint) error {
+	_, err := s.endpoints.InsertOne(ctx, toEndpointDoc(e))
+	if mongo.IsDuplicateKeyError(err) {
+		return delivery.ErrConflict
+	}
+	return err
+}
+
+func (s *Store) GetEndpoint(ctx context.Context, tenant, id string) (delivery.Endpoint, error) {
+	var d endpointDoc
+	err := s.endpoints.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return delivery.Endpoint{}, delivery.ErrNotFound
+	}
+	if err != nil {
+		return delivery.Endpoint{}, err
+	}
+	return d.domain(), nil
+}
+
+// ListEndpoints returns up to limit endpoints of the tenant with ids after `after`, in id order.
+func (s *Store) ListEndpoints(ctx context.Context, tenant, after string, limit int) ([]delivery.Endpoint, error) {
+	filter := bson.D{{Key: "tenant", Value: tenant}}
+	if after != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}})
+	}
+	return s.findEndpoints(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+}
+
+// AllEndpoints loads every endpoint of every tenant, for the in-memory routing table.
+func (s *Store) AllEndpoints(ctx context.Context) ([]delivery.Endpoint, error) {
+	return s.findEndpoints(ctx, bson.D{}, options.Find())
+}
+
+func (s *Store) findEndpoints(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]delivery.Endpoint, error) {
+	cur, err := s.endpoints.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	var docs []endpointDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]delivery.Endpoint, len(docs))
+	for i, d := range docs {
+		out[i] = d.domain()
+	}
+	return out, nil
+}
+
+// ReplaceEndpoint writes the whole endpoint, which must exist.
+func (s *Store) ReplaceEndpoint(ctx context.Context, e delivery.Endpoint) error {
+	res, err := s.endpoints.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "tenant", Value: e.Tenant}}, toEndpointDoc(e))
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return delivery.ErrNotFound
+	}
+	return nil
+}
+
+func (s *Store) DeleteEndpoint(ctx context.Context, tenant, id string) error {
+	res, err := s.endpoints.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return delivery.ErrNotFound
+	}
+	return nil
+}
+
+// DisableEndpoint disables an endpoint unless it is already disabled; it reports whether this call disabled it, so
+// that only one instance records the operational event.
+func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, now time.Time) (bool, error) {
+	res, err := s.endpoints.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "disabled", Value: false}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "disabled", Value: true}, {Key: "disabled_reason", Value: reason},
+			{Key: "updated_at", Value: now.UTC()}}}})
+	if err != nil {
+		return false, err
+	}
+	return res.ModifiedCount > 0, nil
+}
+
+// SetFailingSince starts (t not zero, only when no run is recorded) or ends (t zero) a run of failures.
+func (s *Store) SetFailingSince(ctx context.Context, id string, t time.Time) error {
+	var err error
+	if t.IsZero() {
+		_, err = s.endpoints.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+			bson.D{{Key: "$unset", Value: bson.D{{Key: "failing_since", Value: ""}}}})
+	} else {
+		_, err = s.endpoints.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: id}, {Key: "failing_since", Value: nil}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "failing_since", Value: t.UTC()}}}})
+	}
+	return err
+}
+
+// --- events and deliveries ---
+
+// SaveEvents stores events for resends; an event stored before is left as it is.
+func (s *Store) SaveEvents(ctx context.Context, evs []delivery.Event, now time.Time) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	docs := make([]any, len(evs))
+	for i, e := range evs {
+		docs[i] = eventDoc{ID: e.ID, Tenant: e.Tenant, Type: e.Type, CaseID: e.CaseID, Version: e.Version,
+			OccurredAt: e.OccurredAt.UTC(), Body: e.Body, StoredAt: now.UTC()}
+	}
+	return ignoreDuplicates(s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)))
+}
+
+func (s *Store) GetEvent(ctx context.Context, id string) (delivery.Event, error) {
+	var d eventDoc
+	err := s.events.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return delivery.Event{}, delivery.ErrNotFound
+	}
+	if err != nil {
+		return delivery.Event{}, err
+	}
+	return delivery.Event{ID: d.ID, Tenant: d.Tenant, Type: d.Type, CaseID: d.CaseID, Version: d.Version,
+		OccurredAt: d.OccurredAt, Body: d.Body}, nil
+}
+
+func ignoreDuplicates(_ any, err error) error {
+	if err == nil {
+		return nil
+	}
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 {
+				return err
+			}
+		}
+		return nil
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	return err
+}
+
+// ApplyOutcomes records attempts and the state they leave their deliveries in. It is shaped by what is cheap on
+// FerretDB/SQLite, where a batch insert costs about a tenth of a millisecond per document and an update a few
+// milliseconds: a delivery's record is created by its first attempt, which it embeds (one batch insert for all
+// first attempts: the common case costs one insert per delivery); later attempts are batch-inserted into their own
+// collection and update the record.
+// An attempt's _id makes recording it twice a no-op.
+func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	var firsts, attempts []any
+	for _, o := range outs {
+		if o.Attempt.Number == 1 {
+			d := o.Delivery
+			d.Status, d.AttemptCount, d.NextAttemptAt = o.Status, 1, o.NextAttemptAt
+			d.LastStatus, d.LastError, d.UpdatedAt = o.Attempt.StatusCode, o.Attempt.Error, o.Attempt.At
+			if d.CreatedAt.IsZero() {
+				d.CreatedAt = o.Attempt.At
+			}
+			doc := toDeliveryDoc(d)
+			first := toAttemptDoc(d.ID, o.Attempt)
+			doc.FirstAttempt = &first
+			firsts = append(firsts, doc)
+			continue
+		}
+		attempts = append(attempts, toAttemptDoc(o.Delivery.ID, o.Attempt))
+	}
+	if len(firsts) > 0 {
+		if err := ignoreDuplicates(s.deliveries.InsertMany(ctx, firsts, options.InsertMany().SetOrdered(false))); err != nil {
+			return err
+		}
+	}
+	for _, o := range outs {
+		if o.Attempt.Number == 1 {
+			continue
+		}
+		set := bson.D{
+			{Key: "status", Value: int(o.Status)},
+			{Key: "attempt_count", Value: o.Attempt.Number},
+			{Key: "last_status", Value: o.Attempt.StatusCode},
+			{Key: "last_error", Value: o.Attempt.Error},
+			{Key: "updated_at", Value: o.Attempt.At.UTC()},
+		}
+		if !o.NextAttemptAt.IsZero() {
+			set = append(set, bson.E{Key: "next_attempt_at", Value: o.NextAttemptAt.UTC()})
+		}
+		// The filter is the _id alone: FerretDB runs it fastest, and the deliverer has read the state and found this
+		// attempt due just before sending.
+		_, err := s.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: o.Delivery.ID}}, bson.D{{Key: "$set", Value: set}})
+		if err != nil {
+			return err
+		}
+	}
+	if len(attempts) == 0 {
+		return nil
+	}
+	return ignoreDuplicates(s.attempts.InsertMany(ctx, attempts, options.InsertMany().SetOrdered(false)))
+}
+
+func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (delivery.Delivery, error) {
+	var d deliveryDoc
+	err := s.deliveries.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return delivery.Delivery{}, delivery.ErrNotFound
+	}
+	if err != nil {
+		return delivery.Delivery{}, err
+	}
+	out := d.domain()
+	if d.FirstAttempt != nil {
+		out.Attempts = append(out.Attempts, d.FirstAttempt.domain())
+	}
+	// Point lookups by _id (pushed down to SQL by FerretDB) instead of a query on delivery_id (a scan there).
+	for n := 2; n <= d.AttemptCount; n++ {
+		var a attemptDoc
+		err := s.attempts.FindOne(ctx, bson.D{{Key: "_id", Value: id + "#" + strconv.Itoa(n)}}).Decode(&a)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue // an attempt whose record was lost in a crash between the two writes
+		}
+		if err != nil {
+			return delivery.Delivery{}, err
+		}
+		out.Attempts = append(out.Attempts, a.domain())
+	}
+	return out, nil
+}
+
+// Cursor is a position in a delivery listing, newest first.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// ListDeliveries returns the tenant's deliveries matching f, newest first, after the cursor.
+func (s *Store) ListDeliveries(ctx context.Context, tenant string, f delivery.DeliveryFilter, after *Cursor, limit int) ([]delivery.Delivery, error) {
+	filter := bson.D{{Key: "tenant", Value: tenant}}
+	if f.EndpointID != "" {
+		filter = append(filter, bson.E{Key: "endpoint_id", Value: f.EndpointID})
+	}
+	if f.Status != 0 {
+		filter = append(filter, bson.E{Key: "status", Value: int(f.Status)})
+	}
+	if f.EventID != "" {
+		filter = append(filter, bson.E{Key: "event_id", Value: f.EventID})
+	}
+	created := bson.D{}
+	if !f.Since.IsZero() {
+		created = append(created, bson.E{Key: "$gte", Value: f.Since.UTC()})
+	}
+	if !f.Until.IsZero() {
+		created = append(created, bson.E{Key: "$lt", Value: f.Until.UTC()})
+	}
+	if len(created) > 0 {
+		filter = append(filter, bson.E{Key: "created_at", Value: created})
+	}
+	if after != nil {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: after.CreatedAt.UTC()}}}},
+			bson.D{{Key: "created_at", Value: after.CreatedAt.UTC()}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: after.ID}}}},
+		}})
+	}
+	cur, err := s.deliveries.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	var docs []deliveryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]delivery.Delivery, len(docs))
+	for i, d := range docs {
+		out[i] = d.domain()
+	}
+	return out, nil
+}
+
+// Requeue opens a delivery again for an attempt now, whatever its state.
+func (s *Store) Requeue(ctx context.Context, tenant, id string, now time.Time) (delivery.Delivery, error) {
+	var d deliveryDoc
+	err := s.deliveries.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: int(delivery.StatusPending)},
+			{Key: "next_attempt_at", Value: now.UTC()}, {Key: "updated_at", Value: now.UTC()}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
+	).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return delivery.Delivery{}, delivery.ErrNotFound
+	}
+	if err != nil {
+		return delivery.Delivery{}, err
+	}
+	return d.domain(), nil
+}
+
+// DeadSince lists an endpoint's dead deliveries that died at or after since.
+func (s *Store) DeadSince(ctx context.Context, tenant, endpointID string, since time.Time, limit int) ([]delivery.Delivery, error) {
+	return s.findDeliveries(ctx, bson.D{{Key: "endpoint_id", Value: endpointID}, {Key: "tenant", Value: tenant},
+		{Key: "status", Value: int(delivery.StatusDead)}, {Key: "updated_at", Value: bson.D{{Key: "$gte", Value: since.UTC()}}}}, limit)
+}
+
+// Overdue lists open deliveries whose next attempt is due before `before`: candidates for the sweeper.
+func (s *Store) Overdue(ctx context.Context, before time.Time, limit int) ([]delivery.Delivery, error) {
+	return s.findDeliveries(ctx, bson.D{
+		{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{int(delivery.StatusPending), int(delivery.StatusRetrying)}}}},
+		{Key: "next_attempt_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}}}, limit)
+}
+
+func (s *Store) findDeliveries(ctx context.Context, filter bson.D, limit int) ([]delivery.Delivery, error) {
+	cur, err := s.deliveries.Find(ctx, filter, options.Find().SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	var docs []deliveryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]delivery.Delivery, len(docs))
+	for i, d := range docs {
+		out[i] = d.domain()
+	}
+	return out, nil
+}
+
+// CountStatus counts deliveries in one state (the retry backlog metric).
+func (s *Store) CountStatus(ctx context.Context, st delivery.Status) (int64, error) {
+	return s.deliveries.CountDocuments(ctx, bson.D{{Key: "status", Value: int(st)}})
+}
+
+// RecordOperation appends an operational event.
+func (s *Store) RecordOperation(ctx context.Context, op delivery.Operation) error {
+	_, err := s.operations.InsertOne(ctx, bson.D{{Key: "kind", Value: op.Kind}, {Key: "tenant", Value: op.Tenant},
+		{Key: "endpoint_id", Value: op.EndpointID}, {Key: "reason", Value: op.Reason}, {Key: "at", Value: op.At.UTC()}})
+	return err
+}
+
+// Operations lists the operational events of a tenant, oldest first (for tests and support).
+func (s *Store) Operations(ctx context.Context, tenant string) ([]delivery.Operation, error) {
+	cur, err := s.operations.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []struct {
+		Kind       string    `bson:"kind"`
+		Tenant     string    `bson:"tenant"`
+		EndpointID string    `bson:"endpoint_id"`
+		Reason     string    `bson:"reason"`
+		At         time.Time `bson:"at"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]delivery.Operation, len(docs))
+	for i, d := range docs {
+		out[i] = delivery.Operation{Kind: d.Kind, Tenant: d.Tenant, EndpointID: d.EndpointID, Reason: d.Reason, At: d.At}
+	}
+	return out, nil
+}

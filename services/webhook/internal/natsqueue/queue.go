@@ -1,0 +1,199 @@
+// Package natsqueue carries deliveries on JetStream. Each delivery attempt is a message on
+// webhooks.deliver.<tenant>.<endpoint> in the WEBHOOK_DELIVERIES work-queue stream, and every endpoint has its own
+// durable consumer whose MaxAckPending is the endpoint's concurrency: a slow or failing endpoint fills only its own
+// consumer, never a slot another endpoint needs. A retry does not wait in the consumer (a NakWithDelay would hold an
+// ack-pending slot for hours): it is a scheduled message (nats-server ≥ 2.12, Nats-Schedule "@at …") on
+// webhooks.retry.<tenant>.<endpoint>.<delivery>, which the server itself publishes to the deliver subject when due.
+// One schedule subject per delivery makes rescheduling idempotent: a newer schedule on the subject replaces the older.
+package natsqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream holds the delivery work and the retry schedules.
+const Stream = "WEBHOOK_DELIVERIES"
+
+// ChangesSubject carries endpoint-change notifications (core NATS, not stored): every instance reloads its routing
+// table when one arrives.
+const ChangesSubject = "webhooks.endpoints.changed"
+
+// Headers of a delivery message; the body is the event (binary protobuf CaseEvent).
+const (
+	HeaderDelivery = "Ck-Delivery-Id"
+	HeaderAttempt  = "Ck-Attempt"
+	HeaderTenant   = "Ck-Tenant"
+	HeaderEndpoint = "Ck-Endpoint-Id"
+)
+
+// DeliverSubject is where the attempts of one endpoint wait.
+func DeliverSubject(tenant, endpointID string) string {
+	return "webhooks.deliver." + tenant + "." + endpointID
+}
+
+func retrySubject(tenant, endpointID, deliveryID string) string {
+	return "webhooks.retry." + tenant + "." + endpointID + "." + deliveryID
+}
+
+// ConsumerName is the durable consumer of one endpoint.
+func ConsumerName(endpointID string) string { return "ep_" + endpointID }
+
+// StreamConfig is the work-queue stream: a message leaves once acknowledged.
+func StreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "Webhook delivery attempts, one subject per endpoint, and their retry schedules.",
+		Subjects:    []string{"webhooks.deliver.>", "webhooks.retry.>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		// Longer than the whole retry schedule (about three days), so that a due retry is never aged out.
+		MaxAge: 14 * 24 * time.Hour,
+		// Deduplicates the fan-out re-publishing after a crash (message id = delivery id + attempt).
+		Duplicates:        10 * time.Minute,
+		AllowMsgSchedules: true,
+		AllowRollup:       true,
+	}
+}
+
+// Job is one attempt to make.
+type Job struct {
+	DeliveryID string
+	Tenant     string
+	EndpointID string
+	Attempt    int
+	Event      []byte
+	// Redelivered is set when JetStream delivers the message again (it was not acknowledged in time).
+	Redelivered bool
+}
+
+func (j Job) msg(subject string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = j.Event
+	m.Header.Set(HeaderDelivery, j.DeliveryID)
+	m.Header.Set(HeaderAttempt, strconv.Itoa(j.Attempt))
+	m.Header.Set(HeaderTenant, j.Tenant)
+	m.Header.Set(HeaderEndpoint, j.EndpointID)
+	return m
+}
+
+// ErrBadMessage is a message that is not a delivery job; it is terminated, never retried.
+var ErrBadMessage = errors.New("natsqueue: not a delivery message")
+
+// ParseJob reads a job from a message.
+func ParseJob(m jetstream.Msg) (Job, error) {
+	h := m.Headers()
+	n, err := strconv.Atoi(h.Get(HeaderAttempt))
+	j := Job{DeliveryID: h.Get(HeaderDelivery), Tenant: h.Get(HeaderTenant), EndpointID: h.Get(HeaderEndpoint), Attempt: n, Event: m.Data()}
+	if err != nil || n < 1 || j.DeliveryID == "" || j.EndpointID == "" || j.Tenant == "" {
+		return Job{}, ErrBadMessage
+	}
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+		j.Redelivered = true
+	}
+	return j, nil
+}
+
+// Queue publishes jobs.
+type Queue struct {
+	js jetstream.JetStream
+}
+
+// New ensures nothing; call Setup first (the service does, through natsbus.EnsureStream).
+func New(js jetstream.JetStream) *Queue { return &Queue{js: js} }
+
+// Enqueue publishes jobs for now and waits until JetStream stored all of them. The message id makes a repeated
+// enqueue of the same attempt (a redelivered event after a crash) a no-op within the duplicate window.
+func (q *Queue) Enqueue(ctx context.Context, jobs []Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
+	for _, j := range jobs {
+		m := j.msg(DeliverSubject(j.Tenant, j.EndpointID))
+		m.Header.Set(jetstream.MsgIDHeader, j.DeliveryID+"."+strconv.Itoa(j.Attempt))
+		f, err := q.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("enqueue %s: %w", j.DeliveryID, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("enqueue %s: %w", f.Msg().Header.Get(HeaderDelivery), err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Schedule publishes a job for later: the server delivers it to the endpoint's subject at `at` (whole seconds,
+// rounded up). A later Schedule of the same delivery replaces this one.
+func (q *Queue) Schedule(ctx context.Context, j Job, at time.Time) error {
+	m := j.msg(retrySubject(j.Tenant, j.EndpointID, j.DeliveryID))
+	if r := at.Truncate(time.Second); r.Before(at) {
+		at = r.Add(time.Second)
+	}
+	m.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339))
+	m.Header.Set("Nats-Schedule-Target", DeliverSubject(j.Tenant, j.EndpointID))
+	if _, err := q.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("schedule %s: %w", j.DeliveryID, err)
+	}
+	return nil
+}
+
+// HasSchedule reports whether a retry of the delivery is waiting in the stream.
+func (q *Queue) HasSchedule(ctx context.Context, j Job) (bool, error) {
+	s, err := q.js.Stream(ctx, Stream)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.GetLastMsgForSubject(ctx, retrySubject(j.Tenant, j.EndpointID, j.DeliveryID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Backlog is the number of messages waiting for or held by an endpoint's consumer.
+func (q *Queue) Backlog(ctx context.Context, endpointID string) (uint64, error) {
+	c, err := q.js.Consumer(ctx, Stream, ConsumerName(endpointID))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
+// RemoveEndpoint deletes an endpoint's consumer and purges its waiting messages and schedules.
+func (q *Queue) RemoveEndpoint(ctx context.Context, tenant, endpointID string) error {
+	if err := q.js.DeleteConsumer(ctx, Stream, ConsumerName(endpointID)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	s, err := q.js.Stream(ctx, Stream)
+	if err != nil {
+		return err
+	}
+	for _, subj := range []string{DeliverSubject(tenant, endpointID), "webhooks.retry." + tenant + "." + endpointID + ".>"} {
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package natsqueue
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/casekeeper/core/pkg/devinfra"
+)
+
+func startJS(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// The work-queue stream accepts schedules, and a schedule reaches the endpoint's consumer when due, while the
+// schedule itself leaves no message behind.
+func TestScheduledRetryReachesEndpointConsumer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := startJS(t)
+	s, err := js.CreateOrUpdateStream(ctx, StreamConfig(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := New(js)
+	c, err := q.EnsureConsumer(ctx, "acme", "ep1", 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := Job{DeliveryID: "msg_a", Tenant: "acme", EndpointID: "ep1", Attempt: 2, Event: []byte("x")}
+	start := time.Now()
+	if err := q.Schedule(ctx, j, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := q.HasSchedule(ctx, j); !ok || err != nil {
+		t.Fatalf("HasSchedule %v %v", ok, err)
+	}
+	msgs, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []jetstream.Msg
+	for m := range msgs.Messages() {
+		got = append(got, m)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d messages", len(got))
+	}
+	if el := time.Since(start); el < 500*time.Millisecond {
+		t.Fatalf("scheduled message came after %s", el)
+	}
+	pj, err := ParseJob(got[0])
+	if err != nil || pj.DeliveryID != "msg_a" || pj.Attempt != 2 || string(pj.Event) != "x" {
+		t.Fatalf("job %+v %v", pj, err)
+	}
+	_ = got[0].DoubleAck(ctx)
+	time.Sleep(200 * time.Millisecond)
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != 0 {
+		t.Fatalf("%d messages left in the stream", info.State.Msgs)
+	}
+	if ok, _ := q.HasSchedule(ctx, j); ok {
+		t.Fatal("schedule still present after firing")
+	}
+}

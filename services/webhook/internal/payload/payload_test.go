@@ -1,0 +1,98 @@
+package payload
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+)
+
+func sample() *casekeeperv1.CaseEvent {
+	return &casekeeperv1.CaseEvent{
+		Id: "evt_1", Type: "case.created", Tenant: "acme", CaseId: "case_1", CaseVersion: 3,
+		OccurredAt: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		Data: &casekeeperv1.Case{Id: "case_1", Tenant: "acme", ExternalRef: "ref-9", Version: 3,
+			Status:    casekeeperv1.CaseStatus_CASE_STATUS_SUBMITTED,
+			Applicant: &casekeeperv1.Applicant{FullName: "Ada Lovelace"}},
+	}
+}
+
+func TestFullUsesProtoNames(t *testing.T) {
+	b, err := Full(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Type, Timestamp string
+		Data            map[string]any
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != "case.created" || got.Timestamp != "2026-01-02T03:04:05Z" || got.Data["external_ref"] != "ref-9" {
+		t.Fatalf("body %s", b)
+	}
+}
+
+func TestThinHasNoPersonalData(t *testing.T) {
+	b, err := Thin(sample(), "https://api.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "Ada") {
+		t.Fatalf("thin payload leaks the applicant: %s", b)
+	}
+	if !strings.Contains(string(b), `"url":"https://api.example/v1/cases/case_1"`) || !strings.Contains(string(b), `"case_version":3`) {
+		t.Fatalf("body %s", b)
+	}
+}
+
+func TestCompileReportsPosition(t *testing.T) {
+	_, err := Compile("{a: .data.id,\n  b: ]")
+	var ce *CompileError
+	if !errors.As(err, &ce) || ce.Line != 2 || ce.Offset < 0 {
+		t.Fatalf("err %v (%+v)", err, ce)
+	}
+	if !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("message %q names no line", err)
+	}
+	if _, err := Compile("$undefined"); err == nil {
+		t.Fatal("undefined variable compiled")
+	}
+}
+
+func TestApply(t *testing.T) {
+	full, _ := Full(sample())
+	tr, err := Compile(`{id: .data.id, status: .data.status, v: .data.version}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tr.Apply(context.Background(), full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != `{"id":"case_1","status":"CASE_STATUS_SUBMITTED","v":"3"}` {
+		t.Fatalf("out %s", out)
+	}
+	for name, prog := range map[string]string{
+		"error":   `error("boom")`,
+		"empty":   `empty`,
+		"endless": `def f: f; f`,
+		"huge":    `[range(0; 100000)] | map(tostring) | join("xxxxxxxxxxxx")`,
+		"env":     `$ENV.PATH | length | if . > 0 then error("env leaked") else . end | error("no env")`,
+	} {
+		tr, err := Compile(prog)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := tr.Apply(context.Background(), full); !errors.Is(err, ErrTransform) {
+			t.Errorf("%s: err %v, want ErrTransform", name, err)
+		}
+	}
+}

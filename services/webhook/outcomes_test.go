@@ -1,0 +1,191 @@
+package webhooksvc_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/casekeeper/core/pkg/testinfra"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	webhooksvc "github.com/casekeeper/core/services/webhook"
+	"github.com/casekeeper/core/services/webhook/internal/mongostore"
+)
+
+func (e *env) deliveries(t testing.TB, endpointID string, st casekeeperv1.DeliveryStatus) []*casekeeperv1.Delivery {
+	t.Helper()
+	resp, err := e.client.ListDeliveries(as("acme-admin"), &casekeeperv1.ListDeliveriesRequest{EndpointId: endpointID, Status: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetDeliveries()
+}
+
+// 410 Gone disables the endpoint, with a reason and an operational event, and dead-letters the delivery.
+func TestGoneDisablesEndpoint(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusGone })
+	ep, _ := e.createEndpoint(rc.URL)
+	e.publish("acme", 1)
+	eventually(t, 10*time.Second, "the endpoint disabled", func() bool {
+		g, err := e.client.GetEndpoint(as("acme-admin"), &casekeeperv1.GetEndpointRequest{Id: ep.GetId()})
+		return err == nil && g.GetEndpoint().GetDisabled() && strings.Contains(g.GetEndpoint().GetDisabledReason(), "410")
+	})
+	if n := len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)); n != 1 {
+		t.Fatalf("%d dead deliveries, want 1", n)
+	}
+	ops, err := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db)).Operations(context.Background(), "acme")
+	if err != nil || len(ops) != 1 || ops[0].Kind != "endpoint.disabled" || ops[0].EndpointID != ep.GetId() {
+		t.Fatalf("operational events %v %v", ops, err)
+	}
+	// A disabled endpoint gets nothing more.
+	e.publish("acme", 3)
+	time.Sleep(time.Second)
+	if n := len(rc.received()); n != 1 {
+		t.Fatalf("%d requests to a disabled endpoint", n)
+	}
+}
+
+// An endpoint whose attempts fail for WEBHOOK_DISABLE_AFTER is disabled; its deliveries run out of attempts and
+// are dead-lettered; RecoverFailed and ResendDelivery bring them back once the receiver is fixed.
+func TestFailingEndpointDisabledThenRecovered(t *testing.T) {
+	e := newEnv(t)
+	e.start(func(c *webhooksvc.Config) {
+		c.DisableAfter = 2 * time.Second
+		c.RetrySchedule = []time.Duration{0, time.Second, time.Second}
+	})
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(int, *http.Request) int {
+		if healthy.Load() {
+			return http.StatusNoContent
+		}
+		return http.StatusInternalServerError
+	})
+	ep, _ := e.createEndpoint(rc.URL)
+	since := time.Now().Add(-time.Minute)
+	e.publish("acme", 2)
+	eventually(t, 20*time.Second, "the endpoint disabled after failing", func() bool {
+		g, _ := e.client.GetEndpoint(as("acme-admin"), &casekeeperv1.GetEndpointRequest{Id: ep.GetId()})
+		return g.GetEndpoint().GetDisabled()
+	})
+	eventually(t, 20*time.Second, "both deliveries dead", func() bool {
+		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)) == 2
+	})
+	healthy.Store(true)
+	if _, err := e.client.UpdateEndpoint(as("acme-admin"), &casekeeperv1.UpdateEndpointRequest{
+		Endpoint: &casekeeperv1.Endpoint{Id: ep.GetId(), Disabled: false}, UpdateMask: fieldMask("disabled")}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.client.RecoverFailed(as("acme-admin"), &casekeeperv1.RecoverFailedRequest{EndpointId: ep.GetId(), Since: timestamppb.New(since)})
+	if err != nil || rec.GetRecovered() != 2 {
+		t.Fatalf("recover %v %v", rec, err)
+	}
+	eventually(t, 15*time.Second, "both recovered deliveries succeeded", func() bool {
+		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)) == 2
+	})
+	d := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)[0]
+	res, err := e.client.ResendDelivery(as("acme-admin"), &casekeeperv1.ResendDeliveryRequest{Id: d.GetId()})
+	if err != nil || res.GetDelivery().GetStatus() != casekeeperv1.DeliveryStatus_DELIVERY_STATUS_PENDING {
+		t.Fatalf("resend %v %v", res, err)
+	}
+	eventually(t, 10*time.Second, "the resent delivery", func() bool {
+		g, _ := e.client.GetDelivery(as("acme-admin"), &casekeeperv1.GetDeliveryRequest{Id: d.GetId()})
+		return g.GetDelivery().GetStatus() == casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED &&
+			g.GetDelivery().GetAttemptCount() == d.GetAttemptCount()+1
+	})
+	ids := map[string]int{}
+	for _, r := range rc.received() {
+		ids[r.Header.Get("webhook-id")]++
+	}
+	if len(ids) != 2 {
+		t.Fatalf("%d webhook-ids over all attempts, want 2 (stable across retries, recovery and resend)", len(ids))
+	}
+}
+
+// Retry-After of a 429 is honoured: the next attempt waits at least that long.
+func TestRetryAfterHonoured(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	rc := newReceiver(t, func(n int, _ *http.Request) int {
+		if n == 1 {
+			return http.StatusTooManyRequests
+		}
+		return http.StatusOK
+	})
+	rc.Config.Handler = retryAfter("3", rc.Config.Handler)
+	e.createEndpoint(rc.URL)
+	e.publish("acme", 1)
+	eventually(t, 15*time.Second, "the second attempt", func() bool { return len(rc.received()) == 2 })
+	got := rc.received()
+	if gap := got[1].At.Sub(got[0].At); gap < 3*time.Second {
+		t.Fatalf("second attempt after %s, want at least the 3 s of Retry-After", gap)
+	}
+}
+
+func retryAfter(v string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", v)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Thin and jq payloads through the whole pipeline; a jq program failing at run time is a failed attempt with the
+// error recorded, and the service keeps running.
+func TestPayloadFormats(t *testing.T) {
+	e := newEnv(t)
+	e.start(func(c *webhooksvc.Config) { c.RetrySchedule = []time.Duration{0} })
+	thin, jq, broken := newReceiver(t, nil), newReceiver(t, nil), newReceiver(t, nil)
+	e.createEndpoint(thin.URL, func(p *casekeeperv1.Endpoint) { p.PayloadFormat = casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_THIN })
+	e.createEndpoint(jq.URL, func(p *casekeeperv1.Endpoint) {
+		p.PayloadFormat = casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_JQ
+		p.JqTransform = `{kind: .type, case: .data.id, ref: .data.external_ref}`
+	})
+	bad, _ := e.createEndpoint(broken.URL, func(p *casekeeperv1.Endpoint) {
+		p.PayloadFormat = casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_JQ
+		p.JqTransform = `error("no such field")`
+	})
+	e.publish("acme", 1)
+	eventually(t, 10*time.Second, "thin and jq webhooks", func() bool { return len(thin.received()) == 1 && len(jq.received()) == 1 })
+	var tb struct {
+		Data map[string]any `json:"data"`
+	}
+	_ = json.Unmarshal(thin.received()[0].Body, &tb)
+	if tb.Data["url"] != "https://api.example/v1/cases/case_0" || tb.Data["case_id"] != "case_0" || strings.Contains(string(thin.received()[0].Body), "Test Person") {
+		t.Errorf("thin body %s", thin.received()[0].Body)
+	}
+	if got := string(jq.received()[0].Body); got != `{"case":"case_0","kind":"case.created","ref":"ref"}` {
+		t.Errorf("jq body %s", got)
+	}
+	eventually(t, 10*time.Second, "the failed jq attempt recorded", func() bool {
+		ds := e.deliveries(t, bad.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)
+		return len(ds) == 1 && strings.Contains(ds[0].GetLastError(), "no such field")
+	})
+	if n := len(broken.received()); n != 0 {
+		t.Errorf("the broken transform sent %d requests", n)
+	}
+}
+
+// An endpoint's rate limit spaces its requests; waiting for the limiter never blocks other endpoints.
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	limited, free := newReceiver(t, nil), newReceiver(t, nil)
+	e.createEndpoint(limited.URL, func(p *casekeeperv1.Endpoint) { p.RateLimitPerSecond = 5 })
+	e.createEndpoint(free.URL)
+	start := time.Now()
+	e.publish("acme", 20)
+	eventually(t, 3*time.Second, "the unlimited endpoint", func() bool { return len(free.received()) == 20 })
+	eventually(t, 15*time.Second, "the limited endpoint", func() bool { return len(limited.received()) == 20 })
+	got := limited.received()
+	// A burst of 5, then 5 per second: 20 requests span at least 3 s.
+	if span := got[len(got)-1].At.Sub(got[0].At); span < 2500*time.Millisecond {
+		t.Fatalf("20 requests at 5/s took %s", span)
+	}
+	t.Logf("unlimited done at once, limited over %s", time.Since(start))
+}

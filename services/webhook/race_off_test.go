@@ -1,0 +1,5 @@
+//go:build !race
+
+package webhooksvc_test
+
+const slowdown = 1
