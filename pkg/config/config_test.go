@@ -11,8 +11,8 @@ import (
 )
 
 type sample struct {
-	Addr    string        `env:"SAMPLE_ADDR" envDefault:"127.0.0.1:1"`
-	Timeout time.Duration `env:"SAMPLE_TIMEOUT" envDefault:"5s"`
+	Addr     string        `env:"SAMPLE_ADDR" envDefault:"127.0.0.1:1"`
+	Timeout  time.Duration `env:"SAMPLE_TIMEOUT" envDefault:"5s"`
 	Keycloak config.Keycloak
 }
 
