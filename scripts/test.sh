@@ -12,7 +12,7 @@ packages=()
 while read -r dir; do packages+=("./${dir#./}/..."); done < <(go work edit -json | python3 -c 'import json,sys; [print(u["DiskPath"]) for u in json.load(sys.stdin)["Use"]]')
 
 step "go: fetching modules (first run downloads them from the Go module proxy)"
-go mod download
+go list -deps -test "${packages[@]}" >/dev/null
 
 step "gofmt"
 unformatted="$(git ls-files '*.go' | grep -v -E '\.pb(\.gw)?\.go$' | xargs gofmt -l)"
