@@ -26,6 +26,92 @@ import (
 	"github.com/casekeeper/core/services/devserver"
 )
 
+// startStack runs the dev stack on data in dataDir, on random ports, with the test's Keycloak; stop ends it.
+func startStack(t *testing.T, dataDir string) (stack *devserver.Stack, stop func()) {
+	t.Helper()
+	env := map[string]string{
+		"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0",
+		"WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_HTTP_ADDR": "127.0.0.1:0",
+		"GATEWAY_GRPC_ADDR": "127.0.0.1:0", "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stack, err := devserver.Start(ctx, devserver.Config{
+		DataDir: dataDir, KeycloakURL: testinfra.KeycloakURL(t), NATSPort: -1, MongoAddr: "127.0.0.1:0",
+	}, env, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- stack.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("stack stopped with %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("the stack did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stack, stop
+}
+
+// TestSecondStartReusesTheData is a second `make run`: cases, their events and webhook endpoints written before a
+// stop are there after a start on the same DATA_DIR.
+func TestSecondStartReusesTheData(t *testing.T) {
+	dataDir := t.TempDir()
+	stack, stop := startStack(t, dataDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	provider := bearer(ctx, testinfra.ClientToken(t, "acme-provider", "acmeProviderDevSecret"))
+	created, err := pb.NewCaseServiceClient(dial(t, stack.Case.GRPCAddr())).CreateCase(provider,
+		&pb.CreateCaseRequest{RequestId: "persist-1", Applicant: &pb.Applicant{FullName: "Jane Roe"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.GetCase().GetId()
+	nc, err := nats.Connect(stack.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	testinfra.Eventually(t, 10*time.Second, "the event on the stream", func() bool {
+		s, err := js.Stream(ctx, events.Stream)
+		if err != nil {
+			return false
+		}
+		_, err = s.GetLastMsgForSubject(ctx, events.Subject("acme", id))
+		return err == nil
+	})
+	nc.Close()
+	stop()
+
+	stack, _ = startStack(t, dataDir)
+	got, err := pb.NewCaseServiceClient(dial(t, stack.Case.GRPCAddr())).GetCase(provider, &pb.GetCaseRequest{Id: id})
+	if err != nil || got.GetCase().GetApplicant().GetFullName() != "Jane Roe" {
+		t.Fatalf("the case after a restart: %v %v", got, err)
+	}
+	nc, err = nats.Connect(stack.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ = jetstream.New(nc)
+	s, err := js.Stream(ctx, events.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLastMsgForSubject(ctx, events.Subject("acme", id)); err != nil {
+		t.Fatalf("the event after a restart: %v", err)
+	}
+}
+
 func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -44,33 +130,8 @@ func bearer(ctx context.Context, token string, kv ...string) context.Context {
 // case service's gRPC API becomes an event on the JetStream stream, the webhook service POSTs it to a local
 // receiver, and the gateway serves the case over gRPC and HTTP to a Keycloak token of the right tenant only.
 func TestCaseTravelsFromWriteToWebhookAndGateway(t *testing.T) {
-	kcURL := testinfra.KeycloakURL(t)
-	env := map[string]string{
-		"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0",
-		"WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_HTTP_ADDR": "127.0.0.1:0",
-		"GATEWAY_GRPC_ADDR": "127.0.0.1:0", "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stack, err := devserver.Start(ctx, devserver.Config{
-		DataDir: t.TempDir(), KeycloakURL: kcURL, NATSPort: -1, MongoAddr: "127.0.0.1:0",
-	}, env, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- stack.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("stack stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the stack did not stop within 30s")
-		}
-	})
+	stack, _ := startStack(t, t.TempDir())
+	ctx := context.Background()
 
 	// A local receiver that records every webhook.
 	var (
