@@ -84,7 +84,7 @@ func (e *env) seedEndpoint(t testing.TB, url string, concurrency int) delivery.E
 // kill -9 in the middle of deliveries (some of them waiting for a retry), then start again: every delivery
 // completes.
 func TestKillNineMidDeliveryThenRestart(t *testing.T) {
-	const events = 2000
+	events := 2000 / slowdown // the race detector slows the embedded FerretDB several times
 	bin := buildService(t)
 	e := newEnv(t)
 	rc := newReceiver(t, func(n int, _ *http.Request) int {

@@ -11,7 +11,7 @@ import (
 // NATS restarts while deliveries (and retries) are in flight: nothing is lost. The server keeps its store, as a
 // real deployment does; events published after the restart are delivered too.
 func TestNATSRestartLosesNothing(t *testing.T) {
-	const before, after = 1000, 200
+	before, after := 1000/slowdown, 200/slowdown // the race detector slows the embedded FerretDB several times
 	e := newEnv(t)
 	e.start()
 	rc := newReceiver(t, func(n int, _ *http.Request) int {

@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Store: store, Queue: queue, Now: now},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
-		AckWait: 6 * time.Second, Drain: cfg.RequestTimeout + 5*time.Second}
+		AckWait: 6 * time.Second, Drain: cfg.RequestTimeout + 5*time.Second, HandleTimeout: cfg.RequestTimeout + time.Minute}
 	s.sweeper = &app.Sweeper{Store: store, Queue: queue, Routes: s.routes, Metrics: metrics, Log: log,
 		Every: cfg.SweepInterval, Grace: cfg.SweepGrace, Now: now, LagProbe: s.lag}
 

@@ -25,7 +25,7 @@ type Fanout struct {
 }
 
 // Handle processes a batch of events in two round trips whatever its size: store the events (kept for resends;
-// one stored before is left as it is), then enqueue the first attempts, whose message ids are deterministic in
+// one stored before is left as it is) and enqueue the first attempts, whose message ids are deterministic in
 // (event, endpoint). A delivery's record in the database is created by its first attempt (see
 // mongostore.ApplyOutcomes for why); until then the delivery is the durable JetStream message. A redelivered batch
 // repeats both steps without creating anything twice: the enqueue is deduplicated by message id and, past the
@@ -52,11 +52,16 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	if err := f.Store.SaveEvents(ctx, evs, now); err != nil {
+	// Both steps run at once, off each other's latency: the job carries the event, so the first attempt does not
+	// need the stored copy, and the batch is acknowledged only when both are done (a crash repeats both).
+	saved := make(chan error, 1)
+	go func() { saved <- f.Store.SaveEvents(ctx, evs, now) }()
+	errEnqueue := f.Queue.Enqueue(ctx, jobs)
+	if err := <-saved; err != nil {
 		return fmt.Errorf("%w: storing events: %v", ErrRetryLater, err)
 	}
-	if err := f.Queue.Enqueue(ctx, jobs); err != nil {
-		return fmt.Errorf("%w: %v", ErrRetryLater, err)
+	if errEnqueue != nil {
+		return fmt.Errorf("%w: %v", ErrRetryLater, errEnqueue)
 	}
 	return nil
 }

@@ -23,6 +23,8 @@ type Endpoints struct {
 	AckWait time.Duration
 	// Drain bounds the wait for attempts in flight at shutdown.
 	Drain time.Duration
+	// HandleTimeout bounds one attempt from message to acknowledgement: request, rate-limit wait and record.
+	HandleTimeout time.Duration
 
 	mu      sync.Mutex
 	running map[string]*loop
@@ -161,7 +163,10 @@ func (e *Endpoints) handle(ctx context.Context, m jetstream.Msg) {
 			}
 		}
 	}()
-	err = e.Handler.Handle(ctx, job)
+	// The heartbeat must not keep a stuck attempt alive forever: past HandleTimeout it gives up and is redelivered.
+	hctx, cancel := context.WithTimeout(ctx, e.HandleTimeout)
+	err = e.Handler.Handle(hctx, job)
+	cancel()
 	close(stop)
 	if errors.Is(err, app.ErrBadEvent) {
 		e.Log.Error("delivery message with an undecodable event terminated", "delivery", job.DeliveryID, "error", err)

@@ -106,7 +106,7 @@ type Queue struct {
 	js jetstream.JetStream
 }
 
-// New ensures nothing; call Setup first (the service does, through natsbus.EnsureStream).
+// New returns a queue on js; the stream must exist (StreamConfig, declared by the service at start-up).
 func New(js jetstream.JetStream) *Queue { return &Queue{js: js} }
 
 // Enqueue publishes jobs for now and waits until JetStream stored all of them. The message id makes a repeated
