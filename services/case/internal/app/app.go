@@ -40,9 +40,11 @@ var ErrDuplicateRequest = errors.New("request id already used")
 // Store keeps cases with their outbox. Insert and Update are single-document atomic.
 type Store interface {
 	Insert(ctx context.Context, c *kyc.Case, ev PendingEvent) (Stored, error)
-	// Update writes c and appends ev to the outbox only if the stored version is still prevVersion.
-	Update(ctx context.Context, c *kyc.Case, prevVersion int64, ev PendingEvent) (Stored, error)
+	// Update writes c with outbox as its outbox, only if the stored version is still prevVersion.
+	Update(ctx context.Context, c *kyc.Case, prevVersion int64, outbox []PendingEvent) (Stored, error)
 	Get(ctx context.Context, tenant, id string) (*kyc.Case, error)
+	// GetForUpdate reads a case with its outbox.
+	GetForUpdate(ctx context.Context, tenant, id string) (Stored, error)
 	GetByRequestID(ctx context.Context, tenant, requestID string) (*kyc.Case, error)
 	List(ctx context.Context, tenant string, q ListQuery) ([]*kyc.Case, error)
 }
@@ -54,6 +56,9 @@ type Encoder func(eventID, eventType string, c *kyc.Case, at time.Time) ([]byte,
 // never fails the write: what it cannot publish now stays in the outbox for the relay's sweep.
 type Publisher interface {
 	Publish(ctx context.Context, tenant, caseID string, version int64, outbox []PendingEvent)
+	// Acknowledged reports whether JetStream has acknowledged the event, so that the next write of its case can
+	// drop it from the outbox in the same update (no separate write to clear it).
+	Acknowledged(eventID string) bool
 }
 
 // ListQuery filters and pages a tenant's cases, ordered by id (creation order).
@@ -141,10 +146,11 @@ func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion in
 	}
 	defer unlock()
 	for attempt := 0; ; attempt++ {
-		current, err := a.store.Get(ctx, tenant, id)
+		stored, err := a.store.GetForUpdate(ctx, tenant, id)
 		if err != nil {
 			return nil, err
 		}
+		current := stored.Case
 		if expectedVersion > 0 && current.Version != expectedVersion {
 			return nil, fmt.Errorf("%w: expected %d, case is at %d", kyc.ErrVersionMismatch, expectedVersion, current.Version)
 		}
@@ -160,7 +166,13 @@ func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion in
 		if err != nil {
 			return nil, err
 		}
-		stored, err := a.store.Update(ctx, next, current.Version, ev)
+		outbox := make([]PendingEvent, 0, len(stored.Outbox)+1)
+		for _, pending := range stored.Outbox {
+			if !a.publisher.Acknowledged(pending.ID) {
+				outbox = append(outbox, pending)
+			}
+		}
+		stored, err = a.store.Update(ctx, next, current.Version, append(outbox, ev))
 		if errors.Is(err, ErrConflict) {
 			if expectedVersion > 0 {
 				return nil, fmt.Errorf("%w: the case changed concurrently", kyc.ErrVersionMismatch)

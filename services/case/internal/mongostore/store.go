@@ -71,9 +71,14 @@ func (s *Store) Insert(ctx context.Context, c *kyc.Case, ev app.PendingEvent) (a
 	return doc.stored(), nil
 }
 
-// Update replaces the case's fields and appends ev to its outbox, only if the stored version is prevVersion.
-func (s *Store) Update(ctx context.Context, c *kyc.Case, prevVersion int64, ev app.PendingEvent) (app.Stored, error) {
-	fields, err := setFields(toDoc(c))
+// Update replaces the case's fields and its outbox, only if the stored version is prevVersion.
+func (s *Store) Update(ctx context.Context, c *kyc.Case, prevVersion int64, outbox []app.PendingEvent) (app.Stored, error) {
+	doc := toDoc(c)
+	doc.Outbox = make([]outboxDoc, len(outbox))
+	for i, ev := range outbox {
+		doc.Outbox[i] = toOutbox(ev)
+	}
+	fields, err := setFields(doc)
 	if err != nil {
 		return app.Stored{}, err
 	}
@@ -82,7 +87,7 @@ func (s *Store) Update(ctx context.Context, c *kyc.Case, prevVersion int64, ev a
 	var out caseDoc
 	err = s.cases.FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: c.ID}, {Key: "tenant", Value: c.Tenant}, {Key: "version", Value: prevVersion}},
-		bson.D{{Key: "$set", Value: fields}, {Key: "$push", Value: bson.D{{Key: "outbox", Value: toOutbox(ev)}}}},
+		bson.D{{Key: "$set", Value: fields}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&out)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -98,6 +103,19 @@ func (s *Store) Update(ctx context.Context, c *kyc.Case, prevVersion int64, ev a
 // Get reads a case of the tenant.
 func (s *Store) Get(ctx context.Context, tenant, id string) (*kyc.Case, error) {
 	return s.findOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}})
+}
+
+// GetForUpdate reads a case with its outbox.
+func (s *Store) GetForUpdate(ctx context.Context, tenant, id string) (app.Stored, error) {
+	var doc caseDoc
+	err := s.cases.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return app.Stored{}, kyc.ErrNotFound
+	}
+	if err != nil {
+		return app.Stored{}, fmt.Errorf("reading case: %w", err)
+	}
+	return doc.stored(), nil
 }
 
 // GetByRequestID finds the case created by a request id.
@@ -230,7 +248,7 @@ func (s *Store) lock(caseID string) func() {
 	return m.Unlock
 }
 
-// setFields is the document without _id and outbox: what an update replaces.
+// setFields is the document without _id: what an update replaces.
 func setFields(doc caseDoc) (bson.D, error) {
 	raw, err := bson.Marshal(doc)
 	if err != nil {
@@ -242,7 +260,7 @@ func setFields(doc caseDoc) (bson.D, error) {
 	}
 	fields := all[:0]
 	for _, e := range all {
-		if e.Key != "_id" && e.Key != "outbox" {
+		if e.Key != "_id" {
 			fields = append(fields, e)
 		}
 	}

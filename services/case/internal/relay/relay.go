@@ -61,6 +61,9 @@ type Relay struct {
 	log    *slog.Logger
 	opts   Options
 	locks  [256]sync.Mutex
+	// acked holds the ids of events JetStream acknowledged recently (id → when), for writes that drop them from
+	// their case's outbox and for the sweep, which then clears instead of republishing.
+	acked sync.Map
 
 	published  prometheus.Counter
 	duplicates prometheus.Counter
@@ -92,7 +95,13 @@ func (r *Relay) Publish(ctx context.Context, tenant, caseID string, version int6
 	if len(outbox) == 0 || !r.conn.IsConnected() {
 		return
 	}
-	r.publish(ctx, mongostore.PendingCase{Tenant: tenant, CaseID: caseID, Version: version, Outbox: outbox})
+	r.publish(ctx, mongostore.PendingCase{Tenant: tenant, CaseID: caseID, Version: version, Outbox: outbox}, false)
+}
+
+// Acknowledged reports whether JetStream acknowledged the event recently.
+func (r *Relay) Acknowledged(eventID string) bool {
+	_, ok := r.acked.Load(eventID)
+	return ok
 }
 
 // Run sweeps the outbox until ctx ends.
@@ -123,19 +132,26 @@ func (r *Relay) sweep(ctx context.Context) {
 	}
 	for _, pc := range pending {
 		r.swept.Inc()
-		r.publish(ctx, pc)
+		r.publish(ctx, pc, true)
 	}
+	// Long enough for a sweep to see every acknowledged event past its grace and clear it.
+	r.forgetAcks(10*r.opts.SweepGrace + 10*r.opts.SweepInterval)
 }
 
-// publish sends a case's pending events in order and clears those JetStream acknowledged. It stops at the first
-// failure so a later version never overtakes an earlier one.
-func (r *Relay) publish(ctx context.Context, pc mongostore.PendingCase) {
+// publish sends a case's pending events in order, skipping those already acknowledged, and stops at the first
+// failure so a later version never overtakes an earlier one. The fast path leaves the outbox to the case's next
+// write; the sweep (clear=true) removes the acknowledged events itself.
+func (r *Relay) publish(ctx context.Context, pc mongostore.PendingCase, clear bool) {
 	lock := &r.locks[stripe(pc.CaseID)]
 	lock.Lock()
 	defer lock.Unlock()
 
 	var acked []string
 	for _, ev := range pc.Outbox {
+		if r.Acknowledged(ev.ID) {
+			acked = append(acked, ev.ID)
+			continue
+		}
 		msg := events.RawMessage(pc.Tenant, pc.CaseID, ev.ID, ev.Type, ev.Version, ev.Payload)
 		pctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
 		ack, err := r.js.PublishMsg(pctx, msg)
@@ -152,12 +168,13 @@ func (r *Relay) publish(ctx context.Context, pc mongostore.PendingCase) {
 		} else {
 			r.published.Inc()
 		}
+		r.acked.Store(ev.ID, time.Now())
 		acked = append(acked, ev.ID)
 		if ev.Type == events.TypeRedacted {
 			r.eraseHistory(ctx, pc.Tenant, pc.CaseID)
 		}
 	}
-	if len(acked) == 0 {
+	if !clear || len(acked) == 0 {
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -166,6 +183,17 @@ func (r *Relay) publish(ctx context.Context, pc mongostore.PendingCase) {
 		// Harmless: the events stay pending and are republished, then deduplicated by their Nats-Msg-Id.
 		r.log.Warn("clearing published events failed", "case_id", pc.CaseID, "error", err)
 	}
+}
+
+// forgetAcks drops acknowledgements older than keep: by then the sweep has cleared their events.
+func (r *Relay) forgetAcks(keep time.Duration) {
+	cutoff := time.Now().Add(-keep)
+	r.acked.Range(func(id, at any) bool {
+		if at.(time.Time).Before(cutoff) {
+			r.acked.Delete(id)
+		}
+		return true
+	})
 }
 
 // eraseHistory purges a redacted case's earlier events from the stream, keeping only the redaction itself: the

@@ -22,6 +22,7 @@ import (
 type crashed struct{}
 
 func (crashed) Publish(context.Context, string, string, int64, []app.PendingEvent) {}
+func (crashed) Acknowledged(string) bool                                           { return false }
 
 func setup(t *testing.T) (*mongostore.Store, jetstream.JetStream, *nats.Conn) {
 	t.Helper()
