@@ -39,6 +39,9 @@ type Config struct {
 	HTTPAddr string `env:"CASE_HTTP_ADDR" envDefault:"127.0.0.1:8091"`
 	// EventsMaxAge is how long the CASES stream keeps events.
 	EventsMaxAge time.Duration `env:"EVENTS_STREAM_MAX_AGE" envDefault:"720h"`
+	// MaxConcurrentWrites bounds the case writes in flight at once (0: no bound). The embedded FerretDB (SQLite)
+	// has one writer at a time and degrades under many; MongoDB takes far more.
+	MaxConcurrentWrites int `env:"CASE_MAX_CONCURRENT_WRITES" envDefault:"4"`
 	// DrainTimeout bounds the shutdown.
 	DrainTimeout time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
 	NATS         config.NATS
@@ -57,6 +60,7 @@ func (c *Config) Validate() error {
 	check.Require("MONGODB_URI", c.Mongo.URI.Reveal())
 	check.Require("KEYCLOAK_URL", c.Keycloak.URL)
 	check.That(c.EventsMaxAge >= time.Minute, "EVENTS_STREAM_MAX_AGE", "must be at least 1m")
+	check.That(c.MaxConcurrentWrites >= 0, "CASE_MAX_CONCURRENT_WRITES", "must not be negative")
 	check.That(c.NATS.StreamReplicas >= 1 && c.NATS.StreamReplicas <= 5, "EVENTS_STREAM_REPLICAS", "must be between 1 and 5")
 	return check.Err()
 }
@@ -99,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.mongo, err = mongodb.Connect(ctx, cfg.Mongo.URI.Reveal(), "casekeeper-case"); err != nil {
 		return nil, err
 	}
-	store := mongostore.New(s.mongo.Database(cfg.Mongo.Database))
+	store := mongostore.New(s.mongo.Database(cfg.Mongo.Database), cfg.MaxConcurrentWrites)
 	if err = store.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}

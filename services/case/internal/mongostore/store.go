@@ -28,13 +28,33 @@ import (
 
 // Store implements app.Store and the relay's outbox access over one collection.
 type Store struct {
-	cases *mongo.Collection
-	locks [256]sync.Mutex
+	cases  *mongo.Collection
+	locks  [256]sync.Mutex
+	writes chan struct{}
 }
 
-// New returns a store on the database's "cases" collection.
-func New(db *mongo.Database) *Store {
-	return &Store{cases: db.Collection("cases")}
+// New returns a store on the database's "cases" collection. maxWrites bounds the writes in flight at once (0: no
+// bound): FerretDB on SQLite has one writer at a time, and many concurrent writers make it back off and retry until
+// latency explodes; a short queue in front of it keeps throughput up.
+func New(db *mongo.Database, maxWrites int) *Store {
+	s := &Store{cases: db.Collection("cases")}
+	if maxWrites > 0 {
+		s.writes = make(chan struct{}, maxWrites)
+	}
+	return s
+}
+
+// admit waits for a write slot; the returned func gives it back.
+func (s *Store) admit(ctx context.Context) (func(), error) {
+	if s.writes == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writes <- struct{}{}:
+		return func() { <-s.writes }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // EnsureIndexes creates the indexes every query needs; it is idempotent. One index per call: FerretDB drops the
@@ -62,6 +82,11 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 func (s *Store) Insert(ctx context.Context, c *kyc.Case, ev app.PendingEvent) (app.Stored, error) {
 	doc := toDoc(c)
 	doc.Outbox = []outboxDoc{toOutbox(ev)}
+	release, err := s.admit(ctx)
+	if err != nil {
+		return app.Stored{}, err
+	}
+	defer release()
 	if _, err := s.cases.InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return app.Stored{}, app.ErrDuplicateRequest
@@ -84,9 +109,15 @@ func (s *Store) Update(ctx context.Context, c *kyc.Case, prevVersion int64, outb
 	}
 	unlock := s.lock(c.ID)
 	defer unlock()
+	release, err := s.admit(ctx)
+	if err != nil {
+		return app.Stored{}, err
+	}
+	defer release()
 	var out caseDoc
 	err = s.cases.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: c.ID}, {Key: "tenant", Value: c.Tenant}, {Key: "version", Value: prevVersion}},
+		// The tenant was checked when the case was read; _id and version make the compare-and-set.
+		bson.D{{Key: "_id", Value: c.ID}, {Key: "version", Value: prevVersion}},
 		bson.D{{Key: "$set", Value: fields}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&out)
@@ -102,14 +133,24 @@ func (s *Store) Update(ctx context.Context, c *kyc.Case, prevVersion int64, outb
 
 // Get reads a case of the tenant.
 func (s *Store) Get(ctx context.Context, tenant, id string) (*kyc.Case, error) {
-	return s.findOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}})
+	c, err := s.findOne(ctx, byID(id))
+	if err == nil && c.Tenant != tenant {
+		return nil, kyc.ErrNotFound
+	}
+	return c, err
 }
 
 // GetForUpdate reads a case with its outbox.
 func (s *Store) GetForUpdate(ctx context.Context, tenant, id string) (app.Stored, error) {
+	// The read of a write waits for a slot too: it is the first half of the write.
+	release, err := s.admit(ctx)
+	if err != nil {
+		return app.Stored{}, err
+	}
+	defer release()
 	var doc caseDoc
-	err := s.cases.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}}).Decode(&doc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
+	err = s.cases.FindOne(ctx, byID(id)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && doc.Tenant != tenant {
 		return app.Stored{}, kyc.ErrNotFound
 	}
 	if err != nil {
@@ -206,6 +247,11 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Time, limit int) ([]
 func (s *Store) Clear(ctx context.Context, pc PendingCase, eventIDs []string) error {
 	unlock := s.lock(pc.CaseID)
 	defer unlock()
+	release, err := s.admit(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	version, outbox := pc.Version, pc.Outbox
 	for {
 		remaining := make([]outboxDoc, 0, len(outbox))
@@ -247,6 +293,10 @@ func (s *Store) lock(caseID string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// byID filters on _id alone: FerretDB turns only an _id equality into an indexed lookup and scans the collection
+// for any other filter, even one that also names the _id. Callers check the tenant of what they read.
+func byID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
 
 // setFields is the document without _id: what an update replaces.
 func setFields(doc caseDoc) (bson.D, error) {

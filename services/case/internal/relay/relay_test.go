@@ -28,7 +28,7 @@ func setup(t *testing.T) (*mongostore.Store, jetstream.JetStream, *nats.Conn) {
 	t.Helper()
 	srv := testinfra.NATS(t)
 	uri, dbName := testinfra.Mongo(t)
-	store := mongostore.New(testinfra.ConnectMongo(t, uri, dbName))
+	store := mongostore.New(testinfra.ConnectMongo(t, uri, dbName), 4)
 	if err := store.EnsureIndexes(t.Context()); err != nil {
 		t.Fatal(err)
 	}
