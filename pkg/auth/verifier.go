@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"github.com/casekeeper/core/pkg/config"
+
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -441,4 +443,12 @@ func (c *tokenCache) clear() {
 	c.mu.Lock()
 	clear(c.entries)
 	c.mu.Unlock()
+}
+
+// ConfigFrom is the verifier configuration of a service's Keycloak settings, the same for every service.
+func ConfigFrom(k config.Keycloak) VerifierConfig {
+	return VerifierConfig{
+		KeycloakURL: k.URL, Realm: k.Realm, Issuer: k.Issuer, Audience: k.Audience,
+		Introspect: k.IntrospectTokens, ClientID: k.ClientID, ClientSecret: k.ClientSecret.Reveal(),
+	}
 }

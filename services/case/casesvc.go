@@ -110,10 +110,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-case", log); err != nil {
 		return nil, err
 	}
-	verifier, err := auth.NewVerifier(auth.VerifierConfig{
-		KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Issuer: cfg.Keycloak.Issuer, Audience: cfg.Keycloak.Audience,
-		Introspect: cfg.Keycloak.IntrospectTokens, ClientID: cfg.Keycloak.ClientID, ClientSecret: cfg.Keycloak.ClientSecret.Reveal(),
-	}, log)
+	verifier, err := auth.NewVerifier(auth.ConfigFrom(cfg.Keycloak), log)
 	if err != nil {
 		return nil, err
 	}

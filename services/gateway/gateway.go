@@ -163,11 +163,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-gateway", log); err != nil {
 		return nil, err
 	}
-	s.verifier, err = auth.NewVerifier(auth.VerifierConfig{
-		KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Issuer: cfg.Keycloak.Issuer, Audience: cfg.Keycloak.Audience,
-		Introspect: cfg.Keycloak.IntrospectTokens, ClientID: cfg.Keycloak.ClientID,
-		ClientSecret: cfg.Keycloak.ClientSecret.Reveal(), HTTPClient: o.keycloakHTTP, Now: o.now,
-	}, log)
+	verifierCfg := auth.ConfigFrom(cfg.Keycloak)
+	verifierCfg.HTTPClient, verifierCfg.Now = o.keycloakHTTP, o.now
+	s.verifier, err = auth.NewVerifier(verifierCfg, log)
 	if err != nil {
 		return nil, err
 	}

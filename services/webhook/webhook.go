@@ -127,8 +127,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 
 	verifier := cfg.Verifier
 	if verifier == nil {
-		v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Realm, Issuer: cfg.Keycloak.Issuer, Audience: cfg.Audience,
-			Introspect: cfg.IntrospectTokens, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal()}, log)
+		v, err := auth.NewVerifier(auth.ConfigFrom(cfg.Keycloak), log)
 		if err != nil {
 			return nil, err
 		}
