@@ -33,7 +33,9 @@ type ListCaseEventsRequest struct {
 	// 1 to 500; 0 means 100.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Long-poll: how long to wait for a first event when none is there yet (at most 60s).
-	Wait          *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	// Only the events of this case (its timeline); empty means every case of the tenant.
+	CaseId        string `protobuf:"bytes,5,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,6 +96,13 @@ func (x *ListCaseEventsRequest) GetWait() *durationpb.Duration {
 		return x.Wait
 	}
 	return nil
+}
+
+func (x *ListCaseEventsRequest) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
 }
 
 type ListCaseEventsResponse struct {
@@ -465,12 +474,13 @@ var File_casekeeper_v1_query_service_proto protoreflect.FileDescriptor
 
 const file_casekeeper_v1_query_service_proto_rawDesc = "" +
 	"\n" +
-	"!casekeeper/v1/query_service.proto\x12\rcasekeeper.v1\x1a\x18casekeeper/v1/case.proto\x1a casekeeper/v1/case_service.proto\x1a\x19casekeeper/v1/event.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x01\n" +
+	"!casekeeper/v1/query_service.proto\x12\rcasekeeper.v1\x1a\x18casekeeper/v1/case.proto\x1a casekeeper/v1/case_service.proto\x1a\x19casekeeper/v1/event.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n" +
 	"\x15ListCaseEventsRequest\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\tR\x05after\x12\x14\n" +
 	"\x05types\x18\x02 \x03(\tR\x05types\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12-\n" +
-	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"k\n" +
+	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x17\n" +
+	"\acase_id\x18\x05 \x01(\tR\x06caseId\"k\n" +
 	"\x16ListCaseEventsResponse\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.casekeeper.v1.CaseEventR\x06events\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +

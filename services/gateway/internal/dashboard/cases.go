@@ -158,13 +158,13 @@ func (h *Handler) showCase(w http.ResponseWriter, r *request) {
 	h.render(w, r.Request, r.sess, http.StatusOK, "case", "Case "+c.GetId(), p)
 }
 
-// caseTimeline reads the tenant's change feed from the oldest retained event and keeps the case's events. It stops
-// at the event of the case's current version — nothing after it can be about this case — or after feedPages pages.
+// caseTimeline reads the case's events from the change feed, from the oldest retained one. It stops at the event of
+// the case's current version — nothing after it can be about this case — or after feedPages pages.
 func (h *Handler) caseTimeline(r *request, c *casekeeperv1.Case) ([]timelineEntry, bool, error) {
 	var out []timelineEntry
 	after := ""
 	for range feedPages {
-		resp, err := h.opts.Events.ListCaseEvents(r.ctx, &casekeeperv1.ListCaseEventsRequest{After: after, PageSize: 500})
+		resp, err := h.opts.Events.ListCaseEvents(r.ctx, &casekeeperv1.ListCaseEventsRequest{After: after, PageSize: 500, CaseId: c.GetId()})
 		if err != nil {
 			return nil, false, err
 		}

@@ -4,6 +4,7 @@ package feed
 
 import (
 	"errors"
+	"github.com/google/uuid"
 	"slices"
 	"time"
 
@@ -25,7 +26,9 @@ type Query struct {
 	After  int64
 	// Types filters by event type; empty means all.
 	Types []string
-	Limit int
+	// CaseID keeps only one case's events; empty means all.
+	CaseID string
+	Limit  int
 }
 
 // Paging limits of ListCaseEvents.
@@ -66,6 +69,20 @@ func NewQuery(tenant, after string, types []string, pageSize int32) (Query, erro
 		errs.Add("page_size", "must be between 1 and %d", MaxPageSize)
 	}
 	return q, errs.Err()
+}
+
+// WithCase narrows q to one case; the id must look like a case id.
+func (q Query) WithCase(caseID string) (Query, error) {
+	if caseID == "" {
+		return q, nil
+	}
+	if uuid.Validate(caseID) != nil {
+		var errs validation.Errors
+		errs.Add("case_id", "must be a case id (UUID)")
+		return q, errs
+	}
+	q.CaseID = caseID
+	return q, nil
 }
 
 // ValidateWait checks a long-poll duration.

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +48,19 @@ func TestNewQueryNamesTheParameter(t *testing.T) {
 	}
 	if errs, _ := validation.As(ValidateWait(61 * time.Second)); len(errs) != 1 || errs[0].Field != "wait" {
 		t.Fatal("wait not validated")
+	}
+}
+
+func TestWithCaseValidatesTheID(t *testing.T) {
+	q := Query{Tenant: "acme"}
+	if _, err := q.WithCase("../x"); err == nil || !strings.Contains(err.Error(), "case_id") {
+		t.Fatalf("a malformed case id: %v", err)
+	}
+	got, err := q.WithCase("01a217d6-a484-7cb9-a5bb-01ebda771e0f")
+	if err != nil || got.CaseID == "" {
+		t.Fatalf("a case id: %v %v", got, err)
+	}
+	if got, _ := q.WithCase(""); got.CaseID != "" {
+		t.Fatal("empty case id must mean every case")
 	}
 }

@@ -154,6 +154,10 @@ func (s *Server) ListCaseEvents(ctx context.Context, req *casekeeperv1.ListCaseE
 	if verrs, ok := validation.As(err); ok {
 		errs = append(errs, verrs...)
 	}
+	q, err = q.WithCase(req.GetCaseId())
+	if verrs, ok := validation.As(err); ok {
+		errs = append(errs, verrs...)
+	}
 	var wait time.Duration
 	if req.GetWait() != nil {
 		if err := req.GetWait().CheckValid(); err != nil {

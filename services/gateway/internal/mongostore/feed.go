@@ -60,7 +60,7 @@ func NewFeedStore(ctx context.Context, db *mongo.Database) (*FeedStore, error) {
 	// restart), while one index at a time is a no-op there as on MongoDB.
 	for _, m := range []mongo.IndexModel{
 		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, Options: options.Index().SetName("tenant_seq").SetUnique(true)},
-		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "case_id", Value: 1}}, Options: options.Index().SetName("tenant_case")},
+		{Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "case_id", Value: 1}, {Key: "seq", Value: 1}}, Options: options.Index().SetName("tenant_case_seq")},
 	} {
 		if _, err := s.feed.Indexes().CreateOne(ctx, m); err != nil {
 			return nil, fmt.Errorf("feed indexes: %w", err)
@@ -173,6 +173,9 @@ func (s *FeedStore) After(ctx context.Context, q feed.Query) ([]feed.Entry, erro
 	}
 	if len(q.Types) > 0 {
 		filter = append(filter, bson.E{Key: "type", Value: bson.D{{Key: "$in", Value: q.Types}}})
+	}
+	if q.CaseID != "" {
+		filter = append(filter, bson.E{Key: "case_id", Value: q.CaseID})
 	}
 	cur, err := s.feed.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "seq", Value: 1}}).

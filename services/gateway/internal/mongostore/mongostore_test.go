@@ -65,6 +65,13 @@ func TestStores(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("limit ignored: %d", len(got))
 		}
+		got, _ = s.After(ctx, feed.Query{Tenant: "acme", CaseID: "c1", Limit: 10})
+		if len(got) != 2 || got[0].Event.GetId() != "a1" || got[1].Event.GetId() != "a2" {
+			t.Fatalf("one case's timeline = %v", got)
+		}
+		if got, _ = s.After(ctx, feed.Query{Tenant: "globex", CaseID: "c1", Limit: 10}); len(got) != 0 {
+			t.Fatalf("another tenant's case filter found %d events", len(got))
+		}
 		// The head only moves forward (the republished copy at 9 moved it, which is harmless: readers skip to it).
 		if h, _ := s.Head(ctx, "acme"); h != 9 {
 			t.Fatalf("acme head = %d", h)
