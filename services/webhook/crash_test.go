@@ -47,7 +47,7 @@ func (e *env) startProcess(t testing.TB, bin string) *exec.Cmd {
 		"WEBHOOK_SWEEP_GRACE=3s",
 		"LOG_LEVEL=warn",
 	)
-	cmd.Stderr = &testLog{t: t}
+	cmd.Stdout, cmd.Stderr = &testLog{t: t}, &testLog{t: t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,40 +1,16 @@
-// Command gateway runs the query gateway.
+// Command gateway runs the query gateway: reads, the change feed and the dashboard.
 package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
-	"github.com/casekeeper/core/pkg/config"
-	"github.com/casekeeper/core/pkg/logging"
+	"github.com/casekeeper/core/pkg/lifecycle"
 	gatewaysvc "github.com/casekeeper/core/services/gateway"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
-		os.Exit(1)
-	}
-}
-
-func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := config.Load[gatewaysvc.Config](nil)
-	if err != nil {
-		return err
-	}
-	log, err := logging.New(os.Stdout, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	log.Info("configuration", "config", cfg)
-	svc, err := gatewaysvc.New(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
+	lifecycle.Main("gateway", func(ctx context.Context, cfg gatewaysvc.Config, log *slog.Logger) (*gatewaysvc.Service, error) {
+		return gatewaysvc.New(ctx, cfg, log)
+	})
 }

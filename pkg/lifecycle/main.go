@@ -1,0 +1,48 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/logging"
+)
+
+// Service is what a service binary runs until its context ends.
+type Service interface {
+	Run(ctx context.Context) error
+}
+
+// Main is the whole main function of a service binary, the same for every service: a JSON logger at LOG_LEVEL on
+// stdout, the configuration C from the environment (logged with its secrets masked), a context that SIGINT and
+// SIGTERM end, then the service built by build until it has drained. A failure is printed to stderr and the process
+// exits with status 1.
+func Main[C any, S Service](name string, build func(ctx context.Context, cfg C, log *slog.Logger) (S, error)) {
+	if err := runMain(build); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+func runMain[C any, S Service](build func(ctx context.Context, cfg C, log *slog.Logger) (S, error)) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log, err := logging.New(os.Stdout, os.Getenv("LOG_LEVEL"))
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load[C](nil)
+	if err != nil {
+		return err
+	}
+	log.Info("configuration", "config", cfg)
+	svc, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
