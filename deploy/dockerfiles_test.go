@@ -269,7 +269,7 @@ func TestImagesMakefileFragment(t *testing.T) {
 
 	makeBin, err := exec.LookPath("make")
 	if err != nil {
-		t.Skip("make is not installed")
+		t.Fatalf("make is not installed: %v", err)
 	}
 	for docker, wantMsg := range map[string]string{
 		"/nonexistent/docker": "not found",        // no CLI
