@@ -435,9 +435,6 @@ func providerToken(t *testing.T, kc string) string {
 // TestDashboardInBrowser drives the dashboard in Debian's chromium against the real services and Keycloak. The
 // subtests share one stack (starting it is the slow part) but each uses a fresh browser.
 func TestDashboardInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test: needs chromium and Keycloak")
-	}
 	s := startStack(t)
 
 	t.Run("acme admin adds an endpoint and sees the delivery of a case update", func(t *testing.T) {
