@@ -24,7 +24,7 @@ build: ## build every binary into bin/
 	@mkdir -p bin
 	@for s in $(SERVICES); do CGO_ENABLED=0 go build -trimpath -o bin/$$s ./services/$$s/cmd/$$s; done
 
-test: ## vet, check generated code, start the real Keycloak and run every module's tests with -race
+test: ## check for committed binaries, vet, check generated code, start the real Keycloak and run every module's tests with -race
 	@scripts/test.sh
 
 bench: ## run the benchmarks (figures go to docs/benchmarks.md by hand)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: checks, then every module's tests with -race against real components: embedded NATS and FerretDB
-# (started by the tests themselves) and the real Keycloak, started here once and handed to the tests as KEYCLOAK_URL.
+# `make test`: checks (repository hygiene, gofmt, vet, protos), then every module's tests with -race against real
+# components: embedded NATS and FerretDB (started by the tests themselves) and the real Keycloak, started here once
+# and handed to the tests as KEYCLOAK_URL.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,6 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # Every module of go.work, as package patterns for one go command.
 packages=()
 while read -r dir; do packages+=("./${dir#./}/..."); done < <(go work edit -json | python3 -c 'import json,sys; [print(u["DiskPath"]) for u in json.load(sys.stdin)["Use"]]')
+
+step "repository: no built binaries, no large files"
+scripts/repo-check.sh
 
 step "go: fetching modules (first run downloads them from the Go module proxy)"
 go list -deps -test "${packages[@]}" >/dev/null
