@@ -8,8 +8,9 @@
 //     replica counts that agree (NATS, MongoDB, EVENTS_STREAM_REPLICAS), network policies that deny by default;
 //   - docker-compose.yml loads and validates with compose-go, starts in health-gated order, and configures the
 //     services as the contract says;
-//   - every service Dockerfile builds a binary the Makefile knows from a directory that exists, on a distroless,
-//     non-root base, and copies every module of go.work;
+//   - the one Dockerfile (at the repository root) has a stage per service the Makefile knows, picked by the build
+//     argument SERVICE, each building its binary from a directory that exists onto a distroless, non-root base; it
+//     copies every module of go.work, and deploy/images.mk and docker-compose.yml build it per service;
 //   - the Keycloak realm holds the clients (and, in dev, the secrets) that compose and Kubernetes configure, and
 //     deploy/k8s/base/keycloak/casekeeper-realm.json is an exact copy of deploy/keycloak/casekeeper-realm.json.
 package deploy

@@ -83,17 +83,86 @@ func workspaceModules(t *testing.T) []string {
 	return mods
 }
 
-func serviceDockerfiles(t *testing.T) map[string]string {
+// stage is one FROM of the Dockerfile and the instructions under it.
+type stage struct {
+	Name, Base string
+	Line       int
+	Ins        []instruction
+}
+
+// dockerfile is the repository's one Dockerfile: the ARGs before the first FROM, then its stages.
+type dockerfile struct {
+	GlobalArgs []string
+	Stages     []stage
+}
+
+func parseStages(t *testing.T) dockerfile {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(repoRoot(t), "services", "*", "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
+	var df dockerfile
+	for _, in := range parseDockerfile(t, filepath.Join(repoRoot(t), "Dockerfile")) {
+		if in.Cmd != "FROM" {
+			if len(df.Stages) == 0 {
+				if in.Cmd != "ARG" {
+					t.Fatalf("line %d: %s before the first FROM", in.Line, in.Cmd)
+				}
+				df.GlobalArgs = append(df.GlobalArgs, strings.SplitN(in.Args, "=", 2)[0])
+				continue
+			}
+			df.Stages[len(df.Stages)-1].Ins = append(df.Stages[len(df.Stages)-1].Ins, in)
+			continue
+		}
+		f := strings.Fields(in.Args)
+		f = slices.DeleteFunc(f, func(s string) bool { return strings.HasPrefix(s, "--platform=") })
+		st := stage{Base: f[0], Line: in.Line}
+		if len(f) == 3 && strings.EqualFold(f[1], "AS") {
+			st.Name = f[2]
+		}
+		df.Stages = append(df.Stages, st)
 	}
-	out := map[string]string{}
-	for _, p := range paths {
-		out[filepath.Base(filepath.Dir(p))] = p
+	if len(df.Stages) == 0 {
+		t.Fatal("the Dockerfile has no FROM")
+	}
+	return df
+}
+
+func (df dockerfile) stage(name string) (stage, bool) {
+	i := slices.IndexFunc(df.Stages, func(s stage) bool { return s.Name == name })
+	if i < 0 {
+		return stage{}, false
+	}
+	return df.Stages[i], true
+}
+
+// nonServiceStages are the stages that are not an image of their own.
+var nonServiceStages = []string{"build", "runtime"}
+
+// serviceStages are the stages the last FROM can pick by SERVICE, in file order.
+func (df dockerfile) serviceStages() []string {
+	var out []string
+	for _, s := range df.Stages {
+		if s.Name != "" && !slices.Contains(nonServiceStages, s.Name) {
+			out = append(out, s.Name)
+		}
 	}
 	return out
+}
+
+// image resolves the image built with --build-arg SERVICE=svc, as BuildKit does: the last FROM names the stage, and
+// a stage built on another stage inherits its configuration. It returns the external base image and the
+// instructions that shape the image, from the base's first to the picked stage's last.
+func (df dockerfile) image(t *testing.T, svc string) (base string, ins []instruction) {
+	t.Helper()
+	name := strings.NewReplacer("${SERVICE}", svc, "$SERVICE", svc).Replace(df.Stages[len(df.Stages)-1].Base)
+	for range len(df.Stages) {
+		st, ok := df.stage(name)
+		if !ok {
+			return name, ins
+		}
+		ins = append(slices.Clone(st.Ins), ins...)
+		name = st.Base
+	}
+	t.Fatalf("the stages of %s form a cycle", svc)
+	return "", nil
 }
 
 var wantExpose = map[string][]string{
@@ -103,30 +172,72 @@ var wantExpose = map[string][]string{
 	"devserver": {"8080", "9090", "9091", "9092", "8091", "8092"},
 }
 
-// TestDockerfiles: every service image is a multi-stage build of a static binary that the Makefile builds too,
-// from ./services/<name>/cmd/<name>, copied onto distroless/static as a non-root user, with the service's ports
-// exposed and its addresses on 0.0.0.0.
-func TestDockerfiles(t *testing.T) {
+// TestDockerfile: one Dockerfile builds every service image, picked by the build argument SERVICE. Each image is a
+// static binary that the Makefile builds too, from ./services/<name>/cmd/<name>, copied onto distroless/static as a
+// non-root user, with the service's ports exposed and its addresses on 0.0.0.0.
+func TestDockerfile(t *testing.T) {
 	root := repoRoot(t)
 	services := makefileServices(t)
-	dockerfiles := serviceDockerfiles(t)
-	for _, required := range []string{"case", "webhook", "gateway"} {
-		if _, ok := dockerfiles[required]; !ok {
-			t.Errorf("services/%s/Dockerfile is missing", required)
+	df := parseStages(t)
+
+	if !slices.Contains(df.GlobalArgs, "SERVICE") {
+		t.Error("no global `ARG SERVICE` before the first FROM: the last FROM cannot use it")
+	}
+	if last := df.Stages[len(df.Stages)-1]; last.Base != "${SERVICE}" || last.Name != "" || len(last.Ins) != 0 {
+		t.Errorf("line %d: the last stage must be exactly `FROM ${SERVICE}`, got FROM %s (as %q, %d instructions)",
+			last.Line, last.Base, last.Name, len(last.Ins))
+	}
+	stages := df.serviceStages()
+	if got, want := slices.Sorted(slices.Values(stages)), slices.Sorted(slices.Values(services)); !slices.Equal(got, want) {
+		t.Errorf("service stages %v, want the Makefile's SERVICES %v", got, want)
+	}
+	for _, s := range df.Stages {
+		for _, in := range s.Ins {
+			if in.Cmd == "HEALTHCHECK" {
+				t.Errorf("line %d: HEALTHCHECK needs a shell or a probe binary; the image has neither", in.Line)
+			}
 		}
 	}
-	for name, path := range dockerfiles {
+
+	build, ok := df.stage("build")
+	if !ok {
+		t.Fatal("no stage named build")
+	}
+	var buildRun string
+	hasArg := false
+	for _, in := range build.Ins {
+		switch {
+		case in.Cmd == "ARG" && in.Args == "SERVICE":
+			hasArg = true
+		case in.Cmd == "RUN" && strings.Contains(in.Args, "go build"):
+			buildRun = in.Args
+		}
+	}
+	if !hasArg {
+		t.Error("the build stage does not declare `ARG SERVICE`: the go build step would not see it")
+	}
+	for _, part := range []string{"CGO_ENABLED=0", "go build", "-trimpath", "-o /out/${SERVICE} ./services/${SERVICE}/cmd/${SERVICE}"} {
+		if !strings.Contains(buildRun, part) {
+			t.Errorf("the go build step %q lacks %q", buildRun, part)
+		}
+	}
+	// The build step refuses an unknown SERVICE with a message, before go build would fail on a missing package.
+	if m := regexp.MustCompile(`case "\$SERVICE" in ([a-z|]+)\)`).FindStringSubmatch(buildRun); m == nil {
+		t.Error(`the build step does not check SERVICE (case "$SERVICE" in a|b|...)`)
+	} else if got := strings.Split(m[1], "|"); !slices.Equal(got, stages) {
+		t.Errorf("the build step accepts SERVICE %v, want the service stages %v", got, stages)
+	}
+
+	for _, name := range stages {
 		t.Run(name, func(t *testing.T) {
-			ins := parseDockerfile(t, path)
-			var froms []instruction
-			var entrypoint, user, build string
-			var exposed []string
-			var envs []string
+			base, ins := df.image(t, name)
+			if base != "gcr.io/distroless/static-debian12:nonroot" {
+				t.Errorf("the image is FROM %q, want gcr.io/distroless/static-debian12:nonroot", base)
+			}
+			var entrypoint, user string
+			var exposed, envs []string
 			for _, in := range ins {
 				switch in.Cmd {
-				case "FROM":
-					froms = append(froms, in)
-					user = "" // USER is per stage
 				case "ENTRYPOINT":
 					entrypoint = in.Args
 				case "USER":
@@ -135,22 +246,10 @@ func TestDockerfiles(t *testing.T) {
 					exposed = append(exposed, strings.Fields(in.Args)...)
 				case "ENV":
 					envs = append(envs, in.Args)
-				case "RUN":
-					if strings.Contains(in.Args, "go build") {
-						build = in.Args
-					}
-				case "HEALTHCHECK":
-					t.Errorf("line %d: HEALTHCHECK needs a shell or a probe binary; the image has neither", in.Line)
 				}
 			}
-			if len(froms) < 2 {
-				t.Fatalf("want a multi-stage build, got %d stage(s)", len(froms))
-			}
-			if final := froms[len(froms)-1].Args; final != "gcr.io/distroless/static-debian12:nonroot" {
-				t.Errorf("final stage FROM %q, want gcr.io/distroless/static-debian12:nonroot", final)
-			}
 			if user != "65532:65532" && user != "65532" {
-				t.Errorf("final stage USER %q, want 65532 (distroless nonroot, numeric so Kubernetes can verify it)", user)
+				t.Errorf("USER %q, want 65532 (distroless nonroot, numeric so Kubernetes can verify it)", user)
 			}
 
 			var ep []string
@@ -159,35 +258,22 @@ func TestDockerfiles(t *testing.T) {
 			}
 			bin := filepath.Base(ep[0])
 			if bin != name {
-				t.Errorf("ENTRYPOINT runs %q in services/%s", bin, name)
-			}
-			if !slices.Contains(services, bin) {
-				t.Errorf("ENTRYPOINT binary %q is not in the Makefile's SERVICES %v", bin, services)
+				t.Errorf("ENTRYPOINT runs %q in the %s image", bin, name)
 			}
 			cmdDir := filepath.Join(root, "services", bin, "cmd", bin)
 			if st, err := os.Stat(cmdDir); err != nil || !st.IsDir() {
 				t.Errorf("./services/%s/cmd/%s is not a directory: %v", bin, bin, err)
 			}
-			wantBuild := "-o /out/" + bin + " ./services/" + bin + "/cmd/" + bin
-			for _, part := range []string{"CGO_ENABLED=0", "go build", "-trimpath", wantBuild} {
-				if !strings.Contains(build, part) {
-					t.Errorf("the go build step %q lacks %q", build, part)
-				}
-			}
-			copied := false
-			for _, in := range ins {
-				if in.Cmd == "COPY" && strings.HasPrefix(in.Args, "--from=") && strings.HasSuffix(in.Args, "/out/"+bin+" "+ep[0]) {
-					copied = true
-				}
-			}
+			copied := slices.ContainsFunc(ins, func(in instruction) bool {
+				return in.Cmd == "COPY" && strings.HasPrefix(in.Args, "--from=build ") && strings.HasSuffix(in.Args, " /out/"+bin+" "+ep[0])
+			})
 			if !copied {
-				t.Errorf("no COPY --from=<build> /out/%s %s", bin, ep[0])
+				t.Errorf("no COPY --from=build /out/%s %s", bin, ep[0])
 			}
 
 			slices.Sort(exposed)
-			want := slices.Clone(wantExpose[name])
-			slices.Sort(want)
-			if want != nil && !slices.Equal(exposed, want) {
+			want := slices.Sorted(slices.Values(wantExpose[name]))
+			if !slices.Equal(exposed, want) {
 				t.Errorf("EXPOSE %v, want %v", exposed, want)
 			}
 			for _, e := range envs {
@@ -200,54 +286,54 @@ func TestDockerfiles(t *testing.T) {
 			}
 		})
 	}
-	for _, svc := range services {
-		if _, ok := dockerfiles[svc]; !ok && svc != "devserver" {
-			t.Errorf("the Makefile builds %s but services/%s/Dockerfile does not exist", svc, svc)
+	paths, _ := filepath.Glob(filepath.Join(root, "services", "*", "Dockerfile"))
+	for _, p := range paths {
+		t.Errorf("%s: the services are built by the Dockerfile at the repository root", p)
+	}
+}
+
+// TestDockerfileCopiesWorkspace: Go refuses a workspace whose member modules are missing, so the build stage copies
+// the go.mod of every module go.work lists (before the sources, for layer caching). Fails when a module is added to
+// go.work and not to the Dockerfile.
+func TestDockerfileCopiesWorkspace(t *testing.T) {
+	mods := workspaceModules(t)
+	build, ok := parseStages(t).stage("build")
+	if !ok {
+		t.Fatal("no stage named build")
+	}
+	ins := build.Ins
+	firstSource := slices.IndexFunc(ins, func(in instruction) bool {
+		return in.Cmd == "COPY" && !strings.Contains(in.Args, "go.mod") && !strings.Contains(in.Args, "go.work") &&
+			!strings.HasPrefix(in.Args, "--from=")
+	})
+	var modCopies []string
+	for i, in := range ins {
+		if in.Cmd != "COPY" || !strings.Contains(in.Args, "go.mod") {
+			continue
+		}
+		if firstSource >= 0 && i > firstSource {
+			t.Errorf("line %d: go.mod copied after sources; copy every go.mod first for layer caching", in.Line)
+		}
+		modCopies = append(modCopies, strings.Fields(in.Args)[0])
+	}
+	if !slices.ContainsFunc(ins, func(in instruction) bool { return in.Cmd == "COPY" && strings.HasPrefix(in.Args, "go.work ") }) {
+		t.Error("go.work is not copied")
+	}
+	for _, mod := range mods {
+		want := filepath.ToSlash(filepath.Join(mod, "go.mod"))
+		if !slices.Contains(modCopies, want) {
+			t.Errorf("go.work uses %s but the Dockerfile does not COPY %s", mod, want)
 		}
 	}
-}
-
-// TestDockerfilesCopyWorkspace: Go refuses a workspace whose member modules are missing, so every Dockerfile copies
-// the go.mod of every module go.work lists (before the sources, for layer caching). Fails when a module is added to
-// go.work and not to the Dockerfiles.
-func TestDockerfilesCopyWorkspace(t *testing.T) {
-	mods := workspaceModules(t)
-	for name, path := range serviceDockerfiles(t) {
-		t.Run(name, func(t *testing.T) {
-			ins := parseDockerfile(t, path)
-			firstSource := slices.IndexFunc(ins, func(in instruction) bool {
-				return in.Cmd == "COPY" && !strings.Contains(in.Args, "go.mod") && !strings.Contains(in.Args, "go.work") &&
-					!strings.HasPrefix(in.Args, "--from=")
-			})
-			var modCopies []string
-			for i, in := range ins {
-				if in.Cmd != "COPY" || !strings.Contains(in.Args, "go.mod") {
-					continue
-				}
-				if firstSource >= 0 && i > firstSource {
-					t.Errorf("line %d: go.mod copied after sources; copy every go.mod first for layer caching", in.Line)
-				}
-				modCopies = append(modCopies, strings.Fields(in.Args)[0])
-			}
-			if !slices.ContainsFunc(ins, func(in instruction) bool { return in.Cmd == "COPY" && strings.HasPrefix(in.Args, "go.work ") }) {
-				t.Error("go.work is not copied")
-			}
-			for _, mod := range mods {
-				want := filepath.ToSlash(filepath.Join(mod, "go.mod"))
-				if !slices.Contains(modCopies, want) {
-					t.Errorf("go.work uses %s but the Dockerfile does not COPY %s", mod, want)
-				}
-			}
-			download := slices.IndexFunc(ins, func(in instruction) bool { return in.Cmd == "RUN" && strings.Contains(in.Args, "go mod download") })
-			if download < 0 || (firstSource >= 0 && download > firstSource) {
-				t.Error("want `RUN go mod download` between the module files and the sources")
-			}
-		})
+	download := slices.IndexFunc(ins, func(in instruction) bool { return in.Cmd == "RUN" && strings.Contains(in.Args, "go mod download") })
+	if download < 0 || (firstSource >= 0 && download > firstSource) {
+		t.Error("want `RUN go mod download` between the module files and the sources")
 	}
 }
 
-// TestImagesMakefileFragment: deploy/images.mk builds an image per service Dockerfile and stops with a clear
-// message when no Docker engine is available.
+// TestImagesMakefileFragment: deploy/images.mk builds an image per service stage of the Dockerfile, with
+// SERVICE=<name> and the repository root as the context, and stops with a clear message when no Docker engine is
+// available.
 func TestImagesMakefileFragment(t *testing.T) {
 	root := repoRoot(t)
 	mk := string(readFile(t, filepath.Join(root, "deploy", "images.mk")))
@@ -255,16 +341,9 @@ func TestImagesMakefileFragment(t *testing.T) {
 	if m == nil {
 		t.Fatal("images.mk has no IMAGE_SERVICES")
 	}
-	dockerfiles := serviceDockerfiles(t)
-	for _, svc := range strings.Fields(m[1]) {
-		if _, ok := dockerfiles[svc]; !ok {
-			t.Errorf("images.mk builds %s, which has no Dockerfile", svc)
-		}
-	}
-	for svc := range dockerfiles {
-		if !slices.Contains(strings.Fields(m[1]), svc) {
-			t.Errorf("services/%s/Dockerfile is not built by `make images`", svc)
-		}
+	stages := parseStages(t).serviceStages()
+	if got, want := slices.Sorted(slices.Values(strings.Fields(m[1]))), slices.Sorted(slices.Values(stages)); !slices.Equal(got, want) {
+		t.Errorf("images.mk builds %v, want the Dockerfile's service stages %v", got, want)
 	}
 
 	makeBin, err := exec.LookPath("make")
@@ -287,6 +366,25 @@ func TestImagesMakefileFragment(t *testing.T) {
 		}
 		if strings.Contains(string(out), " build ") {
 			t.Errorf("make images DOCKER=%s attempted a build:\n%s", docker, out)
+		}
+	}
+
+	// What `make image-<name>` would run (-n prints the recipes, the engine check's included, and runs none).
+	for _, svc := range stages {
+		cmd := exec.Command(makeBin, "-n", "-f", filepath.Join(root, "deploy", "images.mk"), "image-"+svc)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make -n image-%s: %v\n%s", svc, err, out)
+		}
+		line := strings.Join(strings.Fields(strings.ReplaceAll(string(out), "\\\n", " ")), " ")
+		for _, want := range []string{
+			" build ", "-f " + filepath.Join(root, "Dockerfile") + " ", "--build-arg SERVICE=" + svc + " ",
+			"-t casekeeper/" + svc + ":dev ", " " + root,
+		} {
+			if !strings.Contains(line, want) {
+				t.Errorf("make image-%s runs no %q:\n%s", svc, want, out)
+			}
 		}
 	}
 }

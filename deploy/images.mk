@@ -9,9 +9,10 @@
 #   make images IMAGE_REGISTRY=ghcr.io/casekeeper IMAGE_TAG=0.1.0
 #   make images DOCKER_BUILD_FLAGS='--platform linux/arm64'
 #
-# Every image builds with the repository root as its context (the Dockerfiles need the go.work workspace), except the
-# demo receiver, a standalone module. Needs a running Docker engine (or a compatible CLI via DOCKER=podman): the
-# targets stop with a clear message when there is none.
+# Every service image builds from the one Dockerfile at the repository root, with SERVICE=<name> and the repository
+# root as its context (it needs the go.work workspace). The demo receiver, a standalone module, has its own.
+# Needs a running Docker engine (or a compatible CLI via DOCKER=podman): the targets stop with a clear message when
+# there is none.
 
 # The repository root, wherever make was started from and whichever Makefile included this one.
 IMAGES_ROOT := $(abspath $(dir $(abspath $(lastword $(MAKEFILE_LIST))))..)
@@ -24,7 +25,7 @@ DOCKER ?= docker
 IMAGE_REGISTRY ?= casekeeper
 IMAGE_TAG ?= dev
 DOCKER_BUILD_FLAGS ?=
-# Services with a Dockerfile at services/<name>/Dockerfile.
+# The services the Dockerfile builds (a stage per service; --build-arg SERVICE=<name> picks it).
 IMAGE_SERVICES ?= case webhook gateway devserver
 
 .PHONY: images images-check image-demo-receiver $(addprefix image-,$(IMAGE_SERVICES))
@@ -40,7 +41,7 @@ images-check:
 
 $(addprefix image-,$(IMAGE_SERVICES)): image-%: images-check
 	DOCKER_BUILDKIT=1 $(DOCKER) build $(DOCKER_BUILD_FLAGS) \
-	  -f $(IMAGES_ROOT)/services/$*/Dockerfile \
+	  -f $(IMAGES_ROOT)/Dockerfile --build-arg SERVICE=$* \
 	  -t $(IMAGE_REGISTRY)/$*:$(IMAGE_TAG) \
 	  $(IMAGES_ROOT)
 
