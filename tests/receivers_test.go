@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/testinfra"
@@ -219,8 +220,13 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 				switch c.format {
 				case webhooks.FormatFull:
 					validate(t, "webhook-full.schema.json", req.Body)
-					if e.Case.GetTenant() != "acme" || e.Case.GetVersion() < 1 {
-						t.Errorf("decoded case %v", e.Case)
+					// The typed case, as a Go receiver that wants one decodes it.
+					var decoded casekeeperv1.Case
+					if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.Data, &decoded); err != nil {
+						t.Errorf("the case in a full payload: %v\n%s", err, e.Data)
+					}
+					if _, v, _ := e.CaseVersion(); decoded.GetTenant() != "acme" || decoded.GetVersion() < 1 || v != decoded.GetVersion() {
+						t.Errorf("decoded case %v, CaseVersion %d", &decoded, v)
 					}
 				case webhooks.FormatThin:
 					validate(t, "webhook-thin.schema.json", req.Body)

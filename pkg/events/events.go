@@ -12,27 +12,28 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/casekeeper/core/pkg/webhooks"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
 // Stream is the JetStream stream that holds every case event.
 const Stream = "CASES"
 
-// Event types; a case change produces exactly one.
+// Event types; a case change produces exactly one. Receivers read the same names, so they are defined once, in
+// pkg/webhooks (which depends on nothing but the standard library).
 const (
-	TypeCreated         = "case.created"
-	TypeUpdated         = "case.updated"
-	TypeStatusChanged   = "case.status_changed"
-	TypeDocumentAdded   = "case.document_added"
-	TypeCheckRecorded   = "case.check_recorded"
-	TypeRiskSet         = "case.risk_set"
-	TypeReviewCompleted = "case.review_completed"
-	TypeRedacted        = "case.redacted"
+	TypeCreated         = webhooks.TypeCreated
+	TypeUpdated         = webhooks.TypeUpdated
+	TypeStatusChanged   = webhooks.TypeStatusChanged
+	TypeDocumentAdded   = webhooks.TypeDocumentAdded
+	TypeCheckRecorded   = webhooks.TypeCheckRecorded
+	TypeRiskSet         = webhooks.TypeRiskSet
+	TypeReviewCompleted = webhooks.TypeReviewCompleted
+	TypeRedacted        = webhooks.TypeRedacted
 )
 
 // Types lists every event type, for validating filters.
-var Types = []string{TypeCreated, TypeUpdated, TypeStatusChanged, TypeDocumentAdded, TypeCheckRecorded,
-	TypeRiskSet, TypeReviewCompleted, TypeRedacted}
+var Types = webhooks.Types
 
 // Headers set on every event message, so that consumers can route without decoding the body.
 const (

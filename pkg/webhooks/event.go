@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"google.golang.org/protobuf/encoding/protojson"
-
-	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
-// Event types: a change to a case produces exactly one event.
+// Event types: a change to a case produces exactly one event. These are the one definition: pkg/events, which
+// puts the events on the bus, uses them.
 const (
 	TypeCreated         = "case.created"
 	TypeUpdated         = "case.updated"
@@ -73,10 +70,18 @@ type Event struct {
 	OccurredAt time.Time
 	// Body is the verified body, byte for byte.
 	Body []byte
-	// Case is set for FormatFull: the case after the change.
-	Case *casekeeperv1.Case
+	// Data is the payload's data member, byte for byte (nil for FormatRaw). For FormatFull it is the case after
+	// the change: casekeeper.v1.Case in protobuf's JSON mapping with the proto field names. For the typed case,
+	// unmarshal it with protojson (google.golang.org/protobuf/encoding/protojson, DiscardUnknown: true) into a
+	// casekeeperv1.Case of github.com/casekeeper/core/proto; this package leaves that to the receiver so that it
+	// depends on the standard library alone.
+	Data json.RawMessage
 	// Thin is set for FormatThin.
 	Thin *ThinEvent
+
+	// caseID and caseVersion are read from Data for FormatFull.
+	caseID      string
+	caseVersion int64
 }
 
 // ThinEvent is the data of a thin payload.
@@ -94,10 +99,10 @@ type ThinEvent struct {
 // FormatRaw.
 func (e *Event) CaseVersion() (caseID string, version int64, ok bool) {
 	switch {
-	case e.Case != nil:
-		return e.Case.GetId(), e.Case.GetVersion(), true
 	case e.Thin != nil:
 		return e.Thin.CaseID, e.Thin.CaseVersion, true
+	case e.caseID != "":
+		return e.caseID, e.caseVersion, true
 	}
 	return "", 0, false
 }
@@ -109,8 +114,26 @@ type envelope struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-// unmarshalCase ignores unknown fields: fields added to the protos later must not break receivers built today.
-var unmarshalCase = protojson.UnmarshalOptions{DiscardUnknown: true}
+// fullCase is what Decode reads of a full payload's case: its identity and version, for deduplication and
+// ordering. Unknown fields are ignored: fields added to the protos later must not break receivers built today.
+type fullCase struct {
+	ID string `json:"id"`
+	// Version is an int64, which protobuf's JSON mapping writes as a string ("4") and also reads as a number.
+	Version json.RawMessage `json:"version"`
+}
+
+func (c fullCase) version() (int64, error) {
+	if len(c.Version) == 0 || string(c.Version) == "null" {
+		return 0, nil // protobuf's JSON mapping leaves out a zero value
+	}
+	digits := string(c.Version)
+	if c.Version[0] == '"' {
+		if err := json.Unmarshal(c.Version, &digits); err != nil {
+			return 0, err
+		}
+	}
+	return strconv.ParseInt(digits, 10, 64)
+}
 
 // Decode reads a verified body in the given format. Verify first: Decode trusts nothing but does not authenticate.
 func Decode(format Format, body []byte) (*Event, error) {
@@ -138,14 +161,18 @@ func Decode(format Format, body []byte) (*Event, error) {
 	e.Type, e.OccurredAt = env.Type, at
 	switch format {
 	case FormatFull:
-		var c casekeeperv1.Case
-		if err := unmarshalCase.Unmarshal(env.Data, &c); err != nil {
+		var c fullCase
+		if err := json.Unmarshal(env.Data, &c); err != nil {
 			return nil, fmt.Errorf("%w: data: %v", ErrBadPayload, err)
 		}
-		if c.GetId() == "" {
+		if c.ID == "" {
 			return nil, fmt.Errorf("%w: data has no case id (a thin payload?)", ErrBadPayload)
 		}
-		e.Case = &c
+		v, err := c.version()
+		if err != nil {
+			return nil, fmt.Errorf("%w: data: version %s is not an int64", ErrBadPayload, c.Version)
+		}
+		e.Data, e.caseID, e.caseVersion = env.Data, c.ID, v
 	case FormatThin:
 		var t ThinEvent
 		if err := json.Unmarshal(env.Data, &t); err != nil {
@@ -154,7 +181,7 @@ func Decode(format Format, body []byte) (*Event, error) {
 		if t.EventID == "" || t.CaseID == "" {
 			return nil, fmt.Errorf("%w: data has no event_id or case_id (a full payload?)", ErrBadPayload)
 		}
-		e.Thin = &t
+		e.Data, e.Thin = env.Data, &t
 	}
 	return e, nil
 }

@@ -28,7 +28,8 @@ func ExampleMiddleware() {
 		seen[e.ID] = true
 		if id, version, _ := e.CaseVersion(); version > versions[id] {
 			versions[id] = version
-			fmt.Println(e.Type, id, version, e.Case.GetStatus())
+			// e.Data is the case as JSON; protojson.Unmarshal turns it into a *casekeeperv1.Case.
+			fmt.Println(e.Type, id, version)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -45,7 +46,7 @@ func ExampleMiddleware() {
 		fmt.Println(w.Code)
 	}
 	// Output:
-	// case.status_changed cas_1 4 CASE_STATUS_SUBMITTED
+	// case.status_changed cas_1 4
 	// 204
 	// 204
 	// 401

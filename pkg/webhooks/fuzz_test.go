@@ -63,7 +63,7 @@ func FuzzMiddleware(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := webhooks.Middleware(v, webhooks.FormatFull, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e := webhooks.FromContext(r.Context()); e == nil || e.Case == nil || e.ID == "" {
+		if e := webhooks.FromContext(r.Context()); e == nil || e.Data == nil || e.ID == "" {
 			panic("handler called without a decoded event")
 		}
 	}))

@@ -7,11 +7,12 @@
 //	http.Handle("POST /webhooks", webhooks.Middleware(v, webhooks.FormatFull, http.HandlerFunc(
 //		func(w http.ResponseWriter, r *http.Request) {
 //			e := webhooks.FromContext(r.Context())
-//			// dedupe by e.ID, drop e.Case when its version is older than the one you hold, then act.
+//			// dedupe by e.ID, drop the event when e.CaseVersion() is older than the one you hold, then act.
 //		})))
 //
-// It depends only on the standard library and the casekeeper.v1 protos, so that a receiver does not pull in what
-// the services need.
+// It depends on the standard library alone, so that a receiver does not pull in what the services need (NATS,
+// MongoDB, gRPC). A full payload's case arrives as JSON (Event.Data), which protojson decodes into the
+// casekeeper.v1 protos for a receiver that wants them typed.
 package webhooks
 
 import (
