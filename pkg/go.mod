@@ -24,6 +24,7 @@ require (
 	github.com/SAP/go-hdb v1.13.6 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/casekeeper/core/pkg/webhooks v0.0.0
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
@@ -88,4 +89,7 @@ require (
 	modernc.org/token v1.1.0 // indirect
 )
 
-replace github.com/casekeeper/core/proto => ../proto
+replace (
+	github.com/casekeeper/core/pkg/webhooks => ./webhooks
+	github.com/casekeeper/core/proto => ../proto
+)

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/casekeeper/core/pkg v0.0.0
+	github.com/casekeeper/core/pkg/webhooks v0.0.0
 	github.com/casekeeper/core/proto v0.0.0
 	github.com/casekeeper/core/services/case v0.0.0
 	github.com/casekeeper/core/services/webhook v0.0.0
@@ -96,6 +97,7 @@ require (
 
 replace (
 	github.com/casekeeper/core/pkg => ../pkg
+	github.com/casekeeper/core/pkg/webhooks => ../pkg/webhooks
 	github.com/casekeeper/core/proto => ../proto
 	github.com/casekeeper/core/services/case => ../services/case
 	github.com/casekeeper/core/services/webhook => ../services/webhook

@@ -10,9 +10,9 @@
 //			// dedupe by e.ID, drop the event when e.CaseVersion() is older than the one you hold, then act.
 //		})))
 //
-// It depends on the standard library alone, so that a receiver does not pull in what the services need (NATS,
-// MongoDB, gRPC). A full payload's case arrives as JSON (Event.Data), which protojson decodes into the
-// casekeeper.v1 protos for a receiver that wants them typed.
+// It is a module of its own that depends on the standard library alone, so that a receiver does not pull in what
+// the services need (NATS, MongoDB, gRPC); module_test.go keeps it so. A full payload's case arrives as JSON
+// (Event.Data), which protojson decodes into the casekeeper.v1 protos for a receiver that wants them typed.
 package webhooks
 
 import (

@@ -17,6 +17,7 @@ require (
 )
 
 require (
+	github.com/casekeeper/core/pkg/webhooks v0.0.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/itchyny/gojq v0.12.20 // indirect
@@ -43,7 +44,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/google/uuid v1.6.0 // indirect
+	github.com/google/uuid v1.6.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20240316143900-6e2875d9b438 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
@@ -101,6 +102,7 @@ require (
 
 replace (
 	github.com/casekeeper/core/pkg => ../../pkg
+	github.com/casekeeper/core/pkg/webhooks => ../../pkg/webhooks
 	github.com/casekeeper/core/proto => ../../proto
 	// Tests only: the integration tests run the real case service.
 	github.com/casekeeper/core/services/case => ../case

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/casekeeper/core/pkg v0.0.0
+	github.com/casekeeper/core/pkg/webhooks v0.0.0
 	github.com/casekeeper/core/proto v0.0.0
 	github.com/itchyny/gojq v0.12.20
 	github.com/nats-io/nats.go v1.55.0
@@ -93,5 +94,6 @@ require (
 
 replace (
 	github.com/casekeeper/core/pkg => ../../pkg
+	github.com/casekeeper/core/pkg/webhooks => ../../pkg/webhooks
 	github.com/casekeeper/core/proto => ../../proto
 )

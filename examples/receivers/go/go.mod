@@ -2,21 +2,6 @@ module github.com/casekeeper/core/examples/receivers/go
 
 go 1.26.0
 
-require github.com/casekeeper/core/pkg v0.0.0
+require github.com/casekeeper/core/pkg/webhooks v0.0.0
 
-require (
-	github.com/casekeeper/core/proto v0.0.0 // indirect
-	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0 // indirect
-	golang.org/x/net v0.61.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
-	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
-	google.golang.org/grpc v1.85.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
-)
-
-replace (
-	github.com/casekeeper/core/pkg => ../../../pkg
-	github.com/casekeeper/core/proto => ../../../proto
-)
+replace github.com/casekeeper/core/pkg/webhooks => ../../../pkg/webhooks
