@@ -34,6 +34,8 @@ ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 #    The `*` globs tolerate a go.sum/go.work.sum that does not exist (a module without dependencies has none).
 COPY go.work go.work.sum* ./
 COPY pkg/go.mod pkg/go.sum* pkg/
+COPY pkg/devinfra/go.mod pkg/devinfra/go.sum* pkg/devinfra/
+COPY pkg/testinfra/go.mod pkg/testinfra/go.sum* pkg/testinfra/
 COPY pkg/webhooks/go.mod pkg/webhooks/go.sum* pkg/webhooks/
 COPY proto/go.mod proto/go.sum* proto/
 COPY services/case/go.mod services/case/go.sum* services/case/

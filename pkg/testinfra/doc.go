@@ -1,7 +1,8 @@
 // Package testinfra gives integration tests real infrastructure: an embedded
 // NATS with JetStream, an embedded FerretDB (MongoDB wire protocol on
 // SQLite), and the address of the real Keycloak started by `make test`.
-// Import it only from _test.go files.
+// Import it only from _test.go files. Like pkg/devinfra it is a module of
+// its own, apart from the runtime code in pkg.
 //
 //	func TestCreateCase(t *testing.T) {
 //		nc := testinfra.NATS(t)

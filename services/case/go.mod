@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/casekeeper/core/pkg v0.0.0
+	github.com/casekeeper/core/pkg/devinfra v0.0.0
+	github.com/casekeeper/core/pkg/testinfra v0.0.0
 	github.com/casekeeper/core/proto v0.0.0
 	github.com/google/uuid v1.6.0
 	github.com/nats-io/nats.go v1.55.0
@@ -92,6 +94,8 @@ require (
 
 replace (
 	github.com/casekeeper/core/pkg => ../../pkg
+	github.com/casekeeper/core/pkg/devinfra => ../../pkg/devinfra
+	github.com/casekeeper/core/pkg/testinfra => ../../pkg/testinfra
 	github.com/casekeeper/core/pkg/webhooks => ../../pkg/webhooks
 	github.com/casekeeper/core/proto => ../../proto
 )

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/casekeeper/core/pkg v0.0.0
+	github.com/casekeeper/core/pkg/testinfra v0.0.0
 	github.com/casekeeper/core/proto v0.0.0
 	github.com/casekeeper/core/services/case v0.0.0
 	github.com/casekeeper/core/services/webhook v0.0.0
@@ -34,6 +35,7 @@ require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/caarlos0/env/v11 v11.4.2 // indirect
+	github.com/casekeeper/core/pkg/devinfra v0.0.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
@@ -102,6 +104,8 @@ require (
 
 replace (
 	github.com/casekeeper/core/pkg => ../../pkg
+	github.com/casekeeper/core/pkg/devinfra => ../../pkg/devinfra
+	github.com/casekeeper/core/pkg/testinfra => ../../pkg/testinfra
 	github.com/casekeeper/core/pkg/webhooks => ../../pkg/webhooks
 	github.com/casekeeper/core/proto => ../../proto
 	// Tests only: the integration tests run the real case service.
