@@ -56,6 +56,7 @@ func Subject(tenant, caseID string) string { return "cases." + tenant + "." + ca
 func TenantSubjects(tenant string) string { return "cases." + tenant + ".>" }
 
 // StreamConfig is the CASES stream: file storage, limits retention, deduplication by Nats-Msg-Id within window.
+// The last event on a case's subject is the case's record: direct gets let any replica of the stream serve it.
 func StreamConfig(maxAge time.Duration, replicas int) jetstream.StreamConfig {
 	if replicas < 1 {
 		replicas = 1
@@ -72,6 +73,7 @@ func StreamConfig(maxAge time.Duration, replicas int) jetstream.StreamConfig {
 		MaxAge:      maxAge,
 		Replicas:    replicas,
 		Duplicates:  dedupe,
+		AllowDirect: true,
 	}
 }
 

@@ -58,6 +58,21 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	}
 }
 
+// EnsureKeyValue creates the KV bucket or updates it to cfg, waiting for JetStream while NATS is not reachable yet.
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		if err == nil {
+			return kv, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // Ready is a readiness check: the connection is up.
 func Ready(nc *nats.Conn) func(ctx context.Context) error {
 	return func(context.Context) error {

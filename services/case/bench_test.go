@@ -14,8 +14,6 @@ import (
 
 	"github.com/casekeeper/core/pkg/events"
 	pb "github.com/casekeeper/core/proto/casekeeper/v1"
-	casesvc "github.com/casekeeper/core/services/case"
-	"github.com/casekeeper/core/services/case/internal/relay"
 )
 
 // BenchmarkCaseWrites measures authenticated case writes through the gRPC API on the embedded stack (FerretDB,
@@ -30,8 +28,7 @@ func BenchmarkCaseWrites(b *testing.B) {
 }
 
 func benchWrites(b *testing.B, clients int) {
-	// The relay as configured in production (the tests sweep far more often, to finish quickly).
-	st := startStack(b, func(c *casesvc.Config) { c.Relay = relay.Options{} })
+	st := startStack(b)
 	// No deadline: a benchmark at 64 clients may run longer than the tests' per-call bound.
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token(b, acmeProvider))
 	ids := make([]string, clients)

@@ -1,6 +1,7 @@
-// Package casesvc is the case service: it owns the KYC cases in MongoDB and publishes every change to JetStream
-// through a single-document outbox. New wires it from a Config; Run serves until the context ends. The binary in
-// cmd/case and the all-in-one dev server both host it this way.
+// Package casesvc is the case service: it owns the KYC cases. Each case's record is its subject on the CASES stream
+// (every change is an event carrying the whole case, appended by compare-and-set on the subject's last sequence), and
+// a projector keeps the query store in MongoDB. New wires it from a Config; Run serves until the context ends. The
+// binary in cmd/case and the all-in-one dev server both host it this way.
 package casesvc
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -27,10 +29,10 @@ import (
 	"github.com/casekeeper/core/pkg/opshttp"
 	pb "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/case/internal/app"
+	"github.com/casekeeper/core/services/case/internal/caselog"
 	"github.com/casekeeper/core/services/case/internal/grpcapi"
 	"github.com/casekeeper/core/services/case/internal/mongostore"
-	"github.com/casekeeper/core/services/case/internal/protoconv"
-	"github.com/casekeeper/core/services/case/internal/relay"
+	"github.com/casekeeper/core/services/case/internal/projector"
 )
 
 // Config is the case service's configuration, from the environment.
@@ -39,16 +41,16 @@ type Config struct {
 	HTTPAddr string `env:"CASE_HTTP_ADDR" envDefault:"127.0.0.1:8091"`
 	// EventsMaxAge is how long the CASES stream keeps events.
 	EventsMaxAge time.Duration `env:"EVENTS_STREAM_MAX_AGE" envDefault:"720h"`
-	// MaxConcurrentWrites bounds the case writes in flight at once (0: no bound). The embedded FerretDB (SQLite)
-	// has one writer at a time and degrades under many; MongoDB takes far more.
-	MaxConcurrentWrites int `env:"CASE_MAX_CONCURRENT_WRITES" envDefault:"4"`
+	// StreamTimeout bounds one read or append of a case on the stream; a write that cannot be stored within it
+	// answers UNAVAILABLE.
+	StreamTimeout time.Duration `env:"CASE_STREAM_TIMEOUT" envDefault:"5s"`
 	// DrainTimeout bounds the shutdown.
 	DrainTimeout time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
 	NATS         config.NATS
 	Mongo        config.Mongo
 	Keycloak     config.Keycloak
-	// Relay tunes the outbox relay; zero values take its defaults.
-	Relay relay.Options `env:"-"`
+	// Projector tunes the projection into MongoDB; zero values take its defaults.
+	Projector projector.Options `env:"-"`
 }
 
 // Validate checks what types cannot.
@@ -60,74 +62,82 @@ func (c *Config) Validate() error {
 	check.Require("MONGODB_URI", c.Mongo.URI.Reveal())
 	check.Require("KEYCLOAK_URL", c.Keycloak.URL)
 	check.That(c.EventsMaxAge >= time.Minute, "EVENTS_STREAM_MAX_AGE", "must be at least 1m")
-	check.That(c.MaxConcurrentWrites >= 0, "CASE_MAX_CONCURRENT_WRITES", "must not be negative")
+	check.That(c.StreamTimeout > 0, "CASE_STREAM_TIMEOUT", "must be positive")
 	check.That(c.NATS.StreamReplicas >= 1 && c.NATS.StreamReplicas <= 5, "EVENTS_STREAM_REPLICAS", "must be between 1 and 5")
 	return check.Err()
 }
 
 // Service is a wired case service, its listeners bound.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	mongo   *mongo.Client
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	relay   *relay.Relay
-	grpc    *grpcserver.Server
-	grpcLis net.Listener
-	http    *http.Server
-	httpLis net.Listener
+	cfg       Config
+	log       *slog.Logger
+	mongo     *mongo.Client
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	caselog   *caselog.Log
+	requests  *caselog.Requests
+	projector *projector.Projector
+	grpc      *grpcserver.Server
+	grpcLis   net.Listener
+	http      *http.Server
+	httpLis   net.Listener
 }
 
-// New connects to MongoDB and NATS, prepares indexes and binds the listeners. NATS may still be down: events then
-// wait in the outbox.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err error) {
+// New connects to MongoDB and NATS, prepares indexes and binds the listeners. NATS may still be down: writes then
+// answer UNAVAILABLE until the stream is declared.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	log = log.With("service", "case")
 	s := &Service{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			for _, lis := range []net.Listener{s.grpcLis, s.httpLis} {
-				if lis != nil {
-					_ = lis.Close()
-				}
-			}
-			s.close()
-		}
-	}()
-	if s.grpcLis, err = lifecycle.Listen("CASE_GRPC_ADDR", cfg.GRPCAddr); err != nil {
+	if err := s.open(ctx); err != nil {
+		s.close()
 		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) open(ctx context.Context) error {
+	cfg := s.cfg
+	var err error
+	if s.grpcLis, err = lifecycle.Listen("CASE_GRPC_ADDR", cfg.GRPCAddr); err != nil {
+		return err
 	}
 	if s.httpLis, err = lifecycle.Listen("CASE_HTTP_ADDR", cfg.HTTPAddr); err != nil {
-		return nil, err
+		return err
 	}
 	if s.mongo, err = mongodb.Connect(ctx, cfg.Mongo.URI.Reveal(), "casekeeper-case"); err != nil {
-		return nil, err
+		return err
 	}
-	store := mongostore.New(s.mongo.Database(cfg.Mongo.Database), cfg.MaxConcurrentWrites)
+	store := mongostore.New(s.mongo.Database(cfg.Mongo.Database))
 	if err = store.EnsureIndexes(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-case", log); err != nil {
-		return nil, err
+	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-case", s.log); err != nil {
+		return err
 	}
-	verifier, err := auth.NewVerifier(auth.ConfigFrom(cfg.Keycloak), log)
+	verifier, err := auth.NewVerifier(auth.ConfigFrom(cfg.Keycloak), s.log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	registry := opshttp.NewRegistry()
-	s.relay = relay.New(s.js, s.nc, store, log, registry, cfg.Relay)
-	cases := app.New(store, protoconv.EncodeEvent, s.relay)
+	conflicts := prometheus.NewCounter(prometheus.CounterOpts{Name: "case_write_conflicts_total",
+		Help: "Case writes that lost the compare-and-set on the case's subject to another write and were re-applied or refused."})
+	registry.MustRegister(conflicts)
+	s.caselog = caselog.New(s.js, s.nc, cfg.StreamTimeout)
+	s.requests = caselog.NewRequests(s.nc)
+	s.projector = projector.New(s.js, store, s.caselog, s.log, registry, cfg.Projector)
+	cases := app.New(s.caselog, store, s.requests, conflicts.Inc)
 
-	s.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: registry, Verifier: verifier, Policy: grpcapi.Policy()})
+	s.grpc = grpcserver.New(grpcserver.Options{Log: s.log, Registry: registry, Verifier: verifier, Policy: grpcapi.Policy()})
 	pb.RegisterCaseServiceServer(s.grpc, grpcapi.New(cases))
 
 	mux := http.NewServeMux()
 	opshttp.Register(mux, registry,
 		opshttp.ReadinessCheck{Name: "mongodb", Check: mongodb.Ping(s.mongo)},
-		opshttp.ReadinessCheck{Name: "nats", Check: natsbus.Ready(s.nc)})
+		opshttp.ReadinessCheck{Name: "nats", Check: natsbus.Ready(s.nc)},
+		opshttp.ReadinessCheck{Name: "stream", Check: s.caselog.Ready})
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	return s, nil
+	return nil
 }
 
 // GRPCAddr is the bound gRPC address.
@@ -145,24 +155,42 @@ func (s *Service) Run(ctx context.Context) error {
 	err := lifecycle.Run(ctx, s.log,
 		lifecycle.GRPCServer("grpc", s.grpc.Server, s.grpcLis, s.cfg.DrainTimeout),
 		lifecycle.HTTPServer("ops-http", s.http, s.httpLis, s.cfg.DrainTimeout),
-		lifecycle.Worker{Name: "stream", Run: s.ensureStream},
-		lifecycle.Worker{Name: "relay", Run: s.relay.Run},
+		lifecycle.Worker{Name: "stream", Run: s.declare},
+		lifecycle.Worker{Name: "projector", Run: s.projector.Run},
 	)
 	s.log.Info("case service stopped")
 	return err
 }
 
-// ensureStream declares the CASES stream, waiting for NATS if needed; events wait in the outbox meanwhile.
-func (s *Service) ensureStream(ctx context.Context) error {
-	_, err := natsbus.EnsureStream(ctx, s.js, events.StreamConfig(s.cfg.EventsMaxAge, s.cfg.NATS.StreamReplicas))
-	if err != nil && ctx.Err() == nil {
+// declare declares the CASES stream and the request-id bucket, waiting for NATS if needed, and hands them to the
+// log; writes answer UNAVAILABLE until then.
+func (s *Service) declare(ctx context.Context) error {
+	stream, err := natsbus.EnsureStream(ctx, s.js, events.StreamConfig(s.cfg.EventsMaxAge, s.cfg.NATS.StreamReplicas))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("declaring stream: %w", err)
 	}
+	kv, err := natsbus.EnsureKeyValue(ctx, s.js, caselog.RequestsConfig(s.cfg.EventsMaxAge, s.cfg.NATS.StreamReplicas))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("declaring the request-id bucket: %w", err)
+	}
+	s.caselog.Use(stream)
+	s.requests.Use(kv)
 	<-ctx.Done()
 	return nil
 }
 
 func (s *Service) close() {
+	for _, lis := range []net.Listener{s.grpcLis, s.httpLis} {
+		if lis != nil {
+			_ = lis.Close()
+		}
+	}
 	if s.nc != nil {
 		_ = s.nc.Drain()
 	}

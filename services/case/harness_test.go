@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +25,7 @@ import (
 	"github.com/casekeeper/core/pkg/testinfra"
 	pb "github.com/casekeeper/core/proto/casekeeper/v1"
 	casesvc "github.com/casekeeper/core/services/case"
-	"github.com/casekeeper/core/services/case/internal/relay"
+	"github.com/casekeeper/core/services/case/internal/projector"
 )
 
 // Demo clients of the casekeeper realm (deploy/keycloak/casekeeper-realm.json).
@@ -97,7 +101,8 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Relay = relay.Options{SweepInterval: 100 * time.Millisecond, SweepGrace: 200 * time.Millisecond, PublishTimeout: time.Second}
+	// A dead projector hands over quickly in tests; the retries of a failed round come back soon.
+	cfg.Projector = projector.Options{PinnedTTL: 2 * time.Second, RetryDelay: 200 * time.Millisecond}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -206,4 +211,40 @@ func (st *stack) caseEvents(t *testing.T, tenant, caseID string) []*pb.CaseEvent
 		out = append(out, ev)
 	}
 	return out
+}
+
+// metric reads one unlabelled counter or gauge from the service's /metrics.
+func (st *stack) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + st.svc.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metric %s not exported", name)
+	return 0
+}
+
+// ready reports whether the service's /readyz answers 200 (MongoDB, NATS and the stream all reachable).
+func (st *stack) ready(t testing.TB) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + st.svc.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }

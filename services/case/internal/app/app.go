@@ -1,5 +1,10 @@
-// Package app holds the case service's use cases: create, read, list and change cases. Every change is written
-// together with its event in one single-document update (the outbox) and then handed to the relay for publishing.
+// Package app holds the case service's use cases: create, read, list and change cases.
+//
+// The case's subject on the CASES stream is its record. A write reads the case from the last event on that subject,
+// applies the change with the pure domain (kyc), and appends the next event on the condition that the subject's
+// last sequence is still the one it read. JetStream accepts exactly one successor per sequence, whichever replica
+// sends it: that is the compare-and-set, and the stream's acknowledgement is the durability point. MongoDB holds a
+// projection of the stream for queries and for cases whose events have aged out of the stream.
 package app
 
 import (
@@ -7,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,50 +19,53 @@ import (
 	"github.com/casekeeper/core/services/case/internal/kyc"
 )
 
-// PendingEvent is an event written in the case's outbox and not yet acknowledged by JetStream.
-type PendingEvent struct {
-	ID      string
-	Type    string
-	Version int64
-	At      time.Time
-	// Payload is the encoded casekeeper.v1.CaseEvent.
-	Payload []byte
+// Sentinel errors of the ports below; the gRPC edge maps them to status codes.
+var (
+	// ErrConflict means the case's subject moved on since it was read: another write won.
+	ErrConflict = errors.New("case changed concurrently")
+	// ErrUnavailable means the stream could not take the write now; nothing was written.
+	ErrUnavailable = errors.New("event stream unavailable")
+	// ErrContention means a write lost the race to other writers of the same case too often in a row.
+	ErrContention = errors.New("too many concurrent writes to the case")
+)
+
+// Record is a case as its subject holds it: the case after its last event, and that event's stream sequence (0
+// when the subject holds no event, for a new case or one whose events aged out of the stream).
+type Record struct {
+	Case *kyc.Case
+	Seq  uint64
+	// EventID is the id of the event the record was read from.
+	EventID string
 }
 
-// Stored is a case as the store holds it: the case and the events still waiting to be published, oldest first.
-type Stored struct {
-	Case   *kyc.Case
-	Outbox []PendingEvent
+// Log is the case's record on the stream.
+type Log interface {
+	// Last reads the case from the last event on its subject; kyc.ErrNotFound when the subject holds none.
+	Last(ctx context.Context, tenant, id string) (Record, error)
+	// Append publishes the event of a change only if the subject's last sequence is still prevSeq (0: the subject
+	// must be empty). ErrConflict when another event came first; ErrUnavailable when the stream cannot take it.
+	Append(ctx context.Context, ev Event, prevSeq uint64) (seq uint64, err error)
 }
 
-// ErrConflict means the case changed since it was read (another writer won the race).
-var ErrConflict = errors.New("case changed concurrently")
+// Event is one change to append: its id (also the message id the stream deduplicates by), its type, and the case
+// after the change.
+type Event struct {
+	ID   string
+	Type string
+	At   time.Time
+	Case *kyc.Case
+}
 
-// ErrDuplicateRequest means a case with the same request id exists for the tenant.
-var ErrDuplicateRequest = errors.New("request id already used")
-
-// Store keeps cases with their outbox. Insert and Update are single-document atomic.
-type Store interface {
-	Insert(ctx context.Context, c *kyc.Case, ev PendingEvent) (Stored, error)
-	// Update writes c with outbox as its outbox, only if the stored version is still prevVersion.
-	Update(ctx context.Context, c *kyc.Case, prevVersion int64, outbox []PendingEvent) (Stored, error)
+// Projection is the query store, fed from the stream.
+type Projection interface {
 	Get(ctx context.Context, tenant, id string) (*kyc.Case, error)
-	// GetForUpdate reads a case with its outbox.
-	GetForUpdate(ctx context.Context, tenant, id string) (Stored, error)
-	GetByRequestID(ctx context.Context, tenant, requestID string) (*kyc.Case, error)
 	List(ctx context.Context, tenant string, q ListQuery) ([]*kyc.Case, error)
 }
 
-// Encoder turns a case change into the bytes of its event envelope.
-type Encoder func(eventID, eventType string, c *kyc.Case, at time.Time) ([]byte, error)
-
-// Publisher sends freshly written outbox entries to the stream right away, so they need not wait for a sweep. It
-// never fails the write: what it cannot publish now stays in the outbox for the relay's sweep.
-type Publisher interface {
-	Publish(ctx context.Context, tenant, caseID string, version int64, outbox []PendingEvent)
-	// Acknowledged reports whether JetStream has acknowledged the event, so that the next write of its case can
-	// drop it from the outbox in the same update (no separate write to clear it).
-	Acknowledged(eventID string) bool
+// Requests records which case a creation request made, so a retry finds it.
+type Requests interface {
+	// Claim records caseID for (tenant, requestID) unless a case was recorded first; it returns the recorded id.
+	Claim(ctx context.Context, tenant, requestID, caseID string) (string, error)
 }
 
 // ListQuery filters and pages a tenant's cases, ordered by id (creation order).
@@ -70,87 +77,101 @@ type ListQuery struct {
 	Limit        int
 }
 
+// maxAttempts bounds how often a write re-reads and re-applies after losing the compare-and-set.
+const maxAttempts = 64
+
 // Cases is the application: the table of contents of what the case service does.
 type Cases struct {
-	writing   keyedMutex
-	store     Store
-	encode    Encoder
-	publisher Publisher
-	now       func() time.Time
-	newID     func() string
+	log        Log
+	projection Projection
+	requests   Requests
+	now        func() time.Time
+	newID      func() string
+	conflicts  func()
 }
 
-// New wires the use cases.
-func New(store Store, encode Encoder, publisher Publisher) *Cases {
+// New wires the use cases. conflicts, when not nil, is called for every lost compare-and-set (a metric).
+func New(log Log, projection Projection, requests Requests, conflicts func()) *Cases {
+	if conflicts == nil {
+		conflicts = func() {}
+	}
 	return &Cases{
-		store: store, encode: encode, publisher: publisher,
-		// Millisecond precision: what MongoDB stores, so a case read back equals the case returned.
+		log: log, projection: projection, requests: requests, conflicts: conflicts,
+		// Millisecond precision: what MongoDB stores, so a case read back from the projection equals the case
+		// returned.
 		now:   func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 		newID: func() string { return uuid.Must(uuid.NewV7()).String() },
 	}
 }
 
-// Create opens a draft case. A retry with the same request id returns the case created first and emits nothing.
+// Create opens a draft case. A retry with the same request id returns the case the first attempt created and emits
+// nothing more, across replicas: the request id is claimed first (one winner), and the creation event is appended
+// only to an empty subject (one successor), so even a retry that finds the claim of a creator that crashed before
+// appending completes that same case instead of making a second one.
 func (a *Cases) Create(ctx context.Context, tenant string, in kyc.NewCase) (*kyc.Case, error) {
-	if in.RequestID != "" {
-		if c, err := a.store.GetByRequestID(ctx, tenant, in.RequestID); err == nil {
-			return c, nil
-		} else if !errors.Is(err, kyc.ErrNotFound) {
-			return nil, err
-		}
-	}
 	now := a.now()
-	c, err := kyc.Create(a.newID(), tenant, in, a.newID, now)
+	id := a.newID()
+	c, err := kyc.Create(id, tenant, in, a.newID, now)
 	if err != nil {
 		return nil, err
 	}
-	if c.RequestID == "" {
-		// Every case gets a request id so that the (tenant, request_id) unique index needs no partial filter.
-		c.RequestID = c.ID
-	}
-	ev, err := a.event(kyc.EventCreated, c, now)
-	if err != nil {
-		return nil, err
-	}
-	stored, err := a.store.Insert(ctx, c, ev)
-	if errors.Is(err, ErrDuplicateRequest) {
-		// Lost a race with a concurrent retry of the same request: the winner's case is the answer.
-		return a.store.GetByRequestID(ctx, tenant, in.RequestID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	a.publisher.Publish(ctx, tenant, c.ID, stored.Case.Version, stored.Outbox)
-	return stored.Case, nil
-}
-
-// Get reads one case of the tenant.
-func (a *Cases) Get(ctx context.Context, tenant, id string) (*kyc.Case, error) {
-	return a.store.Get(ctx, tenant, id)
-}
-
-// List reads one page of the tenant's cases.
-func (a *Cases) List(ctx context.Context, tenant string, q ListQuery) ([]*kyc.Case, error) {
-	return a.store.List(ctx, tenant, q)
-}
-
-// Apply runs a change on a case. With expectedVersion > 0 the change applies only to that version (optimistic
-// concurrency for the caller); otherwise a lost race is retried on the fresh case until the context ends, so
-// concurrent writers never lose an update.
-func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion int64, change kyc.Change) (*kyc.Case, error) {
-	// Writers of one case in this process queue up instead of racing: a lost race costs a read and a write, and
-	// twenty writers racing on one case would mostly lose. The version check still guards against other processes.
-	unlock, err := a.writing.lock(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	for attempt := 0; ; attempt++ {
-		stored, err := a.store.GetForUpdate(ctx, tenant, id)
+	if in.RequestID != "" {
+		owner, err := a.requests.Claim(ctx, tenant, in.RequestID, id)
 		if err != nil {
 			return nil, err
 		}
-		current := stored.Case
+		if owner != id {
+			if existing, err := a.read(ctx, tenant, owner); err == nil {
+				return existing.Case, nil
+			} else if !errors.Is(err, kyc.ErrNotFound) {
+				return nil, err
+			}
+			// The first attempt claimed the id but its event is not on the stream (yet): create that case.
+			c.ID = owner
+		}
+	}
+	ev := Event{ID: a.newID(), Type: kyc.EventCreated, At: now, Case: c}
+	if _, err := a.log.Append(ctx, ev, 0); errors.Is(err, ErrConflict) {
+		// A concurrent attempt of the same request appended first: its case is the answer.
+		existing, err := a.read(ctx, tenant, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		return existing.Case, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Get reads one case of the tenant: from its subject when the stream holds it (always current), else from the
+// projection (a case whose events aged out of the stream, or any case while the stream cannot be reached: a read
+// may then be a little behind, a write never is).
+func (a *Cases) Get(ctx context.Context, tenant, id string) (*kyc.Case, error) {
+	rec, err := a.read(ctx, tenant, id)
+	if errors.Is(err, ErrUnavailable) {
+		return a.projection.Get(ctx, tenant, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec.Case, nil
+}
+
+// List reads one page of the tenant's cases from the projection.
+func (a *Cases) List(ctx context.Context, tenant string, q ListQuery) ([]*kyc.Case, error) {
+	return a.projection.List(ctx, tenant, q)
+}
+
+// Apply runs a change on a case. With expectedVersion > 0 the change applies only to that version (optimistic
+// concurrency for the caller); otherwise a lost race is re-read and re-applied, a bounded number of times.
+func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion int64, change kyc.Change) (*kyc.Case, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		rec, err := a.read(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		current := rec.Case
 		if expectedVersion > 0 && current.Version != expectedVersion {
 			return nil, fmt.Errorf("%w: expected %d, case is at %d", kyc.ErrVersionMismatch, expectedVersion, current.Version)
 		}
@@ -162,18 +183,9 @@ func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion in
 		}
 		next.Version = current.Version + 1
 		next.UpdatedAt = now
-		ev, err := a.event(eventType, next, now)
-		if err != nil {
-			return nil, err
-		}
-		outbox := make([]PendingEvent, 0, len(stored.Outbox)+1)
-		for _, pending := range stored.Outbox {
-			if !a.publisher.Acknowledged(pending.ID) {
-				outbox = append(outbox, pending)
-			}
-		}
-		stored, err = a.store.Update(ctx, next, current.Version, append(outbox, ev))
+		_, err = a.log.Append(ctx, Event{ID: a.newID(), Type: eventType, At: now, Case: next}, rec.Seq)
 		if errors.Is(err, ErrConflict) {
+			a.conflicts()
 			if expectedVersion > 0 {
 				return nil, fmt.Errorf("%w: the case changed concurrently", kyc.ErrVersionMismatch)
 			}
@@ -185,72 +197,38 @@ func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion in
 		if err != nil {
 			return nil, err
 		}
-		// Still holding the case's lock: events of one case leave this process in version order.
-		a.publisher.Publish(ctx, tenant, id, stored.Case.Version, stored.Outbox)
-		return stored.Case, nil
+		return next, nil
 	}
+	return nil, ErrContention
 }
 
 // NewID returns a fresh identifier for documents and checks.
 func (a *Cases) NewID() string { return a.newID() }
 
-func (a *Cases) event(eventType string, c *kyc.Case, at time.Time) (PendingEvent, error) {
-	id := a.newID()
-	payload, err := a.encode(id, eventType, c, at)
-	if err != nil {
-		return PendingEvent{}, err
+// read finds the case's record: its subject, or the projection when the subject holds nothing (Seq 0, so that the
+// next write is still the one successor of an empty subject).
+func (a *Cases) read(ctx context.Context, tenant, id string) (Record, error) {
+	rec, err := a.log.Last(ctx, tenant, id)
+	if err == nil {
+		return rec, nil
 	}
-	return PendingEvent{ID: id, Type: eventType, Version: c.Version, At: at, Payload: payload}, nil
+	if !errors.Is(err, kyc.ErrNotFound) {
+		return Record{}, err
+	}
+	c, err := a.projection.Get(ctx, tenant, id)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Case: c}, nil
 }
 
 // backoff spreads retries of writers that lost a race, so they do not collide again in lockstep.
 func backoff(ctx context.Context, attempt int) error {
-	max := time.Millisecond << min(attempt, 6)
+	max := 200 * time.Microsecond << min(attempt, 5)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(time.Duration(rand.Int64N(int64(max)) + 1)):
 		return nil
-	}
-}
-
-// keyedMutex serialises work per key; waiting respects the context.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	ch      chan struct{}
-	waiters int
-}
-
-func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedLock{}
-	}
-	l, ok := k.locks[key]
-	if !ok {
-		l = &keyedLock{ch: make(chan struct{}, 1)}
-		k.locks[key] = l
-	}
-	l.waiters++
-	k.mu.Unlock()
-
-	release := func() {
-		k.mu.Lock()
-		l.waiters--
-		if l.waiters == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
 	}
 }

@@ -256,6 +256,12 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, "case not found")
 	case errors.Is(err, kyc.ErrVersionMismatch):
 		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, app.ErrContention):
+		return status.Error(codes.Aborted, "the case is being changed by many writers at once; retry the write")
+	case errors.Is(err, app.ErrUnavailable):
+		// Nothing is acknowledged that the stream did not store: the caller retries (reading the case first when
+		// its write was not idempotent).
+		return status.Error(codes.Unavailable, "the case store cannot take the write now; retry")
 	case errors.Is(err, kyc.ErrInvalidTransition), errors.Is(err, kyc.ErrClosed):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -3,16 +3,14 @@ package mongostore
 import (
 	"time"
 
-	"github.com/casekeeper/core/services/case/internal/app"
 	"github.com/casekeeper/core/services/case/internal/kyc"
 )
 
-// caseDoc is a case as stored: the domain case plus the outbox of events not yet acknowledged by JetStream. Its
-// top-level fields have no omitempty, because an update $sets them all: an emptied field must be written as empty.
+// caseDoc is a case as the projection stores it. Its top-level fields have no omitempty, so a field emptied by a
+// change reads back as empty.
 type caseDoc struct {
 	ID           string            `bson:"_id"`
 	Tenant       string            `bson:"tenant"`
-	RequestID    string            `bson:"request_id"`
 	ExternalRef  string            `bson:"external_ref"`
 	Level        string            `bson:"level"`
 	Status       string            `bson:"status"`
@@ -31,7 +29,6 @@ type caseDoc struct {
 	ReviewedAt   *time.Time        `bson:"reviewed_at"`
 	RedactedAt   *time.Time        `bson:"redacted_at"`
 	Version      int64             `bson:"version"`
-	Outbox       []outboxDoc       `bson:"outbox"`
 }
 
 type applicantDoc struct {
@@ -85,17 +82,9 @@ type reviewDoc struct {
 	ReviewedAt   time.Time `bson:"reviewed_at"`
 }
 
-type outboxDoc struct {
-	ID      string    `bson:"id"`
-	Type    string    `bson:"type"`
-	Version int64     `bson:"version"`
-	At      time.Time `bson:"at"`
-	Payload []byte    `bson:"payload"`
-}
-
 func toDoc(c *kyc.Case) caseDoc {
 	d := caseDoc{
-		ID: c.ID, Tenant: c.Tenant, RequestID: c.RequestID, ExternalRef: c.ExternalRef, Level: string(c.Level),
+		ID: c.ID, Tenant: c.Tenant, ExternalRef: c.ExternalRef, Level: string(c.Level),
 		Status: string(c.Status), StatusReason: c.StatusReason,
 		Applicant: applicantDoc{
 			FullName: c.Applicant.FullName, DateOfBirth: c.Applicant.DateOfBirth, Nationality: c.Applicant.Nationality,
@@ -131,7 +120,7 @@ func toDoc(c *kyc.Case) caseDoc {
 
 func (d caseDoc) toDomain() *kyc.Case {
 	c := &kyc.Case{
-		ID: d.ID, Tenant: d.Tenant, RequestID: d.RequestID, ExternalRef: d.ExternalRef, Level: kyc.Level(d.Level),
+		ID: d.ID, Tenant: d.Tenant, ExternalRef: d.ExternalRef, Level: kyc.Level(d.Level),
 		Status: kyc.Status(d.Status), StatusReason: d.StatusReason,
 		Applicant: kyc.Applicant{
 			FullName: d.Applicant.FullName, DateOfBirth: d.Applicant.DateOfBirth, Nationality: d.Applicant.Nationality,
@@ -163,18 +152,6 @@ func (d caseDoc) toDomain() *kyc.Case {
 			ReviewedAt: d.Review.ReviewedAt.UTC()}
 	}
 	return c
-}
-
-func (d caseDoc) stored() app.Stored {
-	s := app.Stored{Case: d.toDomain()}
-	for _, o := range d.Outbox {
-		s.Outbox = append(s.Outbox, app.PendingEvent{ID: o.ID, Type: o.Type, Version: o.Version, At: o.At.UTC(), Payload: o.Payload})
-	}
-	return s
-}
-
-func toOutbox(ev app.PendingEvent) outboxDoc {
-	return outboxDoc{ID: ev.ID, Type: ev.Type, Version: ev.Version, At: ev.At, Payload: ev.Payload}
 }
 
 func timePtr(t time.Time) *time.Time {

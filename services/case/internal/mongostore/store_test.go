@@ -10,7 +10,7 @@ import (
 // TestEnsureIndexesTwice is a restart on kept data: declaring the indexes again must succeed.
 func TestEnsureIndexesTwice(t *testing.T) {
 	uri, db := testinfra.Mongo(t)
-	store := mongostore.New(testinfra.ConnectMongo(t, uri, db), 0)
+	store := mongostore.New(testinfra.ConnectMongo(t, uri, db))
 	for range 2 {
 		if err := store.EnsureIndexes(t.Context()); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,218 @@
+// Package caselog is the case's record on JetStream: the last event on the case's subject cases.<tenant>.<id> is the
+// case, and appending the next event is a compare-and-set on that subject's last sequence
+// (Nats-Expected-Last-Subject-Sequence), which the stream's leader decides for every replica at once.
+package caselog
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/services/case/internal/app"
+	"github.com/casekeeper/core/services/case/internal/kyc"
+	"github.com/casekeeper/core/services/case/internal/protoconv"
+)
+
+// Connection reports whether NATS is reachable now.
+type Connection interface {
+	IsConnected() bool
+}
+
+// Log implements app.Log on the CASES stream. The stream must allow direct gets, so that reads are served by any
+// replica of the stream without going through its leader.
+type Log struct {
+	stream  atomic.Pointer[jetstream.Stream]
+	js      jetstream.JetStream
+	conn    Connection
+	timeout time.Duration
+}
+
+// New returns the log; it answers ErrUnavailable until Use hands it the declared stream. timeout bounds one read
+// or append.
+func New(js jetstream.JetStream, conn Connection, timeout time.Duration) *Log {
+	return &Log{js: js, conn: conn, timeout: timeout}
+}
+
+// Use hands the log the declared CASES stream.
+func (l *Log) Use(s jetstream.Stream) { l.stream.Store(&s) }
+
+// Ready is a readiness check: the stream is declared and NATS reachable.
+func (l *Log) Ready(context.Context) error {
+	_, err := l.ready()
+	return err
+}
+
+func (l *Log) ready() (jetstream.Stream, error) {
+	s := l.stream.Load()
+	if s == nil {
+		return nil, fmt.Errorf("%w: the CASES stream is not declared yet", app.ErrUnavailable)
+	}
+	if !l.conn.IsConnected() {
+		return nil, fmt.Errorf("%w: not connected to NATS", app.ErrUnavailable)
+	}
+	return *s, nil
+}
+
+// Last reads the case from the last event on its subject.
+func (l *Log) Last(ctx context.Context, tenant, id string) (app.Record, error) {
+	stream, err := l.ready()
+	if err != nil {
+		return app.Record{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	msg, err := stream.GetLastMsgForSubject(ctx, events.Subject(tenant, id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return app.Record{}, kyc.ErrNotFound
+	}
+	if err != nil {
+		return app.Record{}, unavailable("reading the case's last event", err)
+	}
+	ev, err := protoconv.DecodeEvent(msg.Data)
+	if err != nil {
+		return app.Record{}, err
+	}
+	if ev.Case.Tenant != tenant || ev.Case.ID != id {
+		return app.Record{}, fmt.Errorf("event %s on the subject of case %s belongs to another case", ev.ID, id)
+	}
+	return app.Record{Case: ev.Case, Seq: msg.Sequence, EventID: ev.ID}, nil
+}
+
+// Append publishes the event if the subject's last sequence is still prevSeq.
+func (l *Log) Append(ctx context.Context, ev app.Event, prevSeq uint64) (uint64, error) {
+	// Fail fast while NATS is away: a write is acknowledged only once the stream has it, so there is nothing to
+	// wait for.
+	stream, err := l.ready()
+	if err != nil {
+		return 0, err
+	}
+	body, err := protoconv.EncodeEvent(ev.ID, ev.Type, ev.Case, ev.At)
+	if err != nil {
+		return 0, err
+	}
+	c := ev.Case
+	msg := events.RawMessage(c.Tenant, c.ID, ev.ID, ev.Type, c.Version, body)
+	pctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	ack, err := l.js.PublishMsg(pctx, msg, jetstream.WithExpectLastSequencePerSubject(prevSeq))
+	if err == nil {
+		return ack.Sequence, nil
+	}
+	if isWrongLastSequence(err) {
+		return 0, app.ErrConflict
+	}
+	// No answer does not mean no write: the stream may have stored the event and the acknowledgement been lost.
+	// The subject tells.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
+	defer rcancel()
+	if msg, rerr := stream.GetLastMsgForSubject(rctx, msg.Subject); rerr == nil && msg.Header.Get(jetstream.MsgIDHeader) == ev.ID {
+		return msg.Sequence, nil
+	}
+	return 0, unavailable("appending the event", err)
+}
+
+// EraseHistory purges every event of a case from the stream but its last one, the redaction tombstone: the
+// personal data in the earlier events must go too.
+func (l *Log) EraseHistory(ctx context.Context, tenant, id string) error {
+	stream, err := l.ready()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	err = stream.Purge(ctx, jetstream.WithPurgeSubject(events.Subject(tenant, id)), jetstream.WithPurgeKeep(1))
+	if err != nil {
+		return fmt.Errorf("purging the history of case %s: %w", id, err)
+	}
+	return nil
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// unavailable marks errors of reaching the stream (time-outs, no responders, a lost connection) as ErrUnavailable,
+// so the caller is told to retry instead of seeing an internal error.
+func unavailable(what string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code != 503 {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) || apiErr != nil {
+		return fmt.Errorf("%w: %s: %v", app.ErrUnavailable, what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Requests implements app.Requests on a KV bucket: one key per (tenant, request id), created once.
+type Requests struct {
+	kv   atomic.Pointer[jetstream.KeyValue]
+	conn Connection
+}
+
+// RequestsBucket is the KV bucket of creation request ids.
+const RequestsBucket = "CASE_REQUESTS"
+
+// RequestsConfig is the bucket: a claim lives as long as the events of the case it made (the stream's max age),
+// which is how long a retry of the creation returns the same case.
+func RequestsConfig(maxAge time.Duration, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      RequestsBucket,
+		Description: "Which case each CreateCase request id made, per tenant.",
+		TTL:         maxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		History:     1,
+	}
+}
+
+// NewRequests returns the claims; they answer ErrUnavailable until Use hands them the declared bucket.
+func NewRequests(conn Connection) *Requests { return &Requests{conn: conn} }
+
+// Use hands the claims the declared bucket.
+func (r *Requests) Use(kv jetstream.KeyValue) { r.kv.Store(&kv) }
+
+// Claim records caseID for the request unless another case was recorded first, and returns the recorded one.
+func (r *Requests) Claim(ctx context.Context, tenant, requestID, caseID string) (string, error) {
+	p := r.kv.Load()
+	if p == nil {
+		return "", fmt.Errorf("%w: the request-id bucket is not declared yet", app.ErrUnavailable)
+	}
+	if !r.conn.IsConnected() {
+		return "", fmt.Errorf("%w: not connected to NATS", app.ErrUnavailable)
+	}
+	kv := *p
+	key := RequestKey(tenant, requestID)
+	_, err := kv.Create(ctx, key, []byte(caseID))
+	if err == nil {
+		return caseID, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", unavailable("claiming the request id", err)
+	}
+	entry, err := kv.Get(ctx, key)
+	if err != nil {
+		return "", unavailable("reading the request id's case", err)
+	}
+	return string(entry.Value()), nil
+}
+
+// RequestKey is the bucket key of a request id: the tenant, then the request id in hex, since a request id may hold
+// any character and a key only a few.
+func RequestKey(tenant, requestID string) string {
+	return tenant + "." + hex.EncodeToString([]byte(requestID))
+}
