@@ -3,7 +3,7 @@
 #
 # One image definition for every service; the build argument SERVICE picks which:
 #
-#   case       owns cases (MongoDB) and publishes their events (outbox relay to NATS JetStream)
+#   case       owns cases: appends their events to NATS JetStream, projects them into MongoDB
 #   webhook    consumes case events from NATS JetStream and delivers them to tenant endpoints
 #   gateway    the public HTTP/JSON + gRPC API and the dashboard; calls the case and webhook services
 #   devserver  optional, for demos: the all-in-one development stack (embedded NATS, FerretDB on SQLite, every

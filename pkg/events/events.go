@@ -86,7 +86,7 @@ func Message(e *casekeeperv1.CaseEvent) (*nats.Msg, error) {
 	return RawMessage(e.GetTenant(), e.GetCaseId(), e.GetId(), e.GetType(), e.GetCaseVersion(), body), nil
 }
 
-// RawMessage wraps an already encoded CaseEvent, for publishers that stored the encoded form (the case outbox).
+// RawMessage wraps an already encoded CaseEvent (the case service encodes the case once, for the event and its checks).
 func RawMessage(tenant, caseID, eventID, eventType string, version int64, body []byte) *nats.Msg {
 	m := nats.NewMsg(Subject(tenant, caseID))
 	m.Data = body

@@ -87,6 +87,10 @@ type Service struct {
 // answer UNAVAILABLE until the stream is declared.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	log = log.With("service", "case")
+	if cfg.StreamTimeout <= 0 {
+		// A Config built in code rather than loaded from the environment: the environment's default.
+		cfg.StreamTimeout = 5 * time.Second
+	}
 	s := &Service{cfg: cfg, log: log}
 	if err := s.open(ctx); err != nil {
 		s.close()
@@ -124,7 +128,7 @@ func (s *Service) open(ctx context.Context) error {
 		Help: "Case writes that lost the compare-and-set on the case's subject to another write and were re-applied or refused."})
 	registry.MustRegister(conflicts)
 	s.caselog = caselog.New(s.js, s.nc, cfg.StreamTimeout)
-	s.requests = caselog.NewRequests(s.nc)
+	s.requests = caselog.NewRequests(s.nc, cfg.StreamTimeout)
 	s.projector = projector.New(s.js, store, s.caselog, s.log, registry, cfg.Projector)
 	cases := app.New(s.caselog, store, s.requests, conflicts.Inc)
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,41 +29,84 @@ type Connection interface {
 // Log implements app.Log on the CASES stream. The stream must allow direct gets, so that reads are served by any
 // replica of the stream without going through its leader.
 type Log struct {
-	stream  atomic.Pointer[jetstream.Stream]
+	stream  declared[jetstream.Stream]
 	js      jetstream.JetStream
 	conn    Connection
 	timeout time.Duration
 }
 
-// New returns the log; it answers ErrUnavailable until Use hands it the declared stream. timeout bounds one read
-// or append.
+// New returns the log; it serves once Use hands it the declared stream. timeout bounds one read or append.
 func New(js jetstream.JetStream, conn Connection, timeout time.Duration) *Log {
-	return &Log{js: js, conn: conn, timeout: timeout}
+	return &Log{js: js, conn: conn, timeout: timeout, stream: newDeclared[jetstream.Stream]()}
 }
 
 // Use hands the log the declared CASES stream.
-func (l *Log) Use(s jetstream.Stream) { l.stream.Store(&s) }
+func (l *Log) Use(s jetstream.Stream) { l.stream.set(s) }
 
 // Ready is a readiness check: the stream is declared and NATS reachable.
 func (l *Log) Ready(context.Context) error {
-	_, err := l.ready()
-	return err
+	if _, ok := l.stream.get(); !ok {
+		return fmt.Errorf("%w: the CASES stream is not declared yet", app.ErrUnavailable)
+	}
+	if !l.conn.IsConnected() {
+		return fmt.Errorf("%w: not connected to NATS", app.ErrUnavailable)
+	}
+	return nil
 }
 
-func (l *Log) ready() (jetstream.Stream, error) {
-	s := l.stream.Load()
-	if s == nil {
-		return nil, fmt.Errorf("%w: the CASES stream is not declared yet", app.ErrUnavailable)
-	}
+func (l *Log) ready(ctx context.Context) (jetstream.Stream, error) {
 	if !l.conn.IsConnected() {
 		return nil, fmt.Errorf("%w: not connected to NATS", app.ErrUnavailable)
 	}
-	return *s, nil
+	return l.stream.wait(ctx, l.timeout, "the CASES stream")
+}
+
+// declared holds what the service declares on JetStream at start-up. Until then, callers wait (within their time
+// bound): with NATS reachable, the declaration takes moments, and a write in those moments should not fail.
+type declared[T any] struct {
+	value atomic.Pointer[T]
+	done  chan struct{}
+	once  *sync.Once
+}
+
+func newDeclared[T any]() declared[T] {
+	return declared[T]{done: make(chan struct{}), once: &sync.Once{}}
+}
+
+func (d *declared[T]) set(v T) {
+	d.value.Store(&v)
+	d.once.Do(func() { close(d.done) })
+}
+
+func (d *declared[T]) get() (T, bool) {
+	if p := d.value.Load(); p != nil {
+		return *p, true
+	}
+	var zero T
+	return zero, false
+}
+
+func (d *declared[T]) wait(ctx context.Context, bound time.Duration, what string) (T, error) {
+	if v, ok := d.get(); ok {
+		return v, nil
+	}
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	var zero T
+	select {
+	case <-d.done:
+		v, _ := d.get()
+		return v, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-timer.C:
+		return zero, fmt.Errorf("%w: %s is not declared yet", app.ErrUnavailable, what)
+	}
 }
 
 // Last reads the case from the last event on its subject.
 func (l *Log) Last(ctx context.Context, tenant, id string) (app.Record, error) {
-	stream, err := l.ready()
+	stream, err := l.ready(ctx)
 	if err != nil {
 		return app.Record{}, err
 	}
@@ -89,7 +133,7 @@ func (l *Log) Last(ctx context.Context, tenant, id string) (app.Record, error) {
 func (l *Log) Append(ctx context.Context, ev app.Event, prevSeq uint64) (uint64, error) {
 	// Fail fast while NATS is away: a write is acknowledged only once the stream has it, so there is nothing to
 	// wait for.
-	stream, err := l.ready()
+	stream, err := l.ready(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -121,7 +165,7 @@ func (l *Log) Append(ctx context.Context, ev app.Event, prevSeq uint64) (uint64,
 // EraseHistory purges every event of a case from the stream but its last one, the redaction tombstone: the
 // personal data in the earlier events must go too.
 func (l *Log) EraseHistory(ctx context.Context, tenant, id string) error {
-	stream, err := l.ready()
+	stream, err := l.ready(ctx)
 	if err != nil {
 		return err
 	}
@@ -160,8 +204,9 @@ func unavailable(what string, err error) error {
 
 // Requests implements app.Requests on a KV bucket: one key per (tenant, request id), created once.
 type Requests struct {
-	kv   atomic.Pointer[jetstream.KeyValue]
-	conn Connection
+	kv      declared[jetstream.KeyValue]
+	conn    Connection
+	timeout time.Duration
 }
 
 // RequestsBucket is the KV bucket of creation request ids.
@@ -180,24 +225,27 @@ func RequestsConfig(maxAge time.Duration, replicas int) jetstream.KeyValueConfig
 	}
 }
 
-// NewRequests returns the claims; they answer ErrUnavailable until Use hands them the declared bucket.
-func NewRequests(conn Connection) *Requests { return &Requests{conn: conn} }
+// NewRequests returns the claims; they serve once Use hands them the declared bucket. timeout bounds one claim.
+func NewRequests(conn Connection, timeout time.Duration) *Requests {
+	return &Requests{conn: conn, timeout: timeout, kv: newDeclared[jetstream.KeyValue]()}
+}
 
 // Use hands the claims the declared bucket.
-func (r *Requests) Use(kv jetstream.KeyValue) { r.kv.Store(&kv) }
+func (r *Requests) Use(kv jetstream.KeyValue) { r.kv.set(kv) }
 
 // Claim records caseID for the request unless another case was recorded first, and returns the recorded one.
 func (r *Requests) Claim(ctx context.Context, tenant, requestID, caseID string) (string, error) {
-	p := r.kv.Load()
-	if p == nil {
-		return "", fmt.Errorf("%w: the request-id bucket is not declared yet", app.ErrUnavailable)
-	}
 	if !r.conn.IsConnected() {
 		return "", fmt.Errorf("%w: not connected to NATS", app.ErrUnavailable)
 	}
-	kv := *p
+	kv, err := r.kv.wait(ctx, r.timeout, "the request-id bucket")
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	key := RequestKey(tenant, requestID)
-	_, err := kv.Create(ctx, key, []byte(caseID))
+	_, err = kv.Create(ctx, key, []byte(caseID))
 	if err == nil {
 		return caseID, nil
 	}

@@ -65,10 +65,13 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 }
 
 // Put writes the cases of one projector batch, each only if it is newer than what the projection holds, and returns
-// how many it wrote. The versions are read first, by _id; the projector is one active consumer, so nothing writes
-// between the read and the write (see docs/design.md).
+// how many it wrote. The versions are read first, by _id; the projector is one active consumer, so nothing else
+// writes between the read and the write (see docs/design.md). Cases the projection does not hold yet are inserted
+// together in one command.
 func (s *Store) Put(ctx context.Context, cases []*kyc.Case) (int, error) {
-	written := 0
+	var fresh []any
+	var freshCases []*kyc.Case
+	var changed []*kyc.Case
 	for _, c := range cases {
 		var cur struct {
 			Version int64 `bson:"version"`
@@ -76,17 +79,42 @@ func (s *Store) Put(ctx context.Context, cases []*kyc.Case) (int, error) {
 		err := s.cases.FindOne(ctx, byID(c.ID), options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&cur)
 		switch {
 		case errors.Is(err, mongo.ErrNoDocuments):
+			fresh = append(fresh, toDoc(c))
+			freshCases = append(freshCases, c)
 		case err != nil:
-			return written, fmt.Errorf("reading the projected version: %w", err)
-		case cur.Version >= c.Version:
-			continue
+			return 0, fmt.Errorf("reading the projected version: %w", err)
+		case cur.Version < c.Version:
+			changed = append(changed, c)
 		}
-		// One document at a time: FerretDB hangs on an unordered bulk write of replacements, and runs an ordered one
-		// as single statements anyway.
-		if _, err := s.cases.ReplaceOne(ctx, byID(c.ID), toDoc(c), options.Replace().SetUpsert(true)); err != nil {
+	}
+	written := 0
+	if len(fresh) > 0 {
+		// Ordered: FerretDB hangs on unordered bulk writes.
+		_, err := s.cases.InsertMany(ctx, fresh)
+		switch {
+		case err == nil:
+			written += len(fresh)
+		case mongo.IsDuplicateKeyError(err):
+			// Another projector wrote some of them meanwhile (a handover): compare their versions again. An ordered
+			// insert stops at the first duplicate, so the ones before it are in, and count as not newer then.
+			n, err := s.Put(ctx, freshCases)
+			if err != nil {
+				return n, err
+			}
+			written += n
+		default:
+			return 0, fmt.Errorf("projecting new cases: %w", err)
+		}
+	}
+	for _, c := range changed {
+		// One document at a time, conditional on _id alone (indexed on FerretDB too).
+		res, err := s.cases.ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, toDoc(c), options.Replace().SetUpsert(true))
+		if err != nil {
 			return written, fmt.Errorf("projecting case: %w", err)
 		}
-		written++
+		if res.ModifiedCount+res.UpsertedCount > 0 {
+			written++
+		}
 	}
 	return written, nil
 }
