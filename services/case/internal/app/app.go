@@ -85,6 +85,7 @@ type Cases struct {
 	log        Log
 	projection Projection
 	requests   Requests
+	recent     *recentRecords
 	now        func() time.Time
 	newID      func() string
 	conflicts  func()
@@ -96,7 +97,7 @@ func New(log Log, projection Projection, requests Requests, conflicts func()) *C
 		conflicts = func() {}
 	}
 	return &Cases{
-		log: log, projection: projection, requests: requests, conflicts: conflicts,
+		log: log, projection: projection, requests: requests, conflicts: conflicts, recent: newRecentRecords(8192),
 		// Millisecond precision: what MongoDB stores, so a case read back from the projection equals the case
 		// returned.
 		now:   func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
@@ -131,16 +132,19 @@ func (a *Cases) Create(ctx context.Context, tenant string, in kyc.NewCase) (*kyc
 		}
 	}
 	ev := Event{ID: a.newID(), Type: kyc.EventCreated, At: now, Case: c}
-	if _, err := a.log.Append(ctx, ev, 0); errors.Is(err, ErrConflict) {
+	seq, err := a.log.Append(ctx, ev, 0)
+	if errors.Is(err, ErrConflict) {
 		// A concurrent attempt of the same request appended first: its case is the answer.
 		existing, err := a.read(ctx, tenant, c.ID)
 		if err != nil {
 			return nil, err
 		}
 		return existing.Case, nil
-	} else if err != nil {
+	}
+	if err != nil {
 		return nil, err
 	}
+	a.recent.put(Record{Case: c, Seq: seq, EventID: ev.ID})
 	return c, nil
 }
 
@@ -167,9 +171,16 @@ func (a *Cases) List(ctx context.Context, tenant string, q ListQuery) ([]*kyc.Ca
 // concurrency for the caller); otherwise a lost race is re-read and re-applied, a bounded number of times.
 func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion int64, change kyc.Change) (*kyc.Case, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		rec, err := a.read(ctx, tenant, id)
-		if err != nil {
-			return nil, err
+		rec, cached := a.recent.get(tenant, id)
+		if cached && expectedVersion > 0 && rec.Case.Version != expectedVersion {
+			// The caller may know a version another replica wrote: only the subject can refuse it.
+			cached = false
+		}
+		if !cached {
+			var err error
+			if rec, err = a.read(ctx, tenant, id); err != nil {
+				return nil, err
+			}
 		}
 		current := rec.Case
 		if expectedVersion > 0 && current.Version != expectedVersion {
@@ -178,14 +189,25 @@ func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion in
 		now := a.now()
 		next := current.Clone()
 		eventType, err := change(next, now)
+		if err != nil && cached {
+			// Refused on a guess: the subject may hold a case that accepts the change.
+			a.recent.drop(tenant, id)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		next.Version = current.Version + 1
 		next.UpdatedAt = now
-		_, err = a.log.Append(ctx, Event{ID: a.newID(), Type: eventType, At: now, Case: next}, rec.Seq)
+		ev := Event{ID: a.newID(), Type: eventType, At: now, Case: next}
+		seq, err := a.log.Append(ctx, ev, rec.Seq)
 		if errors.Is(err, ErrConflict) {
 			a.conflicts()
+			a.recent.drop(tenant, id)
+			if cached {
+				// Only the guess was stale: read the subject and try again at once.
+				continue
+			}
 			if expectedVersion > 0 {
 				return nil, fmt.Errorf("%w: the case changed concurrently", kyc.ErrVersionMismatch)
 			}
@@ -195,8 +217,10 @@ func (a *Cases) Apply(ctx context.Context, tenant, id string, expectedVersion in
 			continue
 		}
 		if err != nil {
+			a.recent.drop(tenant, id)
 			return nil, err
 		}
+		a.recent.put(Record{Case: next, Seq: seq, EventID: ev.ID})
 		return next, nil
 	}
 	return nil, ErrContention
