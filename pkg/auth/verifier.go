@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/tenant"
 )
 
 // VerifierConfig says which tokens to trust.
@@ -58,13 +58,6 @@ const introspectionCacheSize = 100000
 // signingAlgs pins the algorithm to RS256, Keycloak's default realm key: "none" and HMAC-confusion tokens (an HS256
 // token "signed" with the public key) are refused before any key is looked at.
 var signingAlgs = []jose.SignatureAlgorithm{jose.RS256}
-
-// tenantPattern is the shape of a tenant id. The tenant ends up in NATS subjects and database keys, so a claim that
-// does not fit (say "acme.>") is refused rather than escaped.
-var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
-// ValidTenant reports whether t has the shape of a tenant id.
-func ValidTenant(t string) bool { return tenantPattern.MatchString(t) }
 
 // Verifier checks Keycloak access tokens locally against the realm's signing keys, with go-oidc's remote key set:
 // keys are fetched again when a token names an unknown key id (spaced by KeyRefreshInterval), so a key rotation
@@ -205,7 +198,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if claims.Type != "Bearer" {
 		return Principal{}, fmt.Errorf("%w: token type %q is not an access token", ErrInvalidToken, claims.Type)
 	}
-	if claims.Tenant != "" && !ValidTenant(claims.Tenant) {
+	if claims.Tenant != "" && !tenant.Valid(claims.Tenant) {
 		return Principal{}, fmt.Errorf("%w: malformed tenant claim", ErrInvalidToken)
 	}
 	v.keys.renewIfOlder(raw, v.cfg.KeyMaxAge)
