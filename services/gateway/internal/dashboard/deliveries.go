@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -77,8 +76,8 @@ func viewDelivery(d *casekeeperv1.Delivery) deliveryView {
 	for _, a := range d.GetAttempts() {
 		v.AttemptList = append(v.AttemptList, viewAttempt(a))
 	}
-	if n := len(v.AttemptList); n > 0 {
-		last := v.AttemptList[n-1]
+	if d.GetLastAttempt() != nil {
+		last := viewAttempt(d.GetLastAttempt())
 		v.Latency, v.Excerpt = last.Latency, last.Excerpt
 	}
 	return v
@@ -89,30 +88,6 @@ var statusFilters = map[string]casekeeperv1.DeliveryStatus{
 	"succeeded": casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED,
 	"retrying":  casekeeperv1.DeliveryStatus_DELIVERY_STATUS_RETRYING,
 	"failed":    casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD,
-}
-
-// withAttempts fetches each listed delivery's attempts (only GetDelivery has them) to show the latency and response
-// of its last attempt. A page has at most deliveriesPerPage rows, fetched four at a time; a row whose details fail
-// to load is shown without them rather than failing the page.
-func (h *Handler) withAttempts(r *request, ds []*casekeeperv1.Delivery) []deliveryView {
-	out := make([]deliveryView, len(ds))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, d := range ds {
-		out[i] = viewDelivery(d)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			full, err := h.opts.Webhooks.GetDelivery(r.ctx, &casekeeperv1.GetDeliveryRequest{Id: d.GetId()})
-			if err == nil {
-				out[i] = viewDelivery(full.GetDelivery())
-			}
-		}()
-	}
-	wg.Wait()
-	return out
 }
 
 func (h *Handler) showDelivery(w http.ResponseWriter, r *request) {

@@ -165,7 +165,10 @@ func (h *Handler) showEndpoint(w http.ResponseWriter, r *request) {
 		return
 	}
 	p.NextPage = dl.GetNextPageToken()
-	p.Deliveries = h.withAttempts(r, dl.GetDeliveries())
+	// One call for the page: the list carries each delivery's last attempt (latency, response excerpt).
+	for _, d := range dl.GetDeliveries() {
+		p.Deliveries = append(p.Deliveries, viewDelivery(d))
+	}
 	h.render(w, r.Request, r.sess, http.StatusOK, "endpoint", "Webhook endpoint", p)
 }
 
