@@ -9,9 +9,15 @@ require (
 	github.com/casekeeper/core/proto v0.0.0
 	github.com/casekeeper/core/services/case v0.0.0
 	github.com/casekeeper/core/services/webhook v0.0.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )
 
 require (
@@ -24,6 +30,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/caarlos0/env/v11 v11.4.2 // indirect
 	github.com/casekeeper/core/pkg/devinfra v0.0.0 // indirect
+	github.com/casekeeper/core/services/gateway v0.0.0
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
@@ -103,3 +110,5 @@ replace (
 	github.com/casekeeper/core/services/case => ../services/case
 	github.com/casekeeper/core/services/webhook => ../services/webhook
 )
+
+replace github.com/casekeeper/core/services/gateway => ../services/gateway

@@ -7,8 +7,6 @@ require (
 	github.com/casekeeper/core/pkg/testinfra v0.0.0
 	github.com/casekeeper/core/proto v0.0.0
 	github.com/casekeeper/core/services/case v0.0.0
-	github.com/casekeeper/core/services/webhook v0.0.0
-	github.com/chromedp/chromedp v0.23.0
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
@@ -20,13 +18,7 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require (
-	github.com/casekeeper/core/pkg/webhooks v0.0.0 // indirect
-	github.com/chromedp/cdproto v0.159.0 // indirect
-	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
-	github.com/itchyny/gojq v0.12.20 // indirect
-	github.com/itchyny/timefmt-go v0.1.9 // indirect
-)
+require github.com/casekeeper/core/pkg/webhooks v0.0.0 // indirect
 
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect
@@ -107,6 +99,4 @@ replace (
 	github.com/casekeeper/core/proto => ../../proto
 	// Tests only: the integration tests run the real case service.
 	github.com/casekeeper/core/services/case => ../case
-	// Tests only: the dashboard's browser tests run the real webhook service.
-	github.com/casekeeper/core/services/webhook => ../webhook
 )

@@ -31,7 +31,8 @@ import (
 
 // These tests cover the sign-in protocol and the form rules with a stand-in for Keycloak's token endpoint, where
 // the browser tests cannot look: the PKCE verifier sent matches the challenge, a wrong state is refused, the
-// cookies' attributes, the refresh before expiry, the logout URL. browser_test.go runs the real thing end to end.
+// cookies' attributes, the refresh before expiry, the logout URL. tests/dashboard_test.go runs the real thing end to
+// end.
 
 type fakeVerifier struct{}
 
