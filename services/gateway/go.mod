@@ -6,7 +6,6 @@ require (
 	github.com/casekeeper/core/pkg v0.0.0
 	github.com/casekeeper/core/pkg/testinfra v0.0.0
 	github.com/casekeeper/core/proto v0.0.0
-	github.com/casekeeper/core/services/case v0.0.0
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
@@ -97,6 +96,4 @@ replace (
 	github.com/casekeeper/core/pkg/testinfra => ../../pkg/testinfra
 	github.com/casekeeper/core/pkg/webhooks => ../../pkg/webhooks
 	github.com/casekeeper/core/proto => ../../proto
-	// Tests only: the integration tests run the real case service.
-	github.com/casekeeper/core/services/case => ../case
 )

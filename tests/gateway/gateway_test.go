@@ -1,4 +1,4 @@
-package gatewaysvc
+package gateway_test
 
 import (
 	"bufio"
@@ -24,6 +24,7 @@ import (
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/events"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	gatewaysvc "github.com/casekeeper/core/services/gateway"
 )
 
 // TestGateway runs every integration check against one stack (real Keycloak, real case service, embedded NATS
@@ -648,7 +649,7 @@ func testWebhookRoutes(t *testing.T, h *harness) {
 
 func testRateLimit(t *testing.T, h *harness) {
 	// A second instance with a tiny budget, so the check does not depend on how fast this machine is.
-	gw := h.startGateway(func(c *Config) { c.RateLimit, c.RateBurst = 1, 3 })
+	gw := h.startGateway(func(c *gatewaysvc.Config) { c.RateLimit, c.RateBurst = 1, 3 })
 	base := "http://" + gw.HTTPAddr()
 	get := func(tok string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, base+"/v1/events?page_size=1", nil)
