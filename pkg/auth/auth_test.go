@@ -31,6 +31,8 @@ type fakeRealm struct {
 	mu     sync.Mutex
 	keys   map[string]*rsa.PrivateKey
 	active bool
+	// certsDown makes the keys endpoint answer 503, as Keycloak does while it starts.
+	certsDown atomic.Bool
 
 	certCalls, tokenCalls, introspectCalls atomic.Int64
 	tokenLife                              int
@@ -61,6 +63,10 @@ func (f *fakeRealm) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/realms/r/protocol/openid-connect/certs":
 		f.certCalls.Add(1)
+		if f.certsDown.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		f.mu.Lock()
 		var keys []map[string]string
 		for kid, k := range f.keys {
@@ -139,7 +145,9 @@ func TestVerifyAcceptsAccessTokenAndReadsIdentity(t *testing.T) {
 
 func TestVerifyRejectsUntrustworthyTokens(t *testing.T) {
 	f := newFakeRealm(t)
-	v := f.verifier(t, nil)
+	// A bad signature under a known key id makes the key set fetch again (it cannot tell a forged signature from a
+	// rotated key); a short interval keeps those waits short here.
+	v := f.verifier(t, func(c *VerifierConfig) { c.KeyRefreshInterval = 50 * time.Millisecond })
 	good := f.sign("k1", f.claims())
 	with := func(k string, val any) string {
 		c := f.claims()
@@ -291,6 +299,78 @@ func TestUnreachableKeycloakIsUnavailableNotUnauthenticated(t *testing.T) {
 	_, err := v.Verify(context.Background(), tok)
 	if status.Code(ToStatus(err)) != codes.Unavailable {
 		t.Fatalf("err = %v → %v, want Unavailable", err, status.Code(ToStatus(err)))
+	}
+}
+
+func TestKeycloakAnsweringErrorsIsUnavailable(t *testing.T) {
+	f := newFakeRealm(t)
+	f.certsDown.Store(true)
+	v := f.verifier(t, nil)
+	_, err := v.Verify(context.Background(), f.sign("k1", f.claims()))
+	if status.Code(ToStatus(err)) != codes.Unavailable {
+		t.Fatalf("err = %v → %v, want Unavailable", err, status.Code(ToStatus(err)))
+	}
+	f.certsDown.Store(false)
+	// A request right behind the failed fetch may still share its answer; the next fetch succeeds.
+	tok := f.sign("k1", f.claims())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := v.Verify(context.Background(), tok)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("once Keycloak answers again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestWithdrawnKeyStopsBeingTrustedAfterKeyMaxAge(t *testing.T) {
+	f := newFakeRealm(t)
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	v := f.verifier(t, func(c *VerifierConfig) {
+		c.Now = func() time.Time { return *clock.Load() }
+		c.KeyMaxAge, c.KeyRefreshInterval = time.Minute, 10*time.Millisecond
+	})
+	ctx := context.Background()
+	signed := func(kid string, n int) string {
+		c := f.claims()
+		c["jti"] = kid + strconv.Itoa(n)
+		return f.sign(kid, c)
+	}
+	if _, err := v.Verify(ctx, signed("k1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	// The realm rotates: k2 signs from now on and k1 is withdrawn.
+	f.addKey("k2")
+	old := make([]string, 200)
+	for i := range old {
+		old[i] = signed("k1", i+1)
+	}
+	f.mu.Lock()
+	delete(f.keys, "k1")
+	f.mu.Unlock()
+	// Nothing tells the verifier that k1 is gone until its keys are KeyMaxAge old.
+	if _, err := v.Verify(ctx, old[0]); err != nil {
+		t.Fatalf("k1 refused before its keys aged: %v", err)
+	}
+	later := now.Add(2 * time.Minute)
+	clock.Store(&later)
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 1; ; i++ {
+		if i == len(old) || time.Now().After(deadline) {
+			t.Fatal("a withdrawn key is still trusted after KeyMaxAge")
+		}
+		if _, err := v.Verify(ctx, old[i]); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := v.Verify(ctx, signed("k2", 1)); err != nil {
+		t.Fatalf("token of the current key refused: %v", err)
 	}
 }
 

@@ -10,7 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
@@ -19,12 +20,9 @@ import (
 // expires. Renewal happens in the background once the token is past 3/4 of its life, so callers never wait for
 // Keycloak while the current token is still valid; they wait only for the very first token or after it expired.
 type ClientCredentials struct {
-	kc           *gocloak.GoCloak
-	realm        string
-	clientID     string
-	clientSecret string
-	now          func() time.Time
-	httpClient   *http.Client
+	login      clientcredentials.Config
+	now        func() time.Time
+	httpClient *http.Client
 
 	mu        sync.Mutex
 	token     string
@@ -45,17 +43,20 @@ func WithCredentialsHTTPClient(hc *http.Client) CredentialsOption {
 // NewClientCredentials prepares a token source; the first token is fetched on first use.
 func NewClientCredentials(keycloakURL, realm, clientID, clientSecret string, opts ...CredentialsOption) *ClientCredentials {
 	c := &ClientCredentials{
-		realm:        realm,
-		clientID:     clientID,
-		clientSecret: clientSecret,
-		now:          time.Now,
+		login: clientcredentials.Config{
+			ClientID:     clientID,
+			ClientSecret: clientSecret,
+			TokenURL:     strings.TrimRight(keycloakURL, "/") + "/realms/" + realm + "/protocol/openid-connect/token",
+			AuthStyle:    oauth2.AuthStyleInHeader,
+		},
+		now: time.Now,
 	}
 	for _, o := range opts {
 		if o != nil {
 			o(c)
 		}
 	}
-	c.kc = newKeycloakClient(strings.TrimRight(keycloakURL, "/"), c.httpClient)
+	c.httpClient = keycloakHTTP(c.httpClient)
 	return c
 }
 
@@ -100,16 +101,19 @@ func (c *ClientCredentials) renewInBackground() {
 
 func (c *ClientCredentials) loginLocked(ctx context.Context) (string, error) {
 	c.logins.Add(1)
-	jwt, err := c.kc.LoginClient(ctx, c.clientID, c.clientSecret, c.realm)
+	// Config.Token logs in anew on every call; when to renew is decided here, not by an oauth2.TokenSource, which
+	// would renew only once the token is about to expire and make that caller wait.
+	tok, err := c.login.Token(context.WithValue(ctx, oauth2.HTTPClient, c.httpClient))
 	if err != nil {
-		return "", fmt.Errorf("client credentials login of %s: %w", c.clientID, err)
+		return "", fmt.Errorf("client credentials login of %s: %w", c.login.ClientID, err)
 	}
-	if jwt.AccessToken == "" || jwt.ExpiresIn <= 0 {
+	// Expiry was set from expires_in on the wall clock; its distance from now is the token's life on ours.
+	life := time.Until(tok.Expiry)
+	if tok.AccessToken == "" || tok.Expiry.IsZero() || life <= 0 {
 		return "", errors.New("client credentials login returned no usable token")
 	}
 	now := c.now()
-	life := time.Duration(jwt.ExpiresIn) * time.Second
-	c.token = jwt.AccessToken
+	c.token = tok.AccessToken
 	c.renewAt = now.Add(life * 3 / 4)
 	c.expiresAt = now.Add(life - 5*time.Second)
 	return c.token, nil

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/casekeeper/core/pkg/tenant"
 )
 
 // Metadata keys by which a delegating service (holding RoleDelegate) names the caller it acts for.
@@ -93,7 +95,7 @@ func delegated(md metadata.MD, via Principal) (Principal, error) {
 		Roles:    strings.Fields(first(md, mdRoles)),
 		Via:      via.ClientID,
 	}
-	if p.Tenant != "" && !ValidTenant(p.Tenant) {
+	if p.Tenant != "" && !tenant.Valid(p.Tenant) {
 		return Principal{}, status.Errorf(codes.InvalidArgument, "metadata %s is not a tenant id", mdTenant)
 	}
 	if p.Has(RoleDelegate) {

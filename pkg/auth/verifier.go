@@ -1,25 +1,23 @@
 package auth
 
 import (
-	"github.com/casekeeper/core/pkg/config"
-
 	"context"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net/http"
-	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/coreos/go-oidc/v3/oidc"
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/tenant"
 )
 
 // VerifierConfig says which tokens to trust.
@@ -54,33 +52,30 @@ type VerifierConfig struct {
 // maxTokenBytes bounds what we parse: Keycloak access tokens are 1–3 KiB; a megabyte of base64 is an attack.
 const maxTokenBytes = 16 << 10
 
-// tenantPattern is the shape of a tenant id. The tenant ends up in NATS subjects and database keys, so a claim that
-// does not fit (say "acme.>") is refused rather than escaped.
-var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// introspectionCacheSize bounds the remembered introspection answers; each is a hash, a bool and a time.
+const introspectionCacheSize = 100000
 
-// ValidTenant reports whether t has the shape of a tenant id.
-func ValidTenant(t string) bool { return tenantPattern.MatchString(t) }
-
-// Verifier checks Keycloak access tokens locally against the realm's signing keys. Keys are cached and fetched
-// again when a token names an unknown key id (rate limited), so a key rotation needs no restart. In steady state a
-// verification makes no call to Keycloak.
+// Verifier checks Keycloak access tokens locally against the realm's signing keys, with go-oidc's remote key set:
+// keys are fetched again when a token names an unknown key id (spaced by KeyRefreshInterval), so a key rotation
+// needs no restart. In steady state a verification makes no call to Keycloak.
 type Verifier struct {
-	cfg    VerifierConfig
-	kc     *gocloak.GoCloak
-	log    *slog.Logger
-	parser *jwt.Parser
-	now    func() time.Time
+	cfg   VerifierConfig
+	log   *slog.Logger
+	now   func() time.Time
+	keys  *keySet
+	oidc  *oidc.IDTokenVerifier
+	intro *introspector
 
-	mu          sync.RWMutex
-	keys        map[string]*rsa.PublicKey
-	lastRefresh time.Time
-	refreshMu   sync.Mutex
-	bgRefresh   atomic.Bool
-
-	cache        *tokenCache
-	introspected *tokenCache
-	keyFetches   atomic.Int64
+	// verified maps a token's hash to its principal until the token expires; introspected to Keycloak's answer.
+	verified     *lru.Cache[[32]byte, cacheEntry]
+	introspected *lru.Cache[[32]byte, cacheEntry]
 	introspects  atomic.Int64
+}
+
+type cacheEntry struct {
+	principal Principal
+	active    bool
+	until     time.Time
 }
 
 // NewVerifier validates the configuration; keys are fetched on first use.
@@ -114,49 +109,46 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger) (*Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	v := &Verifier{
-		cfg: cfg,
-		kc:  newKeycloakClient(cfg.KeycloakURL, cfg.HTTPClient),
-		log: log,
-		now: now,
-		// RS256 only: Keycloak's default realm key. Pinning the algorithm refuses "none" and HMAC-confusion tokens
-		// (an HS256 token "signed" with the public key).
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{"RS256"}),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(cfg.Leeway),
-			jwt.WithTimeFunc(now),
-		),
-		keys:         map[string]*rsa.PublicKey{},
-		introspected: newTokenCache(100000),
+	hc := keycloakHTTP(cfg.HTTPClient)
+	realmURL := cfg.KeycloakURL + "/realms/" + cfg.Realm
+	v := &Verifier{cfg: cfg, log: log, now: now}
+	v.keys = newKeySet(realmURL+"/protocol/openid-connect/certs", hc, cfg.KeyRefreshInterval, now, log, v.purge)
+	v.oidc = oidc.NewVerifier(cfg.Issuer, v.keys, &oidc.Config{
+		ClientID: cfg.Audience,
+		// RS256 only, Keycloak's default realm key: "none" and HMAC-confusion tokens (an HS256 token "signed" with
+		// the public key) are refused before any key is looked at.
+		SupportedSigningAlgs: []string{oidc.RS256},
+		// Expiry is checked below with the configured leeway on exp, nbf and iat alike; go-oidc has none on exp and
+		// five minutes on nbf.
+		SkipExpiryCheck: true,
+	})
+	if cfg.Introspect {
+		v.intro = &introspector{url: realmURL + "/protocol/openid-connect/token/introspect", http: hc,
+			clientID: cfg.ClientID, clientSecret: cfg.ClientSecret}
+		v.introspected, _ = lru.New[[32]byte, cacheEntry](introspectionCacheSize)
 	}
 	if cfg.CacheSize > 0 {
-		v.cache = newTokenCache(cfg.CacheSize)
+		v.verified, _ = lru.New[[32]byte, cacheEntry](cfg.CacheSize)
 	}
 	return v, nil
 }
 
-func newKeycloakClient(url string, hc *http.Client) *gocloak.GoCloak {
-	kc := gocloak.NewClient(url)
+// keycloakHTTP is the client for calls to Keycloak: the configured one, or one with a timeout, since Keycloak
+// hanging must not hold requests forever and not every caller's context has a deadline.
+func keycloakHTTP(hc *http.Client) *http.Client {
 	if hc != nil {
-		// Through gocloak's own resty client, so that its settings stay and the module needs no resty import.
-		kc.RestyClient().SetTransport(hc.Transport)
-		if hc.Timeout > 0 {
-			kc.RestyClient().SetTimeout(hc.Timeout)
-		}
-	} else {
-		// Keycloak hanging must not hold requests forever; contexts bound it too, but not every caller sets one.
-		kc.RestyClient().SetTimeout(10 * time.Second)
+		return hc
 	}
-	return kc
+	return &http.Client{Timeout: 10 * time.Second}
 }
 
 // keycloakClaims are the parts of a Keycloak access token we read.
 type keycloakClaims struct {
-	jwt.RegisteredClaims
+	Issuer         string                              `json:"iss"`
+	Subject        string                              `json:"sub"`
+	Expiry         *jsonTime                           `json:"exp"`
+	NotBefore      *jsonTime                           `json:"nbf"`
+	IssuedAt       *jsonTime                           `json:"iat"`
 	Type           string                              `json:"typ"`
 	AuthorizedBy   string                              `json:"azp"`
 	Tenant         string                              `json:"tenant"`
@@ -175,44 +167,42 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, maxTokenBytes)
 	}
 	now := v.now()
-	v.maybeRefreshInBackground(now)
 	var sum [32]byte
-	if v.cache != nil {
+	if v.verified != nil {
 		sum = sha256.Sum256([]byte(raw))
-		if e, ok := v.cache.get(sum, now); ok {
+		if e, ok := v.verified.Get(sum); ok && now.Before(e.until) {
 			return e.principal, nil
 		}
 	}
-	var claims keycloakClaims
-	var keyErr error
-	_, err := v.parser.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
-		// The claims are not verified yet, but a token that does not even claim our issuer cannot be ours: refuse
-		// it before its key id can make us fetch keys (a master-realm token would otherwise trigger a refresh).
-		if claims.Issuer != v.cfg.Issuer {
-			return nil, errors.New("token of another issuer")
-		}
-		kid, _ := t.Header["kid"].(string)
-		k, err := v.key(ctx, kid)
-		if err != nil && !errors.Is(err, errUnknownKey) {
-			keyErr = err
-		}
-		return k, err
-	})
-	if keyErr != nil {
-		return Principal{}, keyErr
+	if err := v.checkIssuerUnverified(raw); err != nil {
+		return Principal{}, err
+	}
+	ctx, fetch := withFetchOutcome(ctx)
+	tok, err := v.oidc.Verify(ctx, raw)
+	if fetch.err != nil {
+		return Principal{}, fmt.Errorf("fetching realm keys: %w", fetch.err)
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	var claims keycloakClaims
+	if err := tok.Claims(&claims); err != nil {
+		return Principal{}, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+	}
+	if err := v.checkTimes(claims, now); err != nil {
+		return Principal{}, err
 	}
 	// Keycloak marks access tokens "Bearer"; ID and refresh tokens are signed by the same key and must not pass.
 	if claims.Type != "Bearer" {
 		return Principal{}, fmt.Errorf("%w: token type %q is not an access token", ErrInvalidToken, claims.Type)
 	}
-	if claims.Tenant != "" && !ValidTenant(claims.Tenant) {
+	if claims.Tenant != "" && !tenant.Valid(claims.Tenant) {
 		return Principal{}, fmt.Errorf("%w: malformed tenant claim", ErrInvalidToken)
 	}
-	if v.cfg.Introspect {
-		if err := v.checkActive(ctx, raw, claims.ExpiresAt.Time); err != nil {
+	v.keys.renewIfOlder(raw, v.cfg.KeyMaxAge)
+	exp := claims.Expiry.time()
+	if v.intro != nil {
+		if err := v.checkActive(ctx, raw, exp); err != nil {
 			return Principal{}, err
 		}
 	}
@@ -228,221 +218,96 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		Tenant:   claims.Tenant,
 		Roles:    roles,
 	}
-	if v.cache != nil {
-		v.cache.put(sum, cacheEntry{principal: p, until: claims.ExpiresAt.Time.Add(v.cfg.Leeway)}, now)
+	if v.verified != nil {
+		v.verified.Add(sum, cacheEntry{principal: p, until: exp.Add(v.cfg.Leeway)})
 	}
 	return p, nil
 }
 
+// checkIssuerUnverified refuses a token that does not even claim our issuer before its key id can make us fetch
+// keys (a master-realm token would otherwise trigger a fetch). Nothing is trusted from this read: the issuer is
+// checked again on the verified claims. It only decodes the payload: parsing the whole JWS here as well would
+// cost a third of a verification.
+func (v *Verifier) checkIssuerUnverified(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
+	}
+	var c struct {
+		Issuer string `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+	}
+	if c.Issuer != v.cfg.Issuer {
+		return fmt.Errorf("%w: token of another issuer", ErrInvalidToken)
+	}
+	return nil
+}
+
+// checkTimes requires exp and refuses nbf or iat in the future, each with the configured leeway.
+func (v *Verifier) checkTimes(c keycloakClaims, now time.Time) error {
+	switch {
+	case c.Expiry == nil:
+		return fmt.Errorf("%w: token has no expiry", ErrInvalidToken)
+	case !now.Before(c.Expiry.time().Add(v.cfg.Leeway)):
+		return fmt.Errorf("%w: token expired", ErrInvalidToken)
+	case c.NotBefore != nil && now.Add(v.cfg.Leeway).Before(c.NotBefore.time()):
+		return fmt.Errorf("%w: token not valid yet", ErrInvalidToken)
+	case c.IssuedAt != nil && now.Add(v.cfg.Leeway).Before(c.IssuedAt.time()):
+		return fmt.Errorf("%w: token issued in the future", ErrInvalidToken)
+	}
+	return nil
+}
+
+// purge forgets every verified token, when a new key set arrives: tokens verified under the old set might name a
+// key that is gone now, and must be verified again.
+func (v *Verifier) purge() {
+	if v.verified != nil {
+		v.verified.Purge()
+	}
+}
+
 // KeyFetches counts how often the realm's keys were fetched (for benchmarks and tests of the steady state).
-func (v *Verifier) KeyFetches() int64 { return v.keyFetches.Load() }
+func (v *Verifier) KeyFetches() int64 { return v.keys.fetches.Load() }
 
 // Introspections counts calls to Keycloak's introspection endpoint.
 func (v *Verifier) Introspections() int64 { return v.introspects.Load() }
 
-var errUnknownKey = errors.New("unknown signing key")
-
-func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
-	v.mu.RLock()
-	k, ok := v.keys[kid]
-	seen := v.lastRefresh
-	v.mu.RUnlock()
-	if ok {
-		return k, nil
-	}
-	if err := v.refreshKeys(ctx, seen, false); err != nil {
-		return nil, err
-	}
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	if k, ok := v.keys[kid]; ok {
-		return k, nil
-	}
-	return nil, fmt.Errorf("%w %q", errUnknownKey, kid)
-}
-
-// maybeRefreshInBackground fetches the keys again once they are older than KeyMaxAge, without holding up the
-// request: a key that Keycloak no longer publishes stops being trusted within KeyMaxAge.
-func (v *Verifier) maybeRefreshInBackground(now time.Time) {
-	v.mu.RLock()
-	stale := !v.lastRefresh.IsZero() && now.Sub(v.lastRefresh) > v.cfg.KeyMaxAge
-	v.mu.RUnlock()
-	if !stale || !v.bgRefresh.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer v.bgRefresh.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := v.refreshKeys(ctx, time.Time{}, true); err != nil {
-			v.log.Warn("background refresh of realm keys failed", "error", err)
-		}
-	}()
-}
-
-// refreshKeys fetches the realm's keys for a request that found its key id missing from the key set loaded at
-// seen. Fetches are spaced by at least KeyRefreshInterval, so a flood of tokens with made-up key ids costs one call
-// to Keycloak per interval; a request arriving within the interval waits for the next allowed fetch rather than
-// failing, so that the first tokens of a genuine rotation are never refused. Requests that queued while another
-// fetch happened use its result.
-func (v *Verifier) refreshKeys(ctx context.Context, seen time.Time, force bool) error {
-	v.refreshMu.Lock()
-	defer v.refreshMu.Unlock()
-	v.mu.RLock()
-	last := v.lastRefresh
-	v.mu.RUnlock()
-	if !force {
-		if last.After(seen) {
-			return nil
-		}
-		if !last.IsZero() {
-			if wait := last.Add(v.cfg.KeyRefreshInterval).Sub(v.now()); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return fmt.Errorf("%w: waiting to fetch the realm keys", ErrInvalidToken)
-				case <-t.C:
-				}
-			}
-		}
-	}
-	// Fetched directly rather than with gocloak's GetCerts, which caches the answer for ten minutes and would hide
-	// a rotated key for that long.
-	var certs gocloak.CertResponse
-	resp, err := v.kc.GetRequest(ctx).SetResult(&certs).
-		Get(v.cfg.KeycloakURL + "/realms/" + v.cfg.Realm + "/protocol/openid-connect/certs")
-	v.keyFetches.Add(1)
-	if err == nil && resp.IsError() {
-		err = fmt.Errorf("status %s", resp.Status())
-	}
-	if err != nil {
-		return fmt.Errorf("fetching realm keys: %w", err)
-	}
-	keys := map[string]*rsa.PublicKey{}
-	if certs.Keys != nil {
-		for _, k := range *certs.Keys {
-			if k.Kid == nil || k.Kty == nil || *k.Kty != "RSA" || k.N == nil || k.E == nil {
-				continue
-			}
-			// Skip encryption keys (RSA-OAEP) and keys for other algorithms: only RS256 signing keys verify tokens.
-			if (k.Use != nil && *k.Use != "sig") || (k.Alg != nil && *k.Alg != "RS256") {
-				continue
-			}
-			pub, err := rsaKey(*k.N, *k.E)
-			if err != nil {
-				v.log.Warn("skipping malformed realm key", "kid", *k.Kid, "error", err)
-				continue
-			}
-			keys[*k.Kid] = pub
-		}
-	}
-	v.mu.Lock()
-	v.keys = keys
-	v.lastRefresh = v.now()
-	v.mu.Unlock()
-	// Tokens verified under the old key set might name a key that is gone now: verify them again.
-	if v.cache != nil {
-		v.cache.clear()
-	}
-	v.log.Info("realm signing keys loaded", "realm", v.cfg.Realm, "keys", len(keys))
-	return nil
-}
-
-func rsaKey(n, e string) (*rsa.PublicKey, error) {
-	nb, err := base64.RawURLEncoding.DecodeString(n)
-	if err != nil {
-		return nil, fmt.Errorf("modulus: %w", err)
-	}
-	eb, err := base64.RawURLEncoding.DecodeString(e)
-	if err != nil {
-		return nil, fmt.Errorf("exponent: %w", err)
-	}
-	if len(nb) < 256 {
-		return nil, errors.New("modulus shorter than 2048 bits")
-	}
-	exp := new(big.Int).SetBytes(eb)
-	if !exp.IsInt64() || exp.Int64() < 3 || exp.Int64() > 1<<31-1 {
-		return nil, errors.New("exponent out of range")
-	}
-	return &rsa.PublicKey{N: new(big.Int).SetBytes(nb), E: int(exp.Int64())}, nil
-}
-
 // checkActive asks Keycloak once per token whether it is still active, and remembers the answer until it expires.
 func (v *Verifier) checkActive(ctx context.Context, raw string, exp time.Time) error {
 	sum := sha256.Sum256([]byte(raw))
-	now := v.now()
-	if e, ok := v.introspected.get(sum, now); ok {
+	if e, ok := v.introspected.Get(sum); ok && v.now().Before(e.until) {
 		if !e.active {
 			return fmt.Errorf("%w: token is not active", ErrInvalidToken)
 		}
 		return nil
 	}
 	v.introspects.Add(1)
-	res, err := v.kc.RetrospectToken(ctx, raw, v.cfg.ClientID, v.cfg.ClientSecret, v.cfg.Realm)
+	active, err := v.intro.active(ctx, raw)
 	if err != nil {
 		return fmt.Errorf("introspecting token: %w", err)
 	}
-	active := res.Active != nil && *res.Active
-	v.introspected.put(sum, cacheEntry{active: active, until: exp}, now)
+	v.introspected.Add(sum, cacheEntry{active: active, until: exp})
 	if !active {
 		return fmt.Errorf("%w: token is not active", ErrInvalidToken)
 	}
 	return nil
 }
 
-// tokenCache maps a token's hash to what we learnt about it, until the token expires. It is bounded: when full,
-// expired entries are swept, and if none were expired an arbitrary half is dropped (Go's map order), which costs
-// at most a second verification of those tokens.
-type tokenCache struct {
-	mu      sync.RWMutex
-	max     int
-	entries map[[32]byte]cacheEntry
-}
+// jsonTime is a NumericDate: seconds since the epoch, possibly with a fraction.
+type jsonTime float64
 
-type cacheEntry struct {
-	principal Principal
-	active    bool
-	until     time.Time
-}
-
-func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, entries: make(map[[32]byte]cacheEntry)}
-}
-
-func (c *tokenCache) get(key [32]byte, now time.Time) (cacheEntry, bool) {
-	c.mu.RLock()
-	e, ok := c.entries[key]
-	c.mu.RUnlock()
-	if !ok || !now.Before(e.until) {
-		return cacheEntry{}, false
+func (t *jsonTime) time() time.Time {
+	if t == nil {
+		return time.Time{}
 	}
-	return e, true
-}
-
-func (c *tokenCache) put(key [32]byte, e cacheEntry, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		for k, old := range c.entries {
-			if !now.Before(old.until) {
-				delete(c.entries, k)
-			}
-		}
-		for k := range c.entries {
-			if len(c.entries) < c.max/2 {
-				break
-			}
-			delete(c.entries, k)
-		}
-	}
-	c.entries[key] = e
-}
-
-func (c *tokenCache) clear() {
-	c.mu.Lock()
-	clear(c.entries)
-	c.mu.Unlock()
+	sec := float64(*t)
+	return time.Unix(int64(sec), int64((sec-float64(int64(sec)))*1e9))
 }
 
 // ConfigFrom is the verifier configuration of a service's Keycloak settings, the same for every service.

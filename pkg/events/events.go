@@ -4,7 +4,6 @@ package events
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -43,13 +42,8 @@ const (
 	HeaderVersion = "Ck-Case-Version"
 )
 
-// tenantPattern keeps tenant ids safe as a NATS subject token.
-var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
-// ValidTenant reports whether t can be used as a tenant id.
-func ValidTenant(t string) bool { return tenantPattern.MatchString(t) }
-
-// Subject is where the events of one case go: cases.<tenant>.<case id>.
+// Subject is where the events of one case go: cases.<tenant>.<case id>. The tenant must be tenant.Valid, which
+// keeps it a single subject token.
 func Subject(tenant, caseID string) string { return "cases." + tenant + "." + caseID }
 
 // TenantSubjects matches every event of one tenant.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // ClientToken returns a real access token of a client of the casekeeper realm, by client credentials, from the
@@ -14,11 +14,13 @@ func ClientToken(t testing.TB, clientID, secret string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	jwt, err := gocloak.NewClient(KeycloakURL(t)).LoginClient(ctx, clientID, secret, "casekeeper")
+	login := clientcredentials.Config{ClientID: clientID, ClientSecret: secret,
+		TokenURL: KeycloakURL(t) + "/realms/casekeeper/protocol/openid-connect/token"}
+	tok, err := login.Token(ctx)
 	if err != nil {
 		t.Fatalf("testinfra: token for %s: %v", clientID, err)
 	}
-	return jwt.AccessToken
+	return tok.AccessToken
 }
 
 // Eventually polls cond until it holds, and fails t when it still does not after within.

@@ -105,6 +105,13 @@ type settings struct {
 // through hc, so that a benchmark can count them.
 func WithKeycloakHTTPClient(hc *http.Client) Option { return func(o *settings) { o.keycloakHTTP = hc } }
 
+// WithClock replaces the clock by which tokens expire, so that a test can move it forward instead of waiting.
+func WithClock(now func() time.Time) Option { return func(o *settings) { o.now = now } }
+
+// WithRecheck sets how often a waiting reader looks at the store without a notification (the safety net for a
+// lost one), so that a test of that path need not wait for the default.
+func WithRecheck(d time.Duration) Option { return func(o *settings) { o.recheck = d } }
+
 // Service is a wired gateway, its listeners bound.
 type Service struct {
 	cfg      Config

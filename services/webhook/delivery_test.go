@@ -88,4 +88,13 @@ func TestReceiverDownThenUp(t *testing.T) {
 	if d.GetAttempts()[0].GetError() == "" || d.GetAttempts()[0].GetStatusCode() != 0 {
 		t.Errorf("first attempt %v, want a connection error", d.GetAttempts()[0])
 	}
+	// The listing carries the latest attempt, so a delivery log needs no GetDelivery per row.
+	resp, err = e.client.ListDeliveries(as("acme-admin"), &casekeeperv1.ListDeliveriesRequest{EndpointId: ep.GetId()})
+	if err != nil || len(resp.GetDeliveries()) != 1 {
+		t.Fatalf("list: %v %v", resp, err)
+	}
+	last := resp.GetDeliveries()[0].GetLastAttempt()
+	if last.GetNumber() != d.GetAttemptCount() || last.GetStatusCode() != 200 || last.GetLatency() == nil {
+		t.Errorf("listed last attempt %v, want attempt %d answered 200", last, d.GetAttemptCount())
+	}
 }

@@ -1274,7 +1274,10 @@ type Delivery struct {
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Only in GetDelivery.
-	Attempts      []*Attempt `protobuf:"bytes,13,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	Attempts []*Attempt `protobuf:"bytes,13,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// The latest attempt (absent before the first), in ListDeliveries as in GetDelivery: a delivery log shows each
+	// row's latency and response without fetching every delivery.
+	LastAttempt   *Attempt `protobuf:"bytes,14,opt,name=last_attempt,json=lastAttempt,proto3" json:"last_attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1396,6 +1399,13 @@ func (x *Delivery) GetUpdatedAt() *timestamppb.Timestamp {
 func (x *Delivery) GetAttempts() []*Attempt {
 	if x != nil {
 		return x.Attempts
+	}
+	return nil
+}
+
+func (x *Delivery) GetLastAttempt() *Attempt {
+	if x != nil {
+		return x.LastAttempt
 	}
 	return nil
 }
@@ -1898,7 +1908,7 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"statusCode\x123\n" +
 	"\alatency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12)\n" +
 	"\x10response_excerpt\x18\x05 \x01(\tR\x0fresponseExcerpt\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\xa1\x04\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xdc\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
@@ -1918,7 +1928,8 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x122\n" +
-	"\battempts\x18\r \x03(\v2\x16.casekeeper.v1.AttemptR\battempts\"\xaa\x02\n" +
+	"\battempts\x18\r \x03(\v2\x16.casekeeper.v1.AttemptR\battempts\x129\n" +
+	"\flast_attempt\x18\x0e \x01(\v2\x16.casekeeper.v1.AttemptR\vlastAttempt\"\xaa\x02\n" +
 	"\x15ListDeliveriesRequest\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x125\n" +
@@ -2050,44 +2061,45 @@ var file_casekeeper_v1_webhook_service_proto_depIdxs = []int32{
 	33, // 20: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
 	33, // 21: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
 	22, // 22: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
-	1,  // 23: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
-	33, // 24: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	33, // 25: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	23, // 26: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
-	23, // 27: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	23, // 28: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	33, // 29: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
-	3,  // 30: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
-	5,  // 31: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
-	7,  // 32: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
-	9,  // 33: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
-	11, // 34: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
-	13, // 35: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
-	16, // 36: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
-	18, // 37: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
-	20, // 38: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
-	24, // 39: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
-	26, // 40: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
-	28, // 41: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
-	30, // 42: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
-	4,  // 43: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
-	6,  // 44: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
-	8,  // 45: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
-	10, // 46: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
-	12, // 47: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
-	15, // 48: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
-	17, // 49: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
-	19, // 50: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
-	21, // 51: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
-	25, // 52: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
-	27, // 53: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
-	29, // 54: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
-	31, // 55: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
-	43, // [43:56] is the sub-list for method output_type
-	30, // [30:43] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	22, // 23: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
+	1,  // 24: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
+	33, // 25: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	33, // 26: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	23, // 27: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
+	23, // 28: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	23, // 29: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	33, // 30: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
+	3,  // 31: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
+	5,  // 32: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
+	7,  // 33: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
+	9,  // 34: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
+	11, // 35: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
+	13, // 36: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
+	16, // 37: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
+	18, // 38: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
+	20, // 39: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
+	24, // 40: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
+	26, // 41: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
+	28, // 42: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
+	30, // 43: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
+	4,  // 44: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
+	6,  // 45: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
+	8,  // 46: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
+	10, // 47: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
+	12, // 48: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
+	15, // 49: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
+	17, // 50: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
+	19, // 51: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
+	21, // 52: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
+	25, // 53: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
+	27, // 54: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
+	29, // 55: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
+	31, // 56: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
+	44, // [44:57] is the sub-list for method output_type
+	31, // [31:44] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_webhook_service_proto_init() }

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/casekeeper/core/pkg/events"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
@@ -192,23 +193,23 @@ func viewEvent(e *casekeeperv1.CaseEvent) timelineEntry {
 		Status: statusName(e.GetData().GetStatus())}
 	d := e.GetData()
 	switch e.GetType() {
-	case "case.status_changed":
+	case events.TypeStatusChanged:
 		t.Detail = "status is now " + t.Status
 		if d.GetStatusReason() != "" {
 			t.Detail += " (" + d.GetStatusReason() + ")"
 		}
-	case "case.document_added":
+	case events.TypeDocumentAdded:
 		if docs := d.GetDocuments(); len(docs) > 0 {
 			t.Detail = enumName(docs[len(docs)-1].GetType().String(), "DOCUMENT_TYPE_")
 		}
-	case "case.check_recorded":
+	case events.TypeCheckRecorded:
 		if checks := d.GetChecks(); len(checks) > 0 {
 			last := checks[len(checks)-1]
 			t.Detail = enumName(last.GetType().String(), "CHECK_TYPE_") + ": " + enumName(last.GetResult().String(), "CHECK_RESULT_")
 		}
-	case "case.risk_set":
+	case events.TypeRiskSet:
 		t.Detail = "risk " + enumName(d.GetRisk().GetLevel().String(), "RISK_LEVEL_")
-	case "case.review_completed":
+	case events.TypeReviewCompleted:
 		t.Detail = enumName(d.GetReview().GetAnswer().String(), "REVIEW_ANSWER_")
 	}
 	return t
@@ -222,16 +223,16 @@ func derivedTimeline(c *casekeeperv1.Case) []timelineEntry {
 			out = append(out, timelineEntry{At: ts.AsTime(), Type: what, Detail: detail})
 		}
 	}
-	add(c.GetCreatedAt(), "case.created", "")
+	add(c.GetCreatedAt(), events.TypeCreated, "")
 	for _, d := range c.GetDocuments() {
-		add(d.GetAddedAt(), "case.document_added", enumName(d.GetType().String(), "DOCUMENT_TYPE_"))
+		add(d.GetAddedAt(), events.TypeDocumentAdded, enumName(d.GetType().String(), "DOCUMENT_TYPE_"))
 	}
 	for _, ch := range c.GetChecks() {
-		add(ch.GetCompletedAt(), "case.check_recorded", enumName(ch.GetType().String(), "CHECK_TYPE_")+": "+enumName(ch.GetResult().String(), "CHECK_RESULT_"))
+		add(ch.GetCompletedAt(), events.TypeCheckRecorded, enumName(ch.GetType().String(), "CHECK_TYPE_")+": "+enumName(ch.GetResult().String(), "CHECK_RESULT_"))
 	}
 	add(c.GetSubmittedAt(), "submitted", "")
-	add(c.GetReviewedAt(), "case.review_completed", "")
-	add(c.GetRedactedAt(), "case.redacted", "")
+	add(c.GetReviewedAt(), events.TypeReviewCompleted, "")
+	add(c.GetRedactedAt(), events.TypeRedacted, "")
 	add(c.GetUpdatedAt(), "last change", "status "+statusName(c.GetStatus()))
 	slices.SortStableFunc(out, func(a, b timelineEntry) int { return cmp.Compare(a.At.UnixNano(), b.At.UnixNano()) })
 	return out

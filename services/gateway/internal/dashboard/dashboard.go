@@ -123,13 +123,8 @@ func New(o Options) (*Handler, error) {
 	}
 	origin := pub.Scheme + "://" + pub.Host
 	h := &Handler{
-		opts: o,
-		oidc: &oidcClient{
-			browserBase: issuer, backBase: back, issuer: issuer,
-			clientID: o.ClientID, clientSecret: o.ClientSecret,
-			redirectURI: origin + "/dashboard/callback", logoutURI: origin + "/dashboard/signed-out",
-			http: o.HTTPClient,
-		},
+		opts:     o,
+		oidc:     newOIDCClient(issuer, back, o.ClientID, o.ClientSecret, origin, o.HTTPClient, o.Now),
 		sessions: newSessionStore(o.MaxSessions, o.Now),
 		sealer:   s,
 		pages:    pg,
@@ -366,7 +361,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.now()
-	claims, err := h.oidc.checkIDToken(ts.IDToken, lr.Nonce, now)
+	claims, err := h.oidc.checkIDToken(r.Context(), ts.IDToken, lr.Nonce)
 	if err != nil {
 		h.log.WarnContext(r.Context(), "dashboard id token refused", "error", err)
 		h.renderError(w, r, nil, signInAgain)

@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,7 +31,8 @@ import (
 
 // These tests cover the sign-in protocol and the form rules with a stand-in for Keycloak's token endpoint, where
 // the browser tests cannot look: the PKCE verifier sent matches the challenge, a wrong state is refused, the
-// cookies' attributes, the refresh before expiry, the logout URL. browser_test.go runs the real thing end to end.
+// cookies' attributes, the refresh before expiry, the logout URL. tests/dashboard_test.go runs the real thing end to
+// end.
 
 type fakeVerifier struct{}
 
@@ -42,22 +46,70 @@ func (fakeVerifier) Verify(_ context.Context, raw string) (auth.Principal, error
 	return auth.Principal{}, auth.ErrInvalidToken
 }
 
-// fakeKeycloak is the realm's token endpoint: it checks the client's credentials and the PKCE verifier.
+// fakeKeycloak is the realm's token endpoint, which checks the client's credentials and the PKCE verifier, and its
+// keys endpoint, whose key signs the ID tokens.
 type fakeKeycloak struct {
 	t         *testing.T
 	srv       *httptest.Server
+	key       *rsa.PrivateKey
 	mu        sync.Mutex
 	challenge string
 	nonce     string
 	grants    []string
 	access    string
+	// forgeIDToken makes the ID token's signature that of another key.
+	forgeIDToken bool
 }
 
 func newFakeKeycloak(t *testing.T) *fakeKeycloak {
-	k := &fakeKeycloak{t: t, access: "access-1"}
-	k.srv = httptest.NewServer(http.HandlerFunc(k.token))
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &fakeKeycloak{t: t, key: key, access: "access-1"}
+	k.srv = httptest.NewServer(http.HandlerFunc(k.serve))
 	t.Cleanup(k.srv.Close)
 	return k
+}
+
+func (k *fakeKeycloak) forgeIDTokens() {
+	k.mu.Lock()
+	k.forgeIDToken = true
+	k.mu.Unlock()
+}
+
+func (k *fakeKeycloak) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/realms/casekeeper/protocol/openid-connect/certs" {
+		set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(set)
+		return
+	}
+	k.token(w, r)
+}
+
+// idToken signs claims as the realm does (k.mu held).
+func (k *fakeKeycloak) idToken(claims []byte) string {
+	key := k.key
+	if k.forgeIDToken {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			k.t.Fatal(err)
+		}
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	jws, err := signer.Sign(claims)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	s, err := jws.CompactSerialize()
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return s
 }
 
 func (k *fakeKeycloak) expect(challenge, nonce string) {
@@ -85,6 +137,8 @@ func (k *fakeKeycloak) token(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// As Keycloak does: without it x/oauth2 would read the answer as a form.
+	w.Header().Set("Content-Type", "application/json")
 	id, secret, ok := r.BasicAuth()
 	if !ok || id != "casekeeper-dashboard" || secret != "s3cret" {
 		w.WriteHeader(http.StatusUnauthorized)
@@ -113,7 +167,7 @@ func (k *fakeKeycloak) token(w http.ResponseWriter, r *http.Request) {
 	}
 	claims, _ := json.Marshal(map[string]any{"iss": k.issuer(), "aud": "casekeeper-dashboard", "exp": time.Now().Add(5 * time.Minute).Unix(),
 		"nonce": k.nonce, "sub": "u1", "email": "admin@acme.test"})
-	idToken := "e30." + base64.RawURLEncoding.EncodeToString(claims) + ".sig"
+	idToken := k.idToken(claims)
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": k.access, "id_token": idToken, "refresh_token": "refresh-1",
 		"expires_in": 300, "refresh_expires_in": 1800})
 }
@@ -301,6 +355,18 @@ func TestCallbackRefusesWrongNonce(t *testing.T) {
 	cb := f.get(t, "/dashboard/callback?"+url.Values{"code": {"code-1"}, "state": {authURL.Query().Get("state")}}.Encode())
 	if cb.StatusCode != http.StatusBadRequest {
 		t.Fatalf("ID token of another login: %d", cb.StatusCode)
+	}
+}
+
+func TestCallbackRefusesIDTokenNotSignedByTheRealm(t *testing.T) {
+	f := newFixture(t, false)
+	f.kc.forgeIDTokens()
+	resp := f.get(t, "/dashboard/login")
+	authURL, _ := url.Parse(resp.Header.Get("Location"))
+	f.kc.expect(authURL.Query().Get("code_challenge"), authURL.Query().Get("nonce"))
+	cb := f.get(t, "/dashboard/callback?"+url.Values{"code": {"code-1"}, "state": {authURL.Query().Get("state")}}.Encode())
+	if cb.StatusCode != http.StatusBadRequest {
+		t.Fatalf("ID token signed by another key: %d", cb.StatusCode)
 	}
 }
 

@@ -3,44 +3,67 @@ package dashboard
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 )
 
-// oidcClient speaks the parts of OpenID Connect the dashboard needs with Keycloak: the authorization-code flow with
-// PKCE S256, the refresh_token grant and RP-initiated logout. It is written against the endpoints directly (a few
-// form posts) rather than through a library, so that every parameter that matters for security is visible here.
+// oidcClient is the dashboard's side of OpenID Connect with Keycloak: the authorization-code flow with PKCE S256
+// and the refresh_token grant through x/oauth2, the ID token verified by go-oidc against the realm's keys, and
+// RP-initiated logout.
 type oidcClient struct {
-	// browserBase is where the browser is sent (authorize, logout): the realm under its public name.
+	// browserBase is where the browser is sent (authorize, logout): the realm under its public name. The gateway
+	// itself calls the realm under backBase (token endpoint, keys).
 	browserBase string
-	// backBase is where the gateway itself calls (token endpoint).
-	backBase     string
-	issuer       string
-	clientID     string
-	clientSecret string
-	redirectURI  string
-	logoutURI    string
-	http         *http.Client
+	clientID    string
+	logoutURI   string
+	oauth       oauth2.Config
+	idTokens    *oidc.IDTokenVerifier
+	http        *http.Client
 }
 
-// tokenSet is what the token endpoint answers.
+// newOIDCClient talks to the realm whose public name is issuer (where browsers go) and which the gateway reaches
+// under backBase.
+func newOIDCClient(issuer, backBase, clientID, clientSecret, origin string, hc *http.Client, now func() time.Time) *oidcClient {
+	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), hc), backBase+"/protocol/openid-connect/certs")
+	return &oidcClient{
+		browserBase: issuer,
+		clientID:    clientID,
+		logoutURI:   origin + "/dashboard/signed-out",
+		oauth: oauth2.Config{
+			ClientID:     clientID,
+			ClientSecret: clientSecret,
+			RedirectURL:  origin + "/dashboard/callback",
+			Scopes:       []string{oidc.ScopeOpenID},
+			Endpoint: oauth2.Endpoint{
+				AuthURL:  issuer + "/protocol/openid-connect/auth",
+				TokenURL: backBase + "/protocol/openid-connect/token",
+				// client_secret_basic: the secret never sits in a form body that a proxy might log.
+				AuthStyle: oauth2.AuthStyleInHeader,
+			},
+		},
+		idTokens: oidc.NewVerifier(issuer, keys, &oidc.Config{
+			ClientID:             clientID,
+			SupportedSigningAlgs: []string{oidc.RS256},
+			Now:                  now,
+		}),
+		http: hc,
+	}
+}
+
+// tokenSet is what the token endpoint answers, as the session keeps it.
 type tokenSet struct {
-	AccessToken      string `json:"access_token"`
-	IDToken          string `json:"id_token"`
-	RefreshToken     string `json:"refresh_token"`
-	ExpiresIn        int    `json:"expires_in"`
-	RefreshExpiresIn int    `json:"refresh_expires_in"`
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description"`
+	AccessToken      string
+	IDToken          string
+	RefreshToken     string
+	ExpiresIn        int
+	RefreshExpiresIn int
 }
 
 // errTokenRefused is a definite "no" from the token endpoint (invalid_grant: code used twice, session ended in
@@ -65,10 +88,7 @@ func newLoginRequest(next string, now time.Time) (loginRequest, error) {
 	if lr.Nonce, err = randomToken(32); err != nil {
 		return lr, err
 	}
-	// 32 random bytes give a 43-character verifier, the minimum length RFC 7636 allows, with 256 bits of entropy.
-	if lr.Verifier, err = randomToken(32); err != nil {
-		return lr, err
-	}
+	lr.Verifier = oauth2.GenerateVerifier()
 	lr.Next = next
 	lr.Expires = now.Add(loginTimeout)
 	return lr, nil
@@ -76,18 +96,7 @@ func newLoginRequest(next string, now time.Time) (loginRequest, error) {
 
 // authURL is Keycloak's authorization endpoint with the request's state, nonce and S256 code challenge.
 func (c *oidcClient) authURL(lr loginRequest) string {
-	sum := sha256.Sum256([]byte(lr.Verifier))
-	q := url.Values{
-		"response_type":         {"code"},
-		"client_id":             {c.clientID},
-		"redirect_uri":          {c.redirectURI},
-		"scope":                 {"openid"},
-		"state":                 {lr.State},
-		"nonce":                 {lr.Nonce},
-		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
-		"code_challenge_method": {"S256"},
-	}
-	return c.browserBase + "/protocol/openid-connect/auth?" + q.Encode()
+	return c.oauth.AuthCodeURL(lr.State, oauth2.S256ChallengeOption(lr.Verifier), oidc.Nonce(lr.Nonce))
 }
 
 // logoutURL ends the Keycloak session too; without id_token_hint Keycloak would ask the user to confirm.
@@ -100,104 +109,65 @@ func (c *oidcClient) logoutURL(idToken string) string {
 }
 
 func (c *oidcClient) exchangeCode(ctx context.Context, code, verifier string) (tokenSet, error) {
-	return c.token(ctx, url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {code},
-		"redirect_uri":  {c.redirectURI},
-		"code_verifier": {verifier},
-	})
+	t, err := c.oauth.Exchange(c.withHTTP(ctx), code, oauth2.VerifierOption(verifier))
+	return c.tokenSet(t, err)
 }
 
 func (c *oidcClient) refresh(ctx context.Context, refreshToken string) (tokenSet, error) {
-	return c.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
+	// A token with no access token is never valid, so the source goes straight to the refresh_token grant.
+	t, err := c.oauth.TokenSource(c.withHTTP(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	return c.tokenSet(t, err)
 }
 
-func (c *oidcClient) token(ctx context.Context, form url.Values) (tokenSet, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.backBase+"/protocol/openid-connect/token",
-		strings.NewReader(form.Encode()))
+func (c *oidcClient) withHTTP(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, c.http)
+}
+
+func (c *oidcClient) tokenSet(t *oauth2.Token, err error) (tokenSet, error) {
 	if err != nil {
-		return tokenSet{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	// client_secret_basic: the secret never sits in a form body that a proxy might log.
-	req.SetBasicAuth(url.QueryEscape(c.clientID), url.QueryEscape(c.clientSecret))
-	resp, err := c.http.Do(req)
-	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil &&
+			(re.Response.StatusCode == http.StatusBadRequest || re.Response.StatusCode == http.StatusUnauthorized) {
+			return tokenSet{}, fmt.Errorf("%w: %s", errTokenRefused, re.ErrorCode)
+		}
 		return tokenSet{}, fmt.Errorf("token endpoint: %w", err)
 	}
-	defer resp.Body.Close()
-	var ts tokenSet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ts); err != nil {
-		return tokenSet{}, fmt.Errorf("token endpoint answered %d with no JSON: %w", resp.StatusCode, err)
-	}
-	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized {
-		return tokenSet{}, fmt.Errorf("%w: %s", errTokenRefused, ts.Error)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return tokenSet{}, fmt.Errorf("token endpoint answered %d: %s", resp.StatusCode, ts.Error)
-	}
-	if ts.AccessToken == "" || ts.ExpiresIn <= 0 {
+	if t.AccessToken == "" || t.ExpiresIn <= 0 {
 		return tokenSet{}, errors.New("token endpoint answered without an access token")
+	}
+	ts := tokenSet{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresIn: int(t.ExpiresIn)}
+	ts.IDToken, _ = t.Extra("id_token").(string)
+	// Keycloak's own field: how long the refresh token lasts (0 for an offline token).
+	if s, ok := t.Extra("refresh_expires_in").(float64); ok {
+		ts.RefreshExpiresIn = int(s)
 	}
 	return ts, nil
 }
 
-// idClaims are the ID token's claims the dashboard checks or shows.
+// idClaims are the ID token's claims the dashboard shows.
 type idClaims struct {
-	Issuer   string   `json:"iss"`
-	Audience audience `json:"aud"`
-	Expiry   int64    `json:"exp"`
-	Nonce    string   `json:"nonce"`
-	Subject  string   `json:"sub"`
-	Email    string   `json:"email"`
-	Name     string   `json:"name"`
-	Username string   `json:"preferred_username"`
+	Subject  string `json:"sub"`
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	Username string `json:"preferred_username"`
 }
 
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
-		return nil
+// checkIDToken verifies the ID token received from the token endpoint: signature, issuer, audience and expiry by
+// go-oidc, and the nonce, which ties the answer to the login this browser started.
+func (c *oidcClient) checkIDToken(ctx context.Context, raw, nonce string) (idClaims, error) {
+	if raw == "" {
+		return idClaims{}, errors.New("token endpoint answered without an id token")
 	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return err
-	}
-	*a = many
-	return nil
-}
-
-// checkIDToken checks the ID token received from the token endpoint. Its signature is not checked: the token came
-// straight from Keycloak over the back channel, authenticated with the client secret (OpenID Connect Core 3.1.3.7
-// allows this); the access token, which is what grants access, is fully verified by the gateway's verifier. What
-// matters here is the nonce — it ties the answer to the login this browser started — plus issuer, audience and
-// expiry.
-func (c *oidcClient) checkIDToken(raw, nonce string, now time.Time) (idClaims, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return idClaims{}, errors.New("id token is not a JWT")
-	}
-	body, err := base64.RawURLEncoding.DecodeString(parts[1])
+	tok, err := c.idTokens.Verify(c.withHTTP(ctx), raw)
 	if err != nil {
-		return idClaims{}, fmt.Errorf("id token payload: %w", err)
+		return idClaims{}, err
+	}
+	if !equalSecret(tok.Nonce, nonce) {
+		return idClaims{}, errors.New("id token nonce does not match the login")
 	}
 	var cl idClaims
-	if err := json.Unmarshal(body, &cl); err != nil {
-		return idClaims{}, fmt.Errorf("id token payload: %w", err)
-	}
-	switch {
-	case cl.Issuer != c.issuer:
-		return idClaims{}, fmt.Errorf("id token of issuer %q, want %q", cl.Issuer, c.issuer)
-	case !slices.Contains(cl.Audience, c.clientID):
-		return idClaims{}, errors.New("id token is not for the dashboard client")
-	case now.After(time.Unix(cl.Expiry, 0).Add(30 * time.Second)):
-		return idClaims{}, errors.New("id token expired")
-	case !equalSecret(cl.Nonce, nonce):
-		return idClaims{}, errors.New("id token nonce does not match the login")
+	if err := tok.Claims(&cl); err != nil {
+		return idClaims{}, fmt.Errorf("id token claims: %w", err)
 	}
 	return cl, nil
 }

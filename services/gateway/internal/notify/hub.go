@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/lifecycle"
+	"github.com/casekeeper/core/pkg/tenant"
 )
 
 // Hub hands out, per tenant, a channel that is closed at the next notification. Readers take the channel *before*
@@ -65,9 +65,9 @@ func Publish(nc *nats.Conn, tenant string, seq int64) error {
 func Listener(nc *nats.Conn, hub *Hub, log *slog.Logger) lifecycle.Worker {
 	return lifecycle.Worker{Name: "feed-notifications", Run: func(ctx context.Context) error {
 		sub, err := nc.Subscribe(SubjectPrefix+"*", func(m *nats.Msg) {
-			tenant := strings.TrimPrefix(m.Subject, SubjectPrefix)
-			if auth.ValidTenant(tenant) {
-				hub.Notify(tenant)
+			id := strings.TrimPrefix(m.Subject, SubjectPrefix)
+			if tenant.Valid(id) {
+				hub.Notify(id)
 			}
 		})
 		if err != nil {

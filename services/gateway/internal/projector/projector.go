@@ -12,9 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/lifecycle"
+	"github.com/casekeeper/core/pkg/tenant"
 	"github.com/casekeeper/core/services/gateway/internal/feed"
 )
 
@@ -58,12 +58,12 @@ type Handler struct {
 }
 
 // Handle decodes and stores one event. An error wrapping errPoison means give up; any other error means retry.
-func (h Handler) Handle(ctx context.Context, data []byte, streamSeq uint64) (tenant string, err error) {
+func (h Handler) Handle(ctx context.Context, data []byte, streamSeq uint64) (tenantID string, err error) {
 	ev, err := events.Decode(data)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", errPoison, err)
 	}
-	if !auth.ValidTenant(ev.GetTenant()) || ev.GetId() == "" {
+	if !tenant.Valid(ev.GetTenant()) || ev.GetId() == "" {
 		return "", fmt.Errorf("%w: event %q has no valid tenant or id", errPoison, ev.GetId())
 	}
 	if err := h.Store.Append(ctx, feed.Entry{Seq: int64(streamSeq), Event: ev}); err != nil {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/casekeeper/core/pkg/validation"
+	"github.com/casekeeper/core/pkg/webhooks"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/payload"
@@ -251,7 +252,7 @@ func (u *Endpoints) Preview(ctx context.Context, program string) (input, output 
 func SampleEvent(tenant string, now time.Time) *casekeeperv1.CaseEvent {
 	ts := timestamppb.New(now)
 	ev := &casekeeperv1.CaseEvent{
-		Id: newID("evt_test_"), Type: "webhook.test", Tenant: tenant, CaseId: "case_test", CaseVersion: 1, OccurredAt: ts,
+		Id: newID("evt_test_"), Type: webhooks.TypeTest, Tenant: tenant, CaseId: "case_test", CaseVersion: 1, OccurredAt: ts,
 		Data: &casekeeperv1.Case{Id: "case_test", Tenant: tenant, ExternalRef: "test-ref", Version: 1,
 			Level: casekeeperv1.VerificationLevel_VERIFICATION_LEVEL_BASIC, Status: casekeeperv1.CaseStatus_CASE_STATUS_SUBMITTED,
 			Applicant: &casekeeperv1.Applicant{FullName: "Test Applicant", Nationality: "DE", Email: "applicant@example.com"},

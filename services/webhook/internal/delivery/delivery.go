@@ -49,7 +49,10 @@ type Delivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
-	Attempts      []Attempt
+	// Attempts are read only for a single delivery; LastAttempt is kept on the record itself, so that a listing
+	// shows it (nil before the first attempt).
+	Attempts    []Attempt
+	LastAttempt *Attempt
 }
 
 // Attempt is one request to the endpoint and what came of it.

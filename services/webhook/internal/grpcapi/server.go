@@ -487,5 +487,8 @@ func deliveryToProto(d delivery.Delivery) *casekeeperv1.Delivery {
 	for _, a := range d.Attempts {
 		p.Attempts = append(p.Attempts, attemptToProto(a))
 	}
+	if d.LastAttempt != nil {
+		p.LastAttempt = attemptToProto(*d.LastAttempt)
+	}
 	return p
 }

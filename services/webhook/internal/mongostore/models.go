@@ -97,6 +97,9 @@ type deliveryDoc struct {
 	// FirstAttempt is written with the record itself (one insert for the common case of a delivery that succeeds
 	// at once); later attempts are documents of their own.
 	FirstAttempt *attemptDoc `bson:"first_attempt,omitempty"`
+	// LastAttempt is set by every attempt after the first, in the update that attempt makes anyway, so that a
+	// listing shows each delivery's latest attempt without reading the attempts collection.
+	LastAttempt *attemptDoc `bson:"last_attempt,omitempty"`
 }
 
 func toDeliveryDoc(d delivery.Delivery) deliveryDoc {
@@ -119,6 +122,15 @@ func (d deliveryDoc) domain() delivery.Delivery {
 		CaseID: d.CaseID, Status: delivery.Status(d.Status), AttemptCount: d.AttemptCount,
 		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	last := d.LastAttempt
+	if last == nil && d.AttemptCount == 1 {
+		last = d.FirstAttempt
+	}
+	// A record of several attempts written before last_attempt existed shows none until its next attempt.
+	if last != nil {
+		a := last.domain()
+		out.LastAttempt = &a
 	}
 	return out
 }

@@ -246,6 +246,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) erro
 			{Key: "last_status", Value: o.Attempt.StatusCode},
 			{Key: "last_error", Value: o.Attempt.Error},
 			{Key: "updated_at", Value: o.Attempt.At.UTC()},
+			{Key: "last_attempt", Value: toAttemptDoc(o.Delivery.ID, o.Attempt)},
 		}
 		if !o.NextAttemptAt.IsZero() {
 			set = append(set, bson.E{Key: "next_attempt_at", Value: o.NextAttemptAt.UTC()})
@@ -287,6 +288,9 @@ func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (delivery.De
 			return delivery.Delivery{}, err
 		}
 		out.Attempts = append(out.Attempts, a.domain())
+	}
+	if n := len(out.Attempts); n > 0 {
+		out.LastAttempt = &out.Attempts[n-1]
 	}
 	return out, nil
 }

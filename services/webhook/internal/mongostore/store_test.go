@@ -81,9 +81,16 @@ func TestStore(t *testing.T) {
 	if err != nil || len(page) != 2 || page[0].ID != "msg_3" || page[1].ID != "msg_2" {
 		t.Fatalf("page 1 %+v %v", page, err)
 	}
+	// A listing carries each delivery's latest attempt: the first while it is the only one.
+	if la := page[0].LastAttempt; la == nil || la.Number != 1 || la.StatusCode != 500 || la.Error != "boom" {
+		t.Fatalf("last attempt of a first attempt %+v", la)
+	}
 	page, err = s.ListDeliveries(ctx, "acme", delivery.DeliveryFilter{}, &Cursor{CreatedAt: page[1].CreatedAt, ID: page[1].ID}, 2)
 	if err != nil || len(page) != 1 || page[0].ID != "msg_1" {
 		t.Fatalf("page 2 %+v %v", page, err)
+	}
+	if la := page[0].LastAttempt; la == nil || la.Number != 2 || la.StatusCode != 200 || la.Response != "ok" {
+		t.Fatalf("last attempt of a second attempt %+v", la)
 	}
 	page, _ = s.ListDeliveries(ctx, "acme", delivery.DeliveryFilter{Status: delivery.StatusRetrying}, nil, 10)
 	if len(page) != 2 {

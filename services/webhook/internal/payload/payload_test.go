@@ -85,7 +85,6 @@ func TestApply(t *testing.T) {
 		"empty":   `empty`,
 		"endless": `def f: f; f`,
 		"huge":    `[range(0; 100000)] | map(tostring) | join("xxxxxxxxxxxx")`,
-		"env":     `$ENV.PATH | length | if . > 0 then error("env leaked") else . end | error("no env")`,
 	} {
 		tr, err := Compile(prog)
 		if err != nil {
@@ -94,5 +93,27 @@ func TestApply(t *testing.T) {
 		if _, err := tr.Apply(context.Background(), full); !errors.Is(err, ErrTransform) {
 			t.Errorf("%s: err %v, want ErrTransform", name, err)
 		}
+	}
+}
+
+// TestTransformSeesNoEnvironment plants a distinctive variable in the environment and reads every way jq offers to
+// the environment: the transform must succeed and show none of it.
+func TestTransformSeesNoEnvironment(t *testing.T) {
+	const canary = "ck-env-canary-5f1d9c"
+	t.Setenv("CASEKEEPER_TRANSFORM_CANARY", canary)
+	full, _ := Full(sample())
+	tr, err := Compile(`{env: env, ENV: $ENV, one: $ENV.CASEKEEPER_TRANSFORM_CANARY, path: env.PATH}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tr.Apply(context.Background(), full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), canary) {
+		t.Fatalf("the environment leaked into the output: %s", out)
+	}
+	if string(out) != `{"ENV":{},"env":{},"one":null,"path":null}` {
+		t.Fatalf("out %s, want an empty environment", out)
 	}
 }

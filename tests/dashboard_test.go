@@ -1,4 +1,4 @@
-package dashboard_test
+package tests
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,137 +20,107 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/config"
 	"github.com/casekeeper/core/pkg/events"
-	"github.com/casekeeper/core/pkg/natsbus"
 	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	casesvc "github.com/casekeeper/core/services/case"
 	gatewaysvc "github.com/casekeeper/core/services/gateway"
-	"github.com/casekeeper/core/services/gateway/internal/dashboard"
 	webhooksvc "github.com/casekeeper/core/services/webhook"
 )
 
-const realm = "casekeeper"
-
-// stack is the whole system the dashboard runs in: the real case, webhook and gateway services in-process on
-// embedded NATS and FerretDB, the real Keycloak, and a local webhook receiver.
-type stack struct {
+// dashboardStack is the whole system the dashboard runs in: the real case, webhook and gateway services in-process
+// on embedded NATS and FerretDB, the gateway serving the dashboard as it does in production, the real Keycloak, and
+// a local webhook receiver. Every service is configured through its environment variables, as deployed.
+type dashboardStack struct {
 	kc       string
 	base     string // the gateway, http://127.0.0.1:port
 	cases    casekeeperv1.CaseServiceClient
-	receiver *receiver
+	receiver *hookReceiver
 }
 
-func startStack(t *testing.T) *stack {
+func startDashboardStack(t *testing.T) *dashboardStack {
 	t.Helper()
 	kc := testinfra.KeycloakURL(t)
-	tl := newTestLog(t) // first, so that its cleanup runs after the services stopped
-	ns := testinfra.NATS(t)
+	nats := testinfra.NATS(t)
 	uri, db := testinfra.Mongo(t)
-	log := slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(&testLog{t: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	configured := func(what string, err error) {
+		if err != nil {
+			t.Fatalf("%s configuration: %v", what, err)
+		}
+	}
+	shared := func(database string, more map[string]string) map[string]string {
+		m := map[string]string{"NATS_URL": nats.URL(), "MONGODB_URI": uri, "MONGODB_DATABASE": database, "KEYCLOAK_URL": kc,
+			"LOG_LEVEL": "warn"}
+		for k, v := range more {
+			m[k] = v
+		}
+		return m
+	}
+	caseCfg, err := config.Load[casesvc.Config](shared(db+"_case", map[string]string{
+		"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0"}))
+	configured("case service", err)
+	whCfg, err := config.Load[webhooksvc.Config](shared(db+"_webhook", map[string]string{
+		"WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_HTTP_ADDR": "127.0.0.1:0", "WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",
+		"WEBHOOK_REQUEST_TIMEOUT": "5s", "WEBHOOK_RETRY_SCHEDULE": "0s,1s,2s", "WEBHOOK_RETRY_JITTER": "0",
+		"GATEWAY_PUBLIC_URL": "http://127.0.0.1:8080", "WEBHOOK_SWEEP_INTERVAL": "5s", "WEBHOOK_SWEEP_GRACE": "30s",
+		"WEBHOOK_ENDPOINT_REFRESH": "1s", "WEBHOOK_FANOUT_BATCH": "64"}))
+	configured("webhook service", err)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := f(ctx); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
-		}()
+		})
 	}
-	kcCfg := func(id, secret string) config.Keycloak {
-		return config.Keycloak{URL: kc, Realm: realm, Audience: "casekeeper-api", ClientID: id, ClientSecret: config.Secret(secret)}
-	}
-	natsCfg := config.NATS{URL: ns.URL(), StreamReplicas: 1}
-
-	_, js, err := natsbus.Connect(ns.URL(), "dashboard-test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := natsbus.EnsureStream(ctx, js, events.StreamConfig(time.Hour, 1)); err != nil {
-		t.Fatal(err)
-	}
-
-	cs, err := casesvc.New(ctx, casesvc.Config{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", EventsMaxAge: time.Hour, DrainTimeout: 2 * time.Second,
-		NATS: natsCfg, Mongo: config.Mongo{URI: config.Secret(uri), Database: db + "_case"},
-		Keycloak: kcCfg("casekeeper-case", "caseDevSecret"),
-	}, log)
+	cs, err := casesvc.New(ctx, caseCfg, log.With("service", "case"))
 	if err != nil {
 		t.Fatalf("case service: %v", err)
 	}
 	run("case service", cs.Run)
-
-	ws, err := webhooksvc.New(ctx, webhooksvc.Config{
-		LogLevel: "warn", NATS: natsCfg, Mongo: config.Mongo{URI: config.Secret(uri), Database: db + "_webhook"},
-		Keycloak: kcCfg("casekeeper-webhook", "webhookDevSecret"),
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", AllowLoopbackHTTP: true, RequestTimeout: 5 * time.Second,
-		RetrySchedule: []time.Duration{0, time.Second, 2 * time.Second}, DisableAfter: 120 * time.Hour,
-		GatewayPublicURL: "http://127.0.0.1:8080", SweepInterval: 5 * time.Second, SweepGrace: 30 * time.Second,
-		EndpointRefresh: time.Second, FanoutBatch: 64,
-	}, log)
+	ws, err := webhooksvc.New(ctx, whCfg, log.With("service", "webhook"))
 	if err != nil {
 		t.Fatalf("webhook service: %v", err)
 	}
 	run("webhook service", ws.Run)
 
-	gw, err := gatewaysvc.New(ctx, gatewaysvc.Config{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", CaseServiceAddr: cs.GRPCAddr(), WebhookServiceAddr: ws.GRPCAddr(),
-		PublicURL: "http://127.0.0.1", RateLimit: 0, RateBurst: 1, FailedAuthLimit: 0, MaxBodyBytes: 1 << 20,
-		RequestTimeout: 15 * time.Second, FeedConsumer: "gateway-feed", DrainTimeout: 2 * time.Second,
-		NATS: natsCfg, Mongo: config.Mongo{URI: config.Secret(uri), Database: db + "_gateway"},
-		Keycloak: kcCfg("casekeeper-gateway", "gatewayDevSecret"),
-	}, log)
+	// The dashboard's callback URL is the gateway's public URL, which must be known before the gateway listens.
+	base := "http://127.0.0.1:" + strconv.Itoa(testinfra.FreePort(t))
+	gwCfg, err := config.Load[gatewaysvc.Config](shared(db+"_gateway", map[string]string{
+		"GATEWAY_HTTP_ADDR": strings.TrimPrefix(base, "http://"), "GATEWAY_GRPC_ADDR": "127.0.0.1:0",
+		"GATEWAY_PUBLIC_URL": base, "CASE_SERVICE_ADDR": cs.GRPCAddr(), "WEBHOOK_SERVICE_ADDR": ws.GRPCAddr(),
+		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
+		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false",
+		"GATEWAY_RATE_LIMIT": "0", "GATEWAY_FAILED_AUTH_LIMIT": "0", "SHUTDOWN_DRAIN_TIMEOUT": "2s"}))
+	configured("gateway", err)
+	gw, err := gatewaysvc.New(ctx, gwCfg, log)
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}
-	base := "http://" + gw.HTTPAddr()
-
-	// The dashboard calls the webhook service and the gateway's own CaseQueryService with the user's token, as
-	// the gateway wires it.
-	dial := func(addr string) *grpc.ClientConn {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		return conn
-	}
-	query := casekeeperv1.NewCaseQueryServiceClient(dial(gw.GRPCAddr()))
-	dash, err := dashboard.New(dashboard.Options{
-		KeycloakURL: kc, Realm: realm, ClientID: "casekeeper-dashboard", ClientSecret: "dashboardDevSecret",
-		PublicURL: base, CookieSecure: false, Verifier: gw.Verifier(),
-		Webhooks: casekeeperv1.NewWebhookServiceClient(dial(ws.GRPCAddr())), Cases: query, Events: query, Log: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw.Handle("/dashboard/", dash)
 	run("gateway", gw.Run)
 
-	rcv := newReceiver(t)
-	return &stack{kc: kc, base: base, cases: casekeeperv1.NewCaseServiceClient(dial(cs.GRPCAddr())), receiver: rcv}
+	return &dashboardStack{kc: kc, base: base, cases: casekeeperv1.NewCaseServiceClient(dial(t, cs.GRPCAddr())),
+		receiver: newHookReceiver(t)}
 }
 
-// receiver is the customer's webhook endpoint.
-type receiver struct {
+// hookReceiver is the customer's webhook endpoint.
+type hookReceiver struct {
 	srv *httptest.Server
 	mu  sync.Mutex
-	got []received
+	got []hookRequest
 	// failing makes requests to /flaky… answer 503, as a receiver that is down.
 	failing atomic.Bool
 }
 
-type received struct {
+type hookRequest struct {
 	Path    string
 	Header  http.Header
 	Type    string
@@ -157,13 +128,13 @@ type received struct {
 	Payload map[string]any
 }
 
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
+func newHookReceiver(t *testing.T) *hookReceiver {
+	r := &hookReceiver{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
 		var p map[string]any
 		_ = json.Unmarshal(body, &p)
-		rec := received{Path: req.URL.Path, Header: req.Header.Clone(), Payload: p}
+		rec := hookRequest{Path: req.URL.Path, Header: req.Header.Clone(), Payload: p}
 		rec.Type, _ = p["type"].(string)
 		if data, ok := p["data"].(map[string]any); ok {
 			rec.CaseID, _ = data["id"].(string)
@@ -184,7 +155,7 @@ func newReceiver(t *testing.T) *receiver {
 }
 
 // wait returns the first request that matches, waiting up to 30s.
-func (r *receiver) wait(t *testing.T, match func(received) bool) received {
+func (r *hookReceiver) wait(t *testing.T, match func(hookRequest) bool) hookRequest {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -199,30 +170,7 @@ func (r *receiver) wait(t *testing.T, match func(received) bool) received {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatal("the receiver got no matching webhook within 30s")
-	return received{}
-}
-
-// testLog sends the services' warnings to the test log; anything logged after the test's cleanups ran is dropped,
-// because logging to a finished test panics.
-type testLog struct {
-	t      *testing.T
-	mu     sync.Mutex
-	closed bool
-}
-
-func newTestLog(t *testing.T) *testLog {
-	l := &testLog{t: t}
-	t.Cleanup(func() { l.mu.Lock(); l.closed = true; l.mu.Unlock() })
-	return l
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.closed {
-		l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
+	return hookRequest{}
 }
 
 // chromium finds Debian's chromium (`make test` installs it when missing).
@@ -321,8 +269,8 @@ func exists(t *testing.T, ctx context.Context, js string) bool {
 	return get(t, ctx, chromedp.Evaluate[bool]("!!("+js+")"))
 }
 
-// eventually reloads the page until cond holds (up to 30s).
-func eventually(t *testing.T, ctx context.Context, what, cond string) {
+// eventuallyInPage reloads the page until cond holds (up to 30s).
+func eventuallyInPage(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -345,7 +293,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 		return
 	}
 	png := get(t, ctx, chromedp.FullScreenshot(100))
-	dir := filepath.Join("..", "..", "..", "..", "docs", "screenshots")
+	dir := filepath.Join(repoRoot(t), "docs", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +303,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 }
 
 // login signs in on the real Keycloak login page, starting from the dashboard.
-func login(t *testing.T, ctx context.Context, s *stack, user, password, shot string) {
+func login(t *testing.T, ctx context.Context, s *dashboardStack, user, password, shot string) {
 	t.Helper()
 	do(t, ctx, chromedp.Navigate(s.base+"/dashboard/"), chromedp.WaitVisible(chromedp.ID("username")))
 	loc := location(t, ctx)
@@ -377,7 +325,7 @@ func login(t *testing.T, ctx context.Context, s *stack, user, password, shot str
 }
 
 // addEndpoint fills in the Webhook Settings form and saves; it returns the new endpoint's id.
-func addEndpoint(t *testing.T, ctx context.Context, s *stack, hookURL string) string {
+func addEndpoint(t *testing.T, ctx context.Context, s *dashboardStack, hookURL string) string {
 	t.Helper()
 	do(t, ctx,
 		chromedp.Navigate(s.base+"/dashboard/webhooks"),
@@ -399,7 +347,7 @@ func addEndpoint(t *testing.T, ctx context.Context, s *stack, hookURL string) st
 }
 
 // createCase creates a case as the KYC provider acme-provider, through the case service.
-func createCase(t *testing.T, s *stack, ref string) (context.Context, string) {
+func createCase(t *testing.T, s *dashboardStack, ref string) (context.Context, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(),
 		"authorization", "Bearer "+providerToken(t, s.kc)), 30*time.Second)
@@ -435,7 +383,7 @@ func providerToken(t *testing.T, kc string) string {
 // TestDashboardInBrowser drives the dashboard in Debian's chromium against the real services and Keycloak. The
 // subtests share one stack (starting it is the slow part) but each uses a fresh browser.
 func TestDashboardInBrowser(t *testing.T) {
-	s := startStack(t)
+	s := startDashboardStack(t)
 
 	t.Run("acme admin adds an endpoint and sees the delivery of a case update", func(t *testing.T) {
 		ctx := browser(t)
@@ -450,7 +398,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels"}}}); err != nil {
 			t.Fatalf("UpdateCase: %v", err)
 		}
-		got := s.receiver.wait(t, func(r received) bool { return r.Type == events.TypeUpdated && r.CaseID == caseID })
+		got := s.receiver.wait(t, func(r hookRequest) bool { return r.Type == events.TypeUpdated && r.CaseID == caseID })
 		if got.Path != "/hooks/casekeeper" || got.Header.Get("Webhook-Id") == "" || !strings.HasPrefix(got.Header.Get("Webhook-Signature"), "v1,") {
 			t.Fatalf("webhook without Standard Webhooks headers: path %s, headers %v", got.Path, got.Header)
 		}
@@ -461,7 +409,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		// The delivery appears in the endpoint's log with its status, attempts, latency and response.
 		row := `document.querySelector('#delivery-log tr[data-event-type="case.updated"][data-status="succeeded"]')`
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id))
-		eventually(t, ctx, "the case.updated delivery in the log", row)
+		eventuallyInPage(t, ctx, "the case.updated delivery in the log", row)
 		cells := text(t, ctx, `#delivery-log tr[data-event-type="case.updated"]`)
 		for _, want := range []string{"succeeded", "200", "ms", `{"received":true}`, caseID} {
 			if !strings.Contains(cells, want) {
@@ -495,7 +443,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatal("the case list filtered by approved shows a draft case")
 		}
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases/"+caseID), chromedp.WaitVisible(chromedp.ID("timeline")))
-		eventually(t, ctx, "case.created and case.updated in the timeline",
+		eventuallyInPage(t, ctx, "case.created and case.updated in the timeline",
 			`document.querySelector('#timeline li[data-event-type="case.created"]') && document.querySelector('#timeline li[data-event-type="case.updated"]')`)
 		screenshot(t, ctx, "case")
 
@@ -514,7 +462,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		// The receiver is down: the delivery runs out of attempts and shows as failed, with the answer it got.
 		createCase(t, s, "cust-flaky-1")
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id))
-		eventually(t, ctx, "a failed delivery in the log", failed)
+		eventuallyInPage(t, ctx, "a failed delivery in the log", failed)
 		if row := text(t, ctx, `#delivery-log tr[data-status="failed"]`); !strings.Contains(row, "503") || !strings.Contains(row, "down for maintenance") {
 			t.Errorf("failed delivery row %q, want the 503 and the receiver's answer", row)
 		}
@@ -527,19 +475,19 @@ func TestDashboardInBrowser(t *testing.T) {
 		if got := text(t, ctx, "#deliveries-result"); !strings.Contains(got, "queued again") {
 			t.Errorf("resend: %q", got)
 		}
-		eventually(t, ctx, "the resent delivery succeeded",
+		eventuallyInPage(t, ctx, "the resent delivery succeeded",
 			`!document.querySelector('#delivery-log tr[data-status="failed"]') && document.querySelectorAll('#delivery-log tr[data-status="succeeded"]').length === 1`)
 
 		// Down again, then "recover failed since…" queues every failed delivery of the endpoint at once.
 		s.receiver.failing.Store(true)
 		createCase(t, s, "cust-flaky-2")
-		eventually(t, ctx, "a second failed delivery", failed)
+		eventuallyInPage(t, ctx, "a second failed delivery", failed)
 		s.receiver.failing.Store(false)
 		do(t, ctx, chromedp.Click(chromedp.ID("recover-failed")), chromedp.WaitVisible(chromedp.ID("recover-result")))
 		if got := text(t, ctx, "#recover-result"); !strings.Contains(got, "1 failed deliveries") {
 			t.Errorf("recover failed since: %q, want one delivery queued again", got)
 		}
-		eventually(t, ctx, "the recovered delivery succeeded",
+		eventuallyInPage(t, ctx, "the recovered delivery succeeded",
 			`!document.querySelector('#delivery-log tr[data-status="failed"]') && document.querySelectorAll('#delivery-log tr[data-status="succeeded"]').length === 2`)
 	})
 

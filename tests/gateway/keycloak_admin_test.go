@@ -1,4 +1,4 @@
-package gatewaysvc
+package gateway_test
 
 import (
 	"bytes"

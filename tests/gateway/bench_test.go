@@ -1,4 +1,4 @@
-package gatewaysvc
+package gateway_test
 
 import (
 	"context"
@@ -8,30 +8,19 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/events"
-	"github.com/casekeeper/core/pkg/logging"
 	"github.com/casekeeper/core/pkg/testinfra"
-	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
-	"github.com/casekeeper/core/services/gateway/internal/audit"
-	"github.com/casekeeper/core/services/gateway/internal/feed"
-	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
-	"github.com/casekeeper/core/services/gateway/internal/mongostore"
-	"github.com/casekeeper/core/services/gateway/internal/notify"
 )
 
 // The benchmarks behind docs/benchmarks.md ("Query gateway"). Run them alone, on an otherwise idle machine:
 //
-//	KEYCLOAK_URL=http://127.0.0.1:18180 go test -run '^$' -bench . -benchtime 5s ./services/gateway/
+//	KEYCLOAK_URL=http://127.0.0.1:18180 go test -run '^$' -bench . -benchtime 5s ./tests/gateway/ ./services/gateway/...
 //
 // They run the whole stack in one process (gateway, case service, FerretDB, NATS) plus the load generator, all on
 // the same cores, so the figures are a floor for the gateway alone.
@@ -215,58 +204,6 @@ func countEvents(body []byte) int {
 	return n
 }
 
-// BenchmarkEmptyPollDatabaseCommands counts what one empty poll asks of the database, by running the gRPC
-// handler on a store whose client reports every command: the promise is one lookup by primary key.
-func BenchmarkEmptyPollDatabaseCommands(b *testing.B) {
-	uri, db := testinfra.Mongo(&processTB{B: b})
-	var finds, others atomic.Int64
-	var lastCmd atomic.Value
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetMonitor(&event.CommandMonitor{
-		Started: func(_ context.Context, e *event.CommandStartedEvent) {
-			lastCmd.Store(e.Command.String())
-			if e.CommandName == "find" {
-				finds.Add(1)
-			} else {
-				others.Add(1)
-			}
-		},
-	}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	store, err := mongostore.NewFeedStore(ctx, client.Database(db))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := range 1000 {
-		tenant := []string{"acme", "globex"}[i%2]
-		ev := &casekeeperv1.CaseEvent{Id: fmt.Sprintf("e%d", i), Type: events.TypeCreated, Tenant: tenant, CaseId: fmt.Sprintf("c%d", i)}
-		if err := store.Append(ctx, feed.Entry{Seq: int64(i + 1), Event: ev}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	srv := &grpcapi.Server{Feed: store, Notifier: notify.NewHub(), Audit: nopAudit{}, Log: logging.Discard()}
-	pctx := auth.WithPrincipal(ctx, auth.Principal{Tenant: "acme", ClientID: "acme-backend", Roles: []string{auth.RoleCasesRead}})
-	head := feed.EncodeCursor(999)
-	finds.Store(0)
-	others.Store(0)
-	b.ResetTimer()
-	for b.Loop() {
-		resp, err := srv.ListCaseEvents(pctx, &casekeeperv1.ListCaseEventsRequest{After: head})
-		if err != nil || len(resp.GetEvents()) != 0 {
-			b.Fatal(resp, err)
-		}
-	}
-	b.ReportMetric(float64(finds.Load())/float64(b.N), "db-finds/op")
-	b.ReportMetric(float64(others.Load())/float64(b.N), "db-other-cmds/op")
-	b.Logf("the one command of an empty poll: %v", lastCmd.Load())
-}
-
-type nopAudit struct{}
-
-func (nopAudit) Record(context.Context, audit.Record) error { return nil }
-
 func osMkdirTemp() (string, error) { return os.MkdirTemp("", "gateway-bench-") }
 
 func must(s string, err error) string {
@@ -280,7 +217,8 @@ func must(s string, err error) string {
 // (MaxAckPending 1). It publishes a burst of events and reports how fast the feed catches up.
 func BenchmarkProjection(b *testing.B) {
 	h := sharedBench(b)
-	feedColl := testinfra.ConnectMongo(&processTB{B: b}, h.mongoURI, h.db).Collection(mongostore.FeedCollection)
+	// The gateway's feed collection, by name: the only way to see the projection without going through the API.
+	feedColl := testinfra.ConnectMongo(&processTB{B: b}, h.mongoURI, h.db).Collection("feed")
 	const burst = 300
 	for b.Loop() {
 		start := time.Now()

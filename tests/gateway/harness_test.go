@@ -1,4 +1,4 @@
-package gatewaysvc
+package gateway_test
 
 import (
 	"context"
@@ -29,6 +29,7 @@ import (
 	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	casesvc "github.com/casekeeper/core/services/case"
+	gatewaysvc "github.com/casekeeper/core/services/gateway"
 )
 
 const realm = "casekeeper"
@@ -38,7 +39,7 @@ const realm = "casekeeper"
 type harness struct {
 	t        testing.TB
 	kc       string
-	gw       *Service
+	gw       *gatewaysvc.Service
 	base     string // http://gateway
 	caseAddr string
 	js       jetstream.JetStream
@@ -54,10 +55,10 @@ type harness struct {
 
 // startGateway starts a gateway instance on the harness's infrastructure. Several instances share the feed
 // projection (one durable consumer) and the database, as in a multi-instance deployment.
-func (h *harness) startGateway(mod func(*Config)) *Service {
+func (h *harness) startGateway(mod func(*gatewaysvc.Config)) *gatewaysvc.Service {
 	h.t.Helper()
 	counting := &http.Client{Transport: countingTransport{next: http.DefaultTransport, n: h.kcCalls}}
-	cfg := Config{
+	cfg := gatewaysvc.Config{
 		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", CaseServiceAddr: h.caseAddr,
 		WebhookServiceAddr: h.webhooks.addr, PublicURL: "http://127.0.0.1",
 		RateLimit: 0, RateBurst: 1, FailedAuthLimit: 0, MaxBodyBytes: 64 << 10,
@@ -69,8 +70,8 @@ func (h *harness) startGateway(mod func(*Config)) *Service {
 	if mod != nil {
 		mod(&cfg)
 	}
-	gw, err := New(h.ctx, cfg, logging.Discard(), WithKeycloakHTTPClient(counting),
-		func(o *settings) { o.now = h.clock.now; o.recheck = 2 * time.Second })
+	gw, err := gatewaysvc.New(h.ctx, cfg, logging.Discard(), gatewaysvc.WithKeycloakHTTPClient(counting),
+		gatewaysvc.WithClock(h.clock.now), gatewaysvc.WithRecheck(2*time.Second))
 	if err != nil {
 		h.t.Fatalf("gateway: %v", err)
 	}
@@ -106,17 +107,20 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		}()
 	}
 
-	kcCfg := func(id, secret string) config.Keycloak {
-		return config.Keycloak{URL: h.kc, Realm: realm, Audience: "casekeeper-api", ClientID: id, ClientSecret: config.Secret(secret)}
-	}
 	if ho.inMemoryCases {
 		h.caseAddr = startMemCases(t, h.kc, run)
 	} else {
-		cs, err := casesvc.New(ctx, casesvc.Config{
-			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", EventsMaxAge: time.Hour, DrainTimeout: 2 * time.Second,
-			NATS:  config.NATS{URL: ns.URL(), StreamReplicas: 1},
-			Mongo: config.Mongo{URI: config.Secret(uri), Database: db + "_case"}, Keycloak: kcCfg("casekeeper-case", "caseDevSecret"),
-		}, log)
+		// Configured through its environment, as deployed: the case service's Config is its own business.
+		caseCfg, err := config.Load[casesvc.Config](map[string]string{
+			"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0",
+			"SHUTDOWN_DRAIN_TIMEOUT": "2s", "EVENTS_STREAM_MAX_AGE": "1h",
+			"NATS_URL": ns.URL(), "MONGODB_URI": uri, "MONGODB_DATABASE": db + "_case", "KEYCLOAK_URL": h.kc,
+			"KEYCLOAK_CLIENT_ID": "casekeeper-case", "KEYCLOAK_CLIENT_SECRET": "caseDevSecret",
+		})
+		if err != nil {
+			t.Fatalf("case service configuration: %v", err)
+		}
+		cs, err := casesvc.New(ctx, caseCfg, log)
 		if err != nil {
 			t.Fatalf("case service: %v", err)
 		}
@@ -137,7 +141,7 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 
 	h.natsURL, h.mongoURI, h.db = ns.URL(), uri, db
 	h.ctx, h.run = ctx, run
-	h.gw = h.startGateway(func(c *Config) { c.RateLimit, c.RateBurst = ho.rateLimit, max(1, ho.rateBurst) })
+	h.gw = h.startGateway(func(c *gatewaysvc.Config) { c.RateLimit, c.RateBurst = ho.rateLimit, max(1, ho.rateBurst) })
 	h.base = "http://" + h.gw.HTTPAddr()
 	return h
 }

@@ -1,6 +1,6 @@
 //go:build race
 
-package gatewaysvc
+package gateway_test
 
 import "time"
 

@@ -1,4 +1,4 @@
-package gatewaysvc
+package gateway_test
 
 import (
 	"bufio"
@@ -23,7 +23,9 @@ import (
 
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	gatewaysvc "github.com/casekeeper/core/services/gateway"
 )
 
 // TestGateway runs every integration check against one stack (real Keycloak, real case service, embedded NATS
@@ -69,17 +71,17 @@ func testTenantIsolation(t *testing.T, h *harness) {
 	if _, err := client.GetCase(bearer(t.Context(), acme), &casekeeperv1.GetCaseRequest{Id: g.GetId()}); status.Code(err) != codes.NotFound {
 		t.Fatalf("gRPC cross-tenant read: %v", err)
 	}
-	list, err := client.ListCases(bearer(t.Context(), acme), &casekeeperv1.ListCasesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The list is the case service's projection of its stream, which follows a write by a moment.
+	var list *casekeeperv1.ListCasesResponse
+	testinfra.Eventually(t, 10*time.Second, "acme's new case in acme's list", func() bool {
+		var err error
+		list, err = client.ListCases(bearer(t.Context(), acme), &casekeeperv1.ListCasesRequest{})
+		return err == nil && slices.ContainsFunc(list.GetCases(), func(c *casekeeperv1.Case) bool { return c.GetId() == a.GetId() })
+	})
 	for _, c := range list.GetCases() {
 		if c.GetTenant() != "acme" {
 			t.Fatalf("acme's list holds a case of %s", c.GetTenant())
 		}
-	}
-	if len(list.GetCases()) == 0 {
-		t.Fatal("acme's list is empty")
 	}
 	// A caller cannot smuggle another tenant in through metadata headers.
 	resp, _ = h.get(t, "/v1/cases/"+g.GetId(), acme, "Grpc-Metadata-X-Casekeeper-Tenant: globex", "X-Casekeeper-Tenant: globex")
@@ -648,7 +650,7 @@ func testWebhookRoutes(t *testing.T, h *harness) {
 
 func testRateLimit(t *testing.T, h *harness) {
 	// A second instance with a tiny budget, so the check does not depend on how fast this machine is.
-	gw := h.startGateway(func(c *Config) { c.RateLimit, c.RateBurst = 1, 3 })
+	gw := h.startGateway(func(c *gatewaysvc.Config) { c.RateLimit, c.RateBurst = 1, 3 })
 	base := "http://" + gw.HTTPAddr()
 	get := func(tok string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, base+"/v1/events?page_size=1", nil)

@@ -1,0 +1,245 @@
+package dashboard
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/casekeeper/core/pkg/events"
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+)
+
+// endpointIDPattern is checked before an id reaches a URL or a backing call; the webhook service checks it again.
+var endpointIDPattern = regexp.MustCompile(`^ep_[a-z2-7]{1,64}$`)
+
+// endpointView is an endpoint as the pages show it.
+type endpointView struct {
+	ID             string
+	URL            string
+	Description    string
+	EventTypes     []string
+	Disabled       bool
+	DisabledReason string
+	Format         string
+	JQ             string
+	Headers        []header
+	RateLimit      int32
+	MaxConcurrency int32
+	Created        time.Time
+	Updated        time.Time
+}
+
+type header struct{ Name, Value string }
+
+var formatNames = map[casekeeperv1.PayloadFormat]string{
+	casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_FULL: "full",
+	casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_THIN: "thin",
+	casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_JQ:   "jq",
+}
+
+func viewEndpoint(e *casekeeperv1.Endpoint) endpointView {
+	v := endpointView{
+		ID: e.GetId(), URL: e.GetUrl(), Description: e.GetDescription(), EventTypes: e.GetEventTypes(),
+		Disabled: e.GetDisabled(), DisabledReason: e.GetDisabledReason(), Format: formatNames[e.GetPayloadFormat()],
+		JQ: e.GetJqTransform(), RateLimit: e.GetRateLimitPerSecond(), MaxConcurrency: e.GetMaxConcurrency(),
+		Created: e.GetCreatedAt().AsTime(), Updated: e.GetUpdatedAt().AsTime(),
+	}
+	if v.Format == "" {
+		v.Format = "full"
+	}
+	for k, val := range e.GetHeaders() {
+		v.Headers = append(v.Headers, header{k, val})
+	}
+	slices.SortFunc(v.Headers, func(a, b header) int { return strings.Compare(a.Name, b.Name) })
+	return v
+}
+
+type endpointsPage struct {
+	Endpoints []endpointView
+	NextPage  string
+}
+
+func (h *Handler) listEndpoints(w http.ResponseWriter, r *request) {
+	resp, err := h.opts.Webhooks.ListEndpoints(r.ctx, &casekeeperv1.ListEndpointsRequest{PageSize: 100, PageToken: r.URL.Query().Get("page")})
+	if err != nil {
+		h.backendError(w, r, err)
+		return
+	}
+	p := endpointsPage{NextPage: resp.GetNextPageToken()}
+	for _, e := range resp.GetEndpoints() {
+		p.Endpoints = append(p.Endpoints, viewEndpoint(e))
+	}
+	h.render(w, r.Request, r.sess, http.StatusOK, "endpoints", "Webhook Settings", p)
+}
+
+func (h *Handler) newEndpoint(w http.ResponseWriter, r *request) {
+	f := &endpointForm{Format: "full", EventTypes: map[string]bool{}, Errors: map[string]string{}, AllEventTypes: events.Types}
+	h.render(w, r.Request, r.sess, http.StatusOK, "endpoint_form", "Add a webhook endpoint", f)
+}
+
+func (h *Handler) createEndpoint(w http.ResponseWriter, r *request) {
+	f, e := readEndpointForm(r.Request, "")
+	if h.previewOrInvalid(w, r, f) {
+		return
+	}
+	resp, err := h.opts.Webhooks.CreateEndpoint(r.ctx, &casekeeperv1.CreateEndpointRequest{Endpoint: e})
+	if h.formFailed(w, r, f, err) {
+		return
+	}
+	r.sess.setFlash(&flash{Kind: "ok",
+		Text:    "Saved. The webhook integration is active: Case-keeper now delivers events to this URL, signed with the secret below. Keep it in your receiver's configuration.",
+		Secrets: []secretView{{Secret: resp.GetSecret(), Created: resp.GetEndpoint().GetCreatedAt().AsTime()}}})
+	http.Redirect(w, r.Request, "/dashboard/webhooks/"+resp.GetEndpoint().GetId(), http.StatusSeeOther)
+}
+
+func (h *Handler) editEndpoint(w http.ResponseWriter, r *request) {
+	id, ok := h.endpointID(w, r)
+	if !ok {
+		return
+	}
+	resp, err := h.opts.Webhooks.GetEndpoint(r.ctx, &casekeeperv1.GetEndpointRequest{Id: id})
+	if err != nil {
+		h.backendError(w, r, err)
+		return
+	}
+	h.render(w, r.Request, r.sess, http.StatusOK, "endpoint_form", "Edit webhook endpoint", formFromEndpoint(viewEndpoint(resp.GetEndpoint())))
+}
+
+// editableFields are the update_mask paths the form owns; enable/disable have their own buttons.
+var editableFields = []string{"url", "description", "event_types", "headers", "payload_format", "jq_transform",
+	"rate_limit_per_second", "max_concurrency"}
+
+func (h *Handler) updateEndpoint(w http.ResponseWriter, r *request) {
+	id, ok := h.endpointID(w, r)
+	if !ok {
+		return
+	}
+	f, e := readEndpointForm(r.Request, id)
+	if h.previewOrInvalid(w, r, f) {
+		return
+	}
+	_, err := h.opts.Webhooks.UpdateEndpoint(r.ctx, &casekeeperv1.UpdateEndpointRequest{
+		Endpoint: e, UpdateMask: &fieldmaskpb.FieldMask{Paths: editableFields}})
+	if h.formFailed(w, r, f, err) {
+		return
+	}
+	r.sess.setFlash(&flash{Kind: "ok", Text: "Saved. The new settings apply to the next delivery."})
+	http.Redirect(w, r.Request, "/dashboard/webhooks/"+id, http.StatusSeeOther)
+}
+
+type endpointPage struct {
+	Endpoint     endpointView
+	Deliveries   []deliveryView
+	StatusFilter string
+	NextPage     string
+	ThisPage     string
+	RecoverSince string
+}
+
+// showEndpoint is the endpoint's page: settings, enable/disable, secret, test event and the delivery log.
+func (h *Handler) showEndpoint(w http.ResponseWriter, r *request) {
+	id, ok := h.endpointID(w, r)
+	if !ok {
+		return
+	}
+	ep, err := h.opts.Webhooks.GetEndpoint(r.ctx, &casekeeperv1.GetEndpointRequest{Id: id})
+	if err != nil {
+		h.backendError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	p := endpointPage{Endpoint: viewEndpoint(ep.GetEndpoint()), ThisPage: q.Get("page"),
+		RecoverSince: h.now().Add(-24 * time.Hour).UTC().Format("2006-01-02T15:04")}
+	req := &casekeeperv1.ListDeliveriesRequest{EndpointId: id, PageSize: deliveriesPerPage, PageToken: q.Get("page")}
+	if st, ok := statusFilters[q.Get("status")]; ok {
+		req.Status, p.StatusFilter = st, q.Get("status")
+	}
+	dl, err := h.opts.Webhooks.ListDeliveries(r.ctx, req)
+	if err != nil {
+		h.backendError(w, r, err)
+		return
+	}
+	p.NextPage = dl.GetNextPageToken()
+	// One call for the page: the list carries each delivery's last attempt (latency, response excerpt).
+	for _, d := range dl.GetDeliveries() {
+		p.Deliveries = append(p.Deliveries, viewDelivery(d))
+	}
+	h.render(w, r.Request, r.sess, http.StatusOK, "endpoint", "Webhook endpoint", p)
+}
+
+func (h *Handler) setEnabled(enable bool) pageFunc {
+	return func(w http.ResponseWriter, r *request) {
+		id, ok := h.endpointID(w, r)
+		if !ok {
+			return
+		}
+		e := &casekeeperv1.Endpoint{Id: id, Disabled: !enable}
+		paths := []string{"disabled"}
+		if !enable {
+			e.DisabledReason = "disabled in the dashboard by " + r.sess.user
+			paths = append(paths, "disabled_reason")
+		}
+		if _, err := h.opts.Webhooks.UpdateEndpoint(r.ctx, &casekeeperv1.UpdateEndpointRequest{
+			Endpoint: e, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}); err != nil {
+			h.backendError(w, r, err)
+			return
+		}
+		text := "Disabled. No events are delivered to this endpoint until you enable it again."
+		if enable {
+			text = "Enabled. Events are delivered to this endpoint again."
+		}
+		r.sess.setFlash(&flash{Kind: "ok", Text: text})
+		http.Redirect(w, r.Request, "/dashboard/webhooks/"+id, http.StatusSeeOther)
+	}
+}
+
+func (h *Handler) deleteEndpoint(w http.ResponseWriter, r *request) {
+	id, ok := h.endpointID(w, r)
+	if !ok {
+		return
+	}
+	if _, err := h.opts.Webhooks.DeleteEndpoint(r.ctx, &casekeeperv1.DeleteEndpointRequest{Id: id}); err != nil {
+		h.backendError(w, r, err)
+		return
+	}
+	r.sess.setFlash(&flash{Kind: "ok", Text: "The endpoint was deleted."})
+	http.Redirect(w, r.Request, "/dashboard/webhooks", http.StatusSeeOther)
+}
+
+func (h *Handler) sendTest(w http.ResponseWriter, r *request) {
+	id, ok := h.endpointID(w, r)
+	if !ok {
+		return
+	}
+	resp, err := h.opts.Webhooks.SendTestEvent(r.ctx, &casekeeperv1.SendTestEventRequest{Id: id})
+	if err != nil {
+		h.backendError(w, r, err)
+		return
+	}
+	a := viewAttempt(resp.GetAttempt())
+	f := &flash{Kind: "ok", Section: "test", Attempt: &a}
+	switch {
+	case a.OK:
+		f.Text = fmt.Sprintf("Test event delivered: your endpoint answered %d in %s.", a.StatusCode, a.Latency)
+	case a.StatusCode != 0:
+		f.Kind, f.Text = "error", fmt.Sprintf("Test event not accepted: your endpoint answered %d in %s.", a.StatusCode, a.Latency)
+	default:
+		f.Kind, f.Text = "error", "Test event not delivered: "+a.Error
+	}
+	r.sess.setFlash(f)
+	http.Redirect(w, r.Request, "/dashboard/webhooks/"+id+"#test", http.StatusSeeOther)
+}
+
+func (h *Handler) endpointID(w http.ResponseWriter, r *request) (string, bool) {
+	id := r.PathValue("id")
+	if !endpointIDPattern.MatchString(id) {
+		h.renderError(w, r.Request, r.sess, errorPage{Status: 404, Title: "Not found", Message: "There is no such webhook endpoint."})
+		return "", false
+	}
+	return id, true
+}
