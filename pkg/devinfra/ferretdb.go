@@ -65,9 +65,11 @@ func (o FerretDBOptions) validate() error {
 // FerretDB is an in-process FerretDB serving the MongoDB wire protocol on top
 // of SQLite.
 type FerretDB struct {
-	uri    string
-	cancel context.CancelFunc
-	done   chan struct{} // closed when FerretDB's Run has returned
+	uri      string
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when FerretDB's Run has returned
+	ids      *idIndexer
+	stopOnce sync.Once
 }
 
 // ferretNewMu serialises ferretdb.New, which writes FerretDB's package-level
@@ -121,7 +123,7 @@ func StartFerretDB(ctx context.Context, opts FerretDBOptions) (*FerretDB, error)
 	// The listener is bound inside New, so the URI already carries the
 	// actual port even when a random one was requested.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f := &FerretDB{uri: fdb.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
+	f := &FerretDB{uri: fdb.MongoDBURI(), cancel: cancel, done: make(chan struct{}), ids: startIDIndexer(dir, logger)}
 	go func() {
 		defer close(f.done)
 		_ = fdb.Run(runCtx) // always nil: it only returns once runCtx is done
@@ -158,6 +160,7 @@ func (f *FerretDB) URI() string { return f.uri }
 // (FerretDB's grace period), so disconnect them first. Safe to call more
 // than once.
 func (f *FerretDB) Stop() {
+	f.stopOnce.Do(f.ids.stop)
 	f.cancel()
 	<-f.done
 }

@@ -1013,3 +1013,38 @@ func TestFerretDBCompat(t *testing.T) {
 		wantUnsupported(t, err)
 	})
 }
+
+// TestIDLookupsUseAnIndex pins the work-around in ferretdb_idindex.go: a lookup by _id costs the same with 30,000
+// documents as with 300. Without the extra index the second is about a hundred times slower.
+func TestIDLookupsUseAnIndex(t *testing.T) {
+	ctx := t.Context()
+	fdb := startTestFerretDB(t, t.TempDir())
+	db := connectMongo(t, fdb.URI()).Database("lookup")
+	perLookup := func(coll *mongo.Collection, n int) time.Duration {
+		for i := 0; i < n; i += 1000 {
+			docs := make([]any, 0, 1000)
+			for j := i; j < min(i+1000, n); j++ {
+				docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("doc-%07d", j)}, {Key: "v", Value: j}})
+			}
+			if _, err := coll.InsertMany(ctx, docs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(2 * idIndexerInterval) // the indexer's next pass
+		start := time.Now()
+		const lookups = 100
+		for k := range lookups {
+			var d bson.M
+			if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("doc-%07d", k*(n/lookups))}}).Decode(&d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return time.Since(start) / lookups
+	}
+	small := perLookup(db.Collection("small"), 300)
+	large := perLookup(db.Collection("large"), 30_000)
+	t.Logf("FindOne by _id: %v at 300 documents, %v at 30,000", small, large)
+	if large > 10*small+2*time.Millisecond {
+		t.Fatalf("a lookup by _id costs %v at 30,000 documents against %v at 300: it scans the collection", large, small)
+	}
+}
