@@ -123,8 +123,7 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger) (*Verifier, error) {
 		SkipExpiryCheck: true,
 	})
 	if cfg.Introspect {
-		v.intro = &introspector{url: realmURL + "/protocol/openid-connect/token/introspect", http: hc,
-			clientID: cfg.ClientID, clientSecret: cfg.ClientSecret}
+		v.intro = newIntrospector(cfg.KeycloakURL, cfg.Realm, cfg.ClientID, cfg.ClientSecret, hc)
 		v.introspected, _ = lru.New[[32]byte, cacheEntry](introspectionCacheSize)
 	}
 	if cfg.CacheSize > 0 {
