@@ -248,3 +248,38 @@ func (st *stack) ready(t testing.TB) bool {
 	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
+
+// histogram reads the cumulative buckets of one histogram from the service's /metrics: upper bound → count.
+func (st *stack) histogram(t testing.TB, name string) map[float64]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + st.svc.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[float64]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		bound, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(count, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("metric line %q", line)
+		}
+		out[bound] = n
+	}
+	if len(out) == 0 {
+		t.Fatalf("histogram %s not exported", name)
+	}
+	return out
+}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -65,59 +66,91 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 }
 
 // Put writes the cases of one projector batch, each only if it is newer than what the projection holds, and returns
-// how many it wrote. The versions are read first, by _id; the projector is one active consumer, so nothing else
+// the version the projection holds afterwards for each case. known gives versions the caller knows the projection
+// holds (it wrote them); the others are read first, by _id. The projector is one active consumer, so nothing else
 // writes between the read and the write (see docs/design.md). Cases the projection does not hold yet are inserted
 // together in one command.
-func (s *Store) Put(ctx context.Context, cases []*kyc.Case) (int, error) {
+func (s *Store) Put(ctx context.Context, cases []*kyc.Case, known map[string]int64) (map[string]int64, error) {
+	held := make(map[string]int64, len(cases))
 	var fresh []any
 	var freshCases []*kyc.Case
 	var changed []*kyc.Case
 	for _, c := range cases {
-		var cur struct {
-			Version int64 `bson:"version"`
+		current, ok := known[c.ID]
+		if !ok {
+			var cur struct {
+				Version int64 `bson:"version"`
+			}
+			err := s.cases.FindOne(ctx, byID(c.ID), options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&cur)
+			switch {
+			case errors.Is(err, mongo.ErrNoDocuments):
+				fresh = append(fresh, toDoc(c))
+				freshCases = append(freshCases, c)
+				continue
+			case err != nil:
+				return held, fmt.Errorf("reading the projected version: %w", err)
+			}
+			current = cur.Version
 		}
-		err := s.cases.FindOne(ctx, byID(c.ID), options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&cur)
-		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			fresh = append(fresh, toDoc(c))
-			freshCases = append(freshCases, c)
-		case err != nil:
-			return 0, fmt.Errorf("reading the projected version: %w", err)
-		case cur.Version < c.Version:
+		if current < c.Version {
 			changed = append(changed, c)
+		} else {
+			held[c.ID] = current
 		}
 	}
-	written := 0
 	if len(fresh) > 0 {
 		// Ordered: FerretDB hangs on unordered bulk writes.
 		_, err := s.cases.InsertMany(ctx, fresh)
 		switch {
 		case err == nil:
-			written += len(fresh)
-		case mongo.IsDuplicateKeyError(err):
-			// Another projector wrote some of them meanwhile (a handover): compare their versions again. An ordered
-			// insert stops at the first duplicate, so the ones before it are in, and count as not newer then.
-			n, err := s.Put(ctx, freshCases)
-			if err != nil {
-				return n, err
+			for _, c := range freshCases {
+				held[c.ID] = c.Version
 			}
-			written += n
+		case mongo.IsDuplicateKeyError(err):
+			// Another projector wrote some of them meanwhile (a handover): compare their versions again.
+			again, err := s.Put(ctx, freshCases, nil)
+			for id, v := range again {
+				held[id] = v
+			}
+			if err != nil {
+				return held, err
+			}
 		default:
-			return 0, fmt.Errorf("projecting new cases: %w", err)
+			return held, fmt.Errorf("projecting new cases: %w", err)
 		}
+	}
+	// One document per command, on _id alone; a few at once, since the store's decoding and encoding run beside
+	// each other even where its writes do not.
+	var (
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan *kyc.Case)
+		workers  sync.WaitGroup
+	)
+	for range min(replaceWorkers, len(changed)) {
+		workers.Go(func() {
+			for c := range next {
+				_, err := s.cases.ReplaceOne(ctx, byID(c.ID), toDoc(c), options.Replace().SetUpsert(true))
+				mu.Lock()
+				if err == nil {
+					held[c.ID] = c.Version
+				} else if firstErr == nil {
+					firstErr = fmt.Errorf("projecting case: %w", err)
+				}
+				mu.Unlock()
+			}
+		})
 	}
 	for _, c := range changed {
-		// One document at a time, conditional on _id alone (indexed on FerretDB too).
-		res, err := s.cases.ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, toDoc(c), options.Replace().SetUpsert(true))
-		if err != nil {
-			return written, fmt.Errorf("projecting case: %w", err)
-		}
-		if res.ModifiedCount+res.UpsertedCount > 0 {
-			written++
-		}
+		next <- c
 	}
-	return written, nil
+	close(next)
+	workers.Wait()
+	return held, firstErr
 }
+
+// replaceWorkers is how many replacements of one batch are in flight at once.
+const replaceWorkers = 4
 
 // Get reads a case of the tenant.
 func (s *Store) Get(ctx context.Context, tenant, id string) (*kyc.Case, error) {

@@ -25,8 +25,9 @@ import (
 
 // Store is where the projection goes.
 type Store interface {
-	// Put writes each case unless the store holds the same or a newer version, and returns how many it wrote.
-	Put(ctx context.Context, cases []*kyc.Case) (int, error)
+	// Put writes each case unless the store holds the same or a newer version, and returns the version the store
+	// holds afterwards for each case it could tell. known are versions the caller knows the store holds.
+	Put(ctx context.Context, cases []*kyc.Case, known map[string]int64) (map[string]int64, error)
 }
 
 // Eraser purges a redacted case's history from the stream, keeping the tombstone.
@@ -68,6 +69,9 @@ func (o *Options) defaults() {
 
 const priorityGroup = "projector"
 
+// DelayBuckets are the bounds of case_projection_delay_seconds: fine below a second, where the target is.
+var DelayBuckets = []float64{0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30}
+
 // Projector is the consume loop; Run it as a worker.
 type Projector struct {
 	js     jetstream.JetStream
@@ -82,6 +86,12 @@ type Projector struct {
 	lag           prometheus.Gauge
 	pending       prometheus.Gauge
 	batchDuration prometheus.Histogram
+	delay         prometheus.Histogram
+
+	// held are the versions this projector wrote (or read) under its current pin: while no other replica held the
+	// pin, nobody else wrote the projection, so they need not be read again. A new pin forgets them.
+	held    map[string]int64
+	heldPin string
 }
 
 // New returns a projector; reg receives its metrics.
@@ -96,9 +106,12 @@ func New(js jetstream.JetStream, store Store, eraser Eraser, log *slog.Logger, r
 		pending:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "case_projection_pending_events", Help: "Events on the stream the projector has not received yet."}),
 		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "case_projection_batch_seconds", Help: "Time to apply one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "case_projection_delay_seconds",
+			Help:    "From a case change to its projection in the database, per projected case.",
+			Buckets: DelayBuckets}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.projected, p.erased, p.failures, p.lag, p.pending, p.batchDuration)
+		reg.MustRegister(p.projected, p.erased, p.failures, p.lag, p.pending, p.batchDuration, p.delay)
 	}
 	return p
 }
@@ -196,8 +209,20 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) {
 	for _, id := range order {
 		cases = append(cases, latest[id])
 	}
-	n, err := p.store.Put(ctx, cases)
-	p.projected.Add(float64(n))
+	known := p.knownVersions(msgs[len(msgs)-1].Headers().Get("Nats-Pin-Id"))
+	held, err := p.store.Put(ctx, cases, known)
+	written := time.Now()
+	for _, c := range cases {
+		v, ok := held[c.ID]
+		if !ok {
+			continue
+		}
+		if before, wasKnown := known[c.ID]; v == c.Version && (!wasKnown || before != v) {
+			p.projected.Inc()
+			p.delay.Observe(written.Sub(c.UpdatedAt).Seconds())
+		}
+		p.remember(c.ID, v)
+	}
 	if err != nil {
 		p.failures.WithLabelValues("store").Inc()
 		if ctx.Err() == nil {
@@ -232,6 +257,28 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) {
 		p.lag.Set(time.Since(newest).Seconds())
 	}
 	p.batchDuration.Observe(time.Since(start).Seconds())
+}
+
+// heldLimit bounds the remembered versions; past it they are forgotten and read again.
+const heldLimit = 100_000
+
+// knownVersions returns the versions remembered under pin, forgetting them when the pin changed; nil (remember
+// nothing) when the messages carry no pin.
+func (p *Projector) knownVersions(pin string) map[string]int64 {
+	if pin == "" {
+		p.held, p.heldPin = nil, ""
+		return nil
+	}
+	if pin != p.heldPin || p.held == nil || len(p.held) > heldLimit {
+		p.held, p.heldPin = map[string]int64{}, pin
+	}
+	return p.held
+}
+
+func (p *Projector) remember(id string, v int64) {
+	if p.held != nil {
+		p.held[id] = v
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

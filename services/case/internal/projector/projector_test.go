@@ -86,11 +86,11 @@ type recordingStore struct {
 	fail      atomic.Int32
 }
 
-func (r *recordingStore) Put(ctx context.Context, cases []*kyc.Case) (int, error) {
+func (r *recordingStore) Put(ctx context.Context, cases []*kyc.Case, known map[string]int64) (map[string]int64, error) {
 	if r.fail.Add(-1) >= 0 {
-		return 0, errors.New("injected store failure")
+		return nil, errors.New("injected store failure")
 	}
-	n, err := r.Store.Put(ctx, cases)
+	n, err := r.Store.Put(ctx, cases, known)
 	if err != nil {
 		return n, err
 	}
