@@ -3,10 +3,12 @@
 package natsbus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,7 +43,14 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStrea
 }
 
 // EnsureStream creates the stream or updates it to cfg, waiting for JetStream while NATS is not reachable yet.
+//
+// A stream that already has cfg's settings is left alone: every replica of every service declares the streams it
+// uses at start-up, and an update that changes nothing still rewrites the stream's configuration on the server,
+// where it races with consumers being created on the same stream.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if s, err := js.Stream(ctx, cfg.Name); err == nil && sameStreamSettings(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
 	for {
 		s, err := js.CreateOrUpdateStream(ctx, cfg)
 		if err == nil {
@@ -56,6 +65,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// sameStreamSettings compares what the services set on a stream.
+func sameStreamSettings(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.MaxAge == want.MaxAge && have.Replicas == max(want.Replicas, 1) &&
+		have.Storage == want.Storage && have.Retention == want.Retention && have.AllowDirect == want.AllowDirect &&
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates) && have.MaxMsgs == cmp.Or(want.MaxMsgs, -1) &&
+		have.Description == want.Description
 }
 
 // EnsureKeyValue creates the KV bucket or updates it to cfg, waiting for JetStream while NATS is not reachable yet.

@@ -159,16 +159,16 @@ func (s *Service) Run(ctx context.Context) error {
 	err := lifecycle.Run(ctx, s.log,
 		lifecycle.GRPCServer("grpc", s.grpc.Server, s.grpcLis, s.cfg.DrainTimeout),
 		lifecycle.HTTPServer("ops-http", s.http, s.httpLis, s.cfg.DrainTimeout),
-		lifecycle.Worker{Name: "stream", Run: s.declare},
-		lifecycle.Worker{Name: "projector", Run: s.projector.Run},
+		lifecycle.Worker{Name: "stream-and-projector", Run: s.declareThenProject},
 	)
 	s.log.Info("case service stopped")
 	return err
 }
 
-// declare declares the CASES stream and the request-id bucket, waiting for NATS if needed, and hands them to the
-// log; writes answer UNAVAILABLE until then.
-func (s *Service) declare(ctx context.Context) error {
+// declareThenProject declares the CASES stream and the request-id bucket, waiting for NATS if needed, hands them to
+// the log (writes wait for that), then runs the projector: its consumer is created only once the stream is
+// declared.
+func (s *Service) declareThenProject(ctx context.Context) error {
 	stream, err := natsbus.EnsureStream(ctx, s.js, events.StreamConfig(s.cfg.EventsMaxAge, s.cfg.NATS.StreamReplicas))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -185,8 +185,7 @@ func (s *Service) declare(ctx context.Context) error {
 	}
 	s.caselog.Use(stream)
 	s.requests.Use(kv)
-	<-ctx.Done()
-	return nil
+	return s.projector.Run(ctx)
 }
 
 func (s *Service) close() {
