@@ -99,3 +99,16 @@ func GRPCServer(name string, srv *grpc.Server, lis net.Listener, drain time.Dura
 		return nil
 	}}
 }
+
+// Sleep waits for d or until ctx ends, and reports whether the full wait passed: loops that back off between tries
+// stop at once on shutdown.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

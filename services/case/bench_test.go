@@ -81,10 +81,7 @@ func seedCases(b *testing.B, st *stack, n int) {
 	}
 	b.Logf("seeded %d cases on the stream and in the database in %v; the projector catches up", n, time.Since(start).Round(time.Millisecond))
 	// The projector consumes the seeded events too; let it get through them before measuring.
-	testinfra.Eventually(b, 10*time.Minute, "the projector through the seeded events", func() bool {
-		return st.metric(b, "case_projection_pending_events") == 0 && st.metric(b, "case_projection_writes_total") >= 0 &&
-			projectorCaughtUp(b, st)
-	})
+	waitProjected(b, st, 10*time.Minute)
 	b.Logf("seeded %d cases in %v", n, time.Since(start).Round(time.Millisecond))
 }
 

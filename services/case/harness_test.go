@@ -213,8 +213,8 @@ func (st *stack) caseEvents(t *testing.T, tenant, caseID string) []*pb.CaseEvent
 	return out
 }
 
-// metric reads one unlabelled counter or gauge from the service's /metrics.
-func (st *stack) metric(t testing.TB, name string) float64 {
+// scrape reads the lines of the service's /metrics.
+func (st *stack) scrape(t testing.TB) []string {
 	t.Helper()
 	resp, err := http.Get("http://" + st.svc.HTTPAddr() + "/metrics")
 	if err != nil {
@@ -225,7 +225,13 @@ func (st *stack) metric(t testing.TB, name string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(body), "\n") {
+	return strings.Split(string(body), "\n")
+}
+
+// metric reads one unlabelled counter or gauge from the service's /metrics.
+func (st *stack) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	for _, line := range st.scrape(t) {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -252,17 +258,8 @@ func (st *stack) ready(t testing.TB) bool {
 // histogram reads the cumulative buckets of one histogram from the service's /metrics: upper bound → count.
 func (st *stack) histogram(t testing.TB, name string) map[float64]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + st.svc.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[float64]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range st.scrape(t) {
 		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
 		if !ok {
 			continue

@@ -38,7 +38,7 @@ func benchProjection(b *testing.B, st *stack, rate int) {
 	for i := range cases {
 		cases[i] = create(b, st, acmeProvider, fmt.Sprintf("projection-%d-%d", b.N, i)).Id
 	}
-	waitProjected(b, st)
+	waitProjected(b, st, 2*time.Minute)
 	before := st.histogram(b, "case_projection_delay_seconds")
 	work := make(chan int, 1024)
 	var writers sync.WaitGroup
@@ -66,7 +66,7 @@ func benchProjection(b *testing.B, st *stack, rate int) {
 	close(work)
 	writers.Wait()
 	elapsed := time.Since(start)
-	waitProjected(b, st)
+	waitProjected(b, st, 2*time.Minute)
 	b.StopTimer()
 	after := st.histogram(b, "case_projection_delay_seconds")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
@@ -75,9 +75,9 @@ func benchProjection(b *testing.B, st *stack, rate int) {
 }
 
 // waitProjected waits until the projection consumer has acknowledged everything on the stream.
-func waitProjected(b *testing.B, st *stack) {
+func waitProjected(b *testing.B, st *stack, within time.Duration) {
 	b.Helper()
-	testinfra.Eventually(b, 2*time.Minute, "the projector through every event", func() bool { return projectorCaughtUp(b, st) })
+	testinfra.Eventually(b, within, "the projector through every event", func() bool { return projectorCaughtUp(b, st) })
 }
 
 // quantile is the smallest bucket bound at or above the q-quantile of what was observed between two readings.

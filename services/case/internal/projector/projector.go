@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/services/case/internal/kyc"
 	"github.com/casekeeper/core/services/case/internal/protoconv"
 )
@@ -145,7 +146,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			return nil
 		}
 		p.log.Warn("declaring the projection consumer failed; retrying", "error", err)
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !lifecycle.Sleep(ctx, 200*time.Millisecond) {
 			return nil
 		}
 	}
@@ -154,7 +155,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("fetching events for the projection failed", "error", err)
-				sleep(ctx, p.opts.RetryDelay)
+				lifecycle.Sleep(ctx, p.opts.RetryDelay)
 			}
 			continue
 		}
@@ -278,14 +279,5 @@ func (p *Projector) knownVersions(pin string) map[string]int64 {
 func (p *Projector) remember(id string, v int64) {
 	if p.held != nil {
 		p.held[id] = v
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/services/webhook/internal/app"
 )
 
@@ -75,7 +76,7 @@ func (f *Fanout) Run(ctx context.Context) error {
 			break
 		}
 		f.Log.Warn("creating the fan-out consumer failed", "error", err)
-		if !sleep(ctx, time.Second) {
+		if !lifecycle.Sleep(ctx, time.Second) {
 			return nil
 		}
 	}
@@ -92,7 +93,7 @@ func (f *Fanout) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() == nil {
 				f.Log.Warn("reading case events failed", "error", err)
-				sleep(ctx, 500*time.Millisecond)
+				lifecycle.Sleep(ctx, 500*time.Millisecond)
 			}
 			continue
 		}
@@ -140,14 +141,5 @@ func (f *Fanout) handle(ctx context.Context, batch []jetstream.Msg) {
 	}
 	for _, m := range msgs {
 		_ = m.Ack()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
 	}
 }
