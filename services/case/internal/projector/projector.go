@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,7 +43,7 @@ type Options struct {
 	Durable string
 	// Batch is the most messages one round applies.
 	Batch int
-	// MaxWait is how long a round waits for its batch to fill: the projection's latency under low load.
+	// MaxWait is how long a round waits for one more message before it writes what it has.
 	MaxWait time.Duration
 	// PinnedTTL is how long a silent replica keeps the pin before another takes over.
 	PinnedTTL time.Duration
@@ -58,7 +59,7 @@ func (o *Options) defaults() {
 		o.Batch = 500
 	}
 	if o.MaxWait <= 0 {
-		o.MaxWait = 100 * time.Millisecond
+		o.MaxWait = 2 * time.Millisecond
 	}
 	if o.PinnedTTL <= 0 {
 		o.PinnedTTL = 5 * time.Second
@@ -135,41 +136,55 @@ func (p *Projector) ConsumerConfig() jetstream.ConsumerConfig {
 
 // Run consumes until ctx ends. It waits for NATS and the stream when they are not there yet.
 func (p *Projector) Run(ctx context.Context) error {
-	var cons jetstream.Consumer
-	for cons == nil {
-		c, err := p.js.CreateOrUpdateConsumer(ctx, events.Stream, p.ConsumerConfig())
-		if err == nil {
-			cons = c
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.log.Warn("declaring the projection consumer failed; retrying", "error", err)
-		if !lifecycle.Sleep(ctx, 200*time.Millisecond) {
-			return nil
-		}
-	}
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(p.opts.Batch, jetstream.FetchMaxWait(p.opts.MaxWait), jetstream.FetchPriorityGroup(priorityGroup))
+		cons, err := p.js.CreateOrUpdateConsumer(ctx, events.Stream, p.ConsumerConfig())
 		if err != nil {
 			if ctx.Err() == nil {
-				p.log.Warn("fetching events for the projection failed", "error", err)
-				lifecycle.Sleep(ctx, p.opts.RetryDelay)
+				p.log.Warn("declaring the projection consumer failed; retrying", "error", err)
+				lifecycle.Sleep(ctx, 200*time.Millisecond)
 			}
 			continue
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
+		if err := p.consume(ctx, cons); err != nil && ctx.Err() == nil {
+			p.log.Warn("the projection consumer ended; declaring it again", "error", err)
+			lifecycle.Sleep(ctx, p.opts.RetryDelay)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil &&
-			!errors.Is(err, context.DeadlineExceeded) {
-			p.log.Debug("projection fetch ended early", "error", err)
-		}
-		if len(msgs) == 0 {
+	}
+	return nil
+}
+
+// consume applies what the consumer delivers until ctx ends or the consumer goes away. Messages arrive
+// continuously, up to 2 × Batch ahead of what is applied, so while one batch is being written the next one
+// accumulates: a round takes everything that is there (up to Batch) and waits no longer than MaxWait for more.
+// Under low load a round is one event written at once; under high load rounds grow and cost less per event.
+func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(2*p.opts.Batch))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for ctx.Err() == nil {
+		first, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+				errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return err
+			}
+			if !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+				p.log.Debug("waiting for events to project", "error", err)
+			}
 			p.lag.Set(0)
 			continue
+		}
+		msgs := []jetstream.Msg{first}
+		for len(msgs) < p.opts.Batch {
+			m, err := it.Next(jetstream.NextMaxWait(p.opts.MaxWait))
+			if err != nil {
+				break
+			}
+			msgs = append(msgs, m)
 		}
 		p.apply(ctx, msgs)
 	}
