@@ -167,14 +167,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	metrics := app.NewMetrics(s.registry)
 	queue := natsqueue.New(js)
 	notifier := natsNotifier{nc: nc, log: log}
-	s.routes = app.NewRoutes(store, log)
+	registryKV, err := natsbus.EnsureKeyValue(sctx, js, natsqueue.RegistryConfig(cfg.StreamReplicas))
+	if err != nil {
+		return nil, err
+	}
+	registry := natsqueue.NewRegistry(nc, registryKV)
+	s.routes = app.NewRoutes(store, registry, log)
 	// Batches of up to 256 records, lingering 2 ms: invisible next to an HTTP round trip, yet under load hundreds of
 	// attempts share one database round trip. One batch at a time: on FerretDB/SQLite two concurrent batches
 	// contend for the single writer and halve the throughput (measured).
 	s.recorder = store.NewRecorder(256, 2*time.Millisecond, 1)
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Loader: store.NewLoader(), Recorder: s.recorder, Queue: queue,
 		Sender: sender, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
-		Metrics: metrics, Log: log, Notifier: notifier, Now: now}
+		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now}
 	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Store: store, Queue: queue, Now: now},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
@@ -184,8 +189,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 
 	s.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: s.registry, Verifier: verifier, Policy: grpcapi.Policy()})
 	casekeeperv1.RegisterWebhookServiceServer(s.grpc, &grpcapi.Server{
-		Endpoints: &app.Endpoints{Store: store, Queue: queue, Routes: s.routes, Notifier: notifier, Deliverer: deliverer,
-			AllowLoopback: cfg.AllowLoopbackHTTP, Now: now},
+		Endpoints: &app.Endpoints{Store: store, Queue: queue, Routes: s.routes, Registry: registry, Notifier: notifier, Deliverer: deliverer,
+			AllowLoopback: cfg.AllowLoopbackHTTP, Log: log, Now: now},
 		Deliveries: &app.Deliveries{Store: store, Queue: queue, Now: now},
 		Store:      store,
 	})

@@ -40,6 +40,7 @@ type Deliverer struct {
 	GatewayURL string
 	Metrics    *Metrics
 	Log        *slog.Logger
+	Registry   Registry
 	Notifier   Notifier
 	Now        func() time.Time
 }
@@ -82,6 +83,14 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	id := delivery.Delivery{ID: j.DeliveryID, Tenant: j.Tenant, EndpointID: j.EndpointID, EventID: ev.GetId(),
 		EventType: ev.GetType(), CaseID: ev.GetCaseId()}
 	route, ok := d.Routes.Get(j.EndpointID)
+	if !ok || route.Disabled {
+		// Enqueued by an instance that already knew of a change this one has not loaded yet: catch up before
+		// judging the attempt.
+		if err := d.Routes.Fresh(ctx); err != nil {
+			return fmt.Errorf("%w: checking the routing table: %v", ErrRetryLater, err)
+		}
+		route, ok = d.Routes.Get(j.EndpointID)
+	}
 	if !ok || route.Disabled {
 		reason := "the endpoint was deleted"
 		if ok {
@@ -236,6 +245,11 @@ func (d *Deliverer) disable(ctx context.Context, route *Route, reason string, no
 	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.disabled", Tenant: route.Tenant,
 		EndpointID: route.ID, Reason: reason, At: now}); err != nil {
 		d.Log.Error("recording operational event failed", "endpoint", route.ID, "error", err)
+	}
+	// A disabled endpoint that another instance still routes to gets attempts recorded as dead, not deliveries:
+	// recording the change is for speed here, not for correctness.
+	if err := d.Registry.Changed(ctx, route.Tenant, route.ID); err != nil {
+		d.Log.Warn("recording the endpoint change in the registry failed", "endpoint", route.ID, "error", err)
 	}
 	d.Notifier.EndpointsChanged()
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/pkg/validation"
 	"github.com/casekeeper/core/pkg/webhooks"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
@@ -25,9 +27,11 @@ type Endpoints struct {
 	Store         Store
 	Queue         Queue
 	Routes        *Routes
+	Registry      Registry
 	Notifier      Notifier
 	Deliverer     *Deliverer
 	AllowLoopback bool
+	Log           *slog.Logger
 	Now           func() time.Time
 }
 
@@ -55,8 +59,14 @@ func (u *Endpoints) Create(ctx context.Context, tenant string, e delivery.Endpoi
 	if err != nil {
 		return delivery.Endpoint{}, "", err
 	}
-	now := u.Now()
-	e.ID, e.Tenant, e.CreatedAt, e.UpdatedAt = newID("ep_"), tenant, now, now
+	e.ID, e.Tenant = newID("ep_"), tenant
+	// Routed from the registry's time of its creation: the clock the case events carry too.
+	now, err := u.Registry.Created(ctx, e.ID)
+	if err != nil {
+		u.Log.Warn("the registry did not take a new endpoint; nothing is stored", "error", err)
+		return delivery.Endpoint{}, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	e.CreatedAt, e.UpdatedAt = now, now
 	e.Secrets = []delivery.Secret{{Value: secret, CreatedAt: now}}
 	e.FailingSince = time.Time{}
 	if !e.Disabled {
@@ -65,7 +75,9 @@ func (u *Endpoints) Create(ctx context.Context, tenant string, e delivery.Endpoi
 	if err := u.Store.CreateEndpoint(ctx, e); err != nil {
 		return delivery.Endpoint{}, "", err
 	}
-	u.changed(ctx)
+	if err := u.changed(ctx, e); err != nil {
+		return delivery.Endpoint{}, "", err
+	}
 	return e, secret, nil
 }
 
@@ -152,7 +164,9 @@ func (u *Endpoints) Update(ctx context.Context, tenant string, patch delivery.En
 	if err := u.Store.ReplaceEndpoint(ctx, next); err != nil {
 		return delivery.Endpoint{}, err
 	}
-	u.changed(ctx)
+	if err := u.changed(ctx, next); err != nil {
+		return delivery.Endpoint{}, err
+	}
 	return next, nil
 }
 
@@ -164,7 +178,13 @@ func (u *Endpoints) Delete(ctx context.Context, tenant, id string) error {
 	if err := u.Queue.RemoveEndpoint(ctx, tenant, id); err != nil {
 		return fmt.Errorf("removing the endpoint's queue: %w", err)
 	}
-	u.changed(ctx)
+	if err := u.changed(ctx, delivery.Endpoint{ID: id, Tenant: tenant}); err != nil {
+		return err
+	}
+	if err := u.Registry.Removed(ctx, id); err != nil {
+		// Only a stamp no one reads any more is left behind.
+		u.Log.Warn("removing a deleted endpoint's creation stamp failed", "endpoint", id, "error", err)
+	}
 	return nil
 }
 
@@ -200,7 +220,9 @@ func (u *Endpoints) Rotate(ctx context.Context, tenant, id string) (delivery.Sec
 	if err := u.Store.ReplaceEndpoint(ctx, e); err != nil {
 		return delivery.Secret{}, err
 	}
-	u.changed(ctx)
+	if err := u.changed(ctx, e); err != nil {
+		return delivery.Secret{}, err
+	}
 	return s, nil
 }
 
@@ -261,9 +283,28 @@ func SampleEvent(tenant string, now time.Time) *casekeeperv1.CaseEvent {
 	return ev
 }
 
-// changed reloads this instance's table at once (so that the caller's next event sees the change) and tells the
-// others.
-func (u *Endpoints) changed(ctx context.Context) {
+// ErrUnavailable is a change that is stored but could not be recorded in the registry (NATS is away): the caller
+// repeats the call; until a later change is recorded, the other instances learn of it by their periodic reload.
+var ErrUnavailable = errors.New("the endpoint registry is unavailable")
+
+// changed records the stored change in the registry, which every instance's fan-out checks before it routes an
+// event, then reloads this instance's table at once and announces the change, so that idle instances start or stop
+// the endpoint's delivery loop without waiting for their periodic reload.
+func (u *Endpoints) changed(ctx context.Context, e delivery.Endpoint) error {
+	var err error
+	for attempt := range 3 {
+		if err = u.Registry.Changed(ctx, e.Tenant, e.ID); err == nil {
+			break
+		}
+		if !lifecycle.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond) {
+			break
+		}
+	}
+	if err != nil {
+		u.Log.Warn("an endpoint change is stored but the registry did not take it", "endpoint", e.ID, "error", err)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	_ = u.Routes.Reload(ctx)
 	u.Notifier.EndpointsChanged()
+	return nil
 }

@@ -14,6 +14,8 @@ import (
 type Incoming struct {
 	Event *casekeeperv1.CaseEvent
 	Body  []byte
+	// Stored is when the CASES stream stored the event (the NATS server's clock).
+	Stored time.Time
 }
 
 // Fanout turns case events into deliveries, one per (event, matching enabled endpoint).
@@ -31,6 +33,11 @@ type Fanout struct {
 // repeats both steps without creating anything twice: the enqueue is deduplicated by message id and, past the
 // duplicate window, by the attempt check of the deliverer.
 func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
+	// Every endpoint created or changed before these events were stored was recorded in the registry before they
+	// were, so once the table holds the registry's current revision none of them is missing from it.
+	if err := f.Routes.Fresh(ctx); err != nil {
+		return fmt.Errorf("%w: checking the routing table: %v", ErrRetryLater, err)
+	}
 	now := f.Now()
 	var (
 		evs  []delivery.Event
@@ -38,7 +45,7 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 	)
 	for _, in := range batch {
 		e := in.Event
-		routes := f.Routes.ForEvent(e.GetTenant(), e.GetType(), e.GetOccurredAt().AsTime())
+		routes := f.Routes.ForEvent(e.GetTenant(), e.GetType(), in.Stored)
 		if len(routes) == 0 {
 			continue
 		}

@@ -53,6 +53,19 @@ type Sender interface {
 	Send(ctx context.Context, r httpsender.Request) httpsender.Outcome
 }
 
+// Registry orders endpoint changes against case events across instances (natsqueue.Registry; docs/design.md,
+// "Routing across replicas").
+type Registry interface {
+	// Created records a new endpoint and returns the time it is routed from, on the clock that stamps case events.
+	Created(ctx context.Context, endpointID string) (time.Time, error)
+	// Removed forgets what Created recorded, once the endpoint is deleted.
+	Removed(ctx context.Context, endpointID string) error
+	// Changed records, after the change is stored, that an endpoint of the tenant changed.
+	Changed(ctx context.Context, tenant, endpointID string) error
+	// Latest is the revision of the newest recorded change.
+	Latest(ctx context.Context) (uint64, error)
+}
+
 // Notifier tells every instance that endpoints changed.
 type Notifier interface {
 	EndpointsChanged()

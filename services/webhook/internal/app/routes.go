@@ -30,11 +30,19 @@ type EndpointLister interface {
 }
 
 // Routes is the in-memory table of every endpoint, so that neither the fan-out nor an attempt reads the database
-// for it. It is reloaded when any instance announces a change and, as a safety net against a lost notification,
-// every RefreshEvery.
+// for it. Every reload first reads the registry's newest revision; Fresh compares that revision with the registry's
+// current one, so a caller that needs the table to hold every change made so far (the fan-out, before it judges a
+// batch) reloads only when some instance changed an endpoint since. Announcements of a change and a reload every
+// RefreshEvery keep idle instances (whose endpoint loops follow the table) current.
 type Routes struct {
-	store EndpointLister
-	log   *slog.Logger
+	store    EndpointLister
+	registry Registry
+	log      *slog.Logger
+
+	// applied is the registry revision the table is known to include; freshMu lets one reload serve every caller
+	// of Fresh that waits meanwhile.
+	applied atomic.Uint64
+	freshMu sync.Mutex
 
 	mu       sync.RWMutex
 	byTenant map[string][]*Route
@@ -45,8 +53,8 @@ type Routes struct {
 }
 
 // NewRoutes returns an empty table; Reload fills it.
-func NewRoutes(store EndpointLister, log *slog.Logger) *Routes {
-	return &Routes{store: store, log: log, byTenant: map[string][]*Route{}, byID: map[string]*Route{},
+func NewRoutes(store EndpointLister, registry Registry, log *slog.Logger) *Routes {
+	return &Routes{store: store, registry: registry, log: log, byTenant: map[string][]*Route{}, byID: map[string]*Route{},
 		limiters: map[string]*rate.Limiter{}, loaded: make(chan struct{})}
 }
 
@@ -60,8 +68,30 @@ func (r *Routes) OnChange(f func(map[string]*Route)) {
 // Loaded is closed after the first successful reload.
 func (r *Routes) Loaded() <-chan struct{} { return r.loaded }
 
-// Reload reads every endpoint and swaps the table.
+// Fresh returns once the table holds every endpoint change the registry had recorded when it was called.
+func (r *Routes) Fresh(ctx context.Context) error {
+	latest, err := r.registry.Latest(ctx)
+	if err != nil {
+		return err
+	}
+	if latest <= r.applied.Load() {
+		return nil
+	}
+	r.freshMu.Lock()
+	defer r.freshMu.Unlock()
+	if latest <= r.applied.Load() {
+		return nil // reloaded by another caller meanwhile
+	}
+	return r.Reload(ctx)
+}
+
+// Reload reads every endpoint and swaps the table. The registry's revision is read first: every change recorded
+// by then was stored before, so the table read afterwards includes it.
 func (r *Routes) Reload(ctx context.Context) error {
+	rev, err := r.registry.Latest(ctx)
+	if err != nil {
+		return err
+	}
 	eps, err := r.store.AllEndpoints(ctx)
 	if err != nil {
 		return err
@@ -96,6 +126,9 @@ func (r *Routes) Reload(ctx context.Context) error {
 		byTenant[e.Tenant] = append(byTenant[e.Tenant], rt)
 	}
 	r.byTenant, r.byID, r.limiters = byTenant, byID, limiters
+	if rev > r.applied.Load() {
+		r.applied.Store(rev) // under mu: reloads swap the table one at a time
+	}
 	listeners := append([]func(map[string]*Route){}, r.onChange...)
 	r.mu.Unlock()
 	select {
@@ -109,14 +142,16 @@ func (r *Routes) Reload(ctx context.Context) error {
 	return nil
 }
 
-// ForEvent returns the enabled endpoints of the tenant that want this event type and existed when it occurred (a
-// new endpoint does not receive the tenant's history when the fan-out replays older events).
-func (r *Routes) ForEvent(tenant, eventType string, occurred time.Time) []*Route {
+// ForEvent returns the enabled endpoints of the tenant that want this event type and existed when it was stored (a
+// new endpoint does not receive the tenant's history when the fan-out replays older events). stored is the CASES
+// stream's time of the event and an endpoint's CreatedAt the registry's time of its creation: both the NATS
+// servers' clock. Call Fresh first.
+func (r *Routes) ForEvent(tenant, eventType string, stored time.Time) []*Route {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []*Route
 	for _, rt := range r.byTenant[tenant] {
-		if !rt.Disabled && rt.Matches(eventType) && !occurred.Before(rt.CreatedAt) {
+		if !rt.Disabled && rt.Matches(eventType) && !stored.Before(rt.CreatedAt) {
 			out = append(out, rt)
 		}
 	}

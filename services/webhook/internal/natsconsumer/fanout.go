@@ -122,8 +122,14 @@ func (f *Fanout) handle(ctx context.Context, batch []jetstream.Msg) {
 			_ = m.Term()
 			continue
 		}
+		md, err := m.Metadata()
+		if err != nil {
+			f.Log.Error("case event without stream metadata terminated", "subject", m.Subject(), "error", err)
+			_ = m.Term()
+			continue
+		}
 		msgs = append(msgs, m)
-		in = append(in, app.Incoming{Event: ev, Body: m.Data()})
+		in = append(in, app.Incoming{Event: ev, Body: m.Data(), Stored: md.Timestamp})
 	}
 	if len(msgs) == 0 {
 		return
