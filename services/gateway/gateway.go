@@ -6,11 +6,13 @@ package gatewaysvc
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +40,7 @@ import (
 	"github.com/casekeeper/core/services/gateway/internal/notify"
 	"github.com/casekeeper/core/services/gateway/internal/projector"
 	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
+	"github.com/casekeeper/core/services/gateway/internal/sessionkv"
 )
 
 // Config is the gateway's configuration, from the environment.
@@ -52,6 +55,9 @@ type Config struct {
 	DashboardClientID     string        `env:"DASHBOARD_CLIENT_ID" envDefault:"casekeeper-dashboard"`
 	DashboardClientSecret config.Secret `env:"DASHBOARD_CLIENT_SECRET"`
 	DashboardCookieSecure bool          `env:"DASHBOARD_COOKIE_SECURE" envDefault:"true"`
+	// SessionKey (base64 of 32 random bytes; required with the dashboard) seals the dashboard's login cookie and
+	// its sessions in NATS. Every replica needs the same key: a sign-in may start on one and finish on another.
+	SessionKey config.Secret `env:"GATEWAY_SESSION_KEY"`
 	// RateLimit is the sustained requests per second of one client (token azp), RateBurst its burst. 0 disables.
 	RateLimit float64 `env:"GATEWAY_RATE_LIMIT" envDefault:"100"`
 	RateBurst int     `env:"GATEWAY_RATE_BURST" envDefault:"200"`
@@ -89,7 +95,26 @@ func (c *Config) Validate() error {
 	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
+	if c.DashboardClientSecret.Reveal() != "" {
+		check.Require("GATEWAY_SESSION_KEY", c.SessionKey.Reveal())
+		if c.SessionKey.Reveal() != "" {
+			_, err := c.sessionKey()
+			check.That(err == nil, "GATEWAY_SESSION_KEY", "must be the base64 of 32 random bytes (openssl rand -base64 32)")
+		}
+	}
 	return check.Err()
+}
+
+// sessionKey decodes GATEWAY_SESSION_KEY.
+func (c *Config) sessionKey() ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.SessionKey.Reveal()))
+	if err != nil {
+		return nil, err
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("%d bytes, want 32", len(key))
+	}
+	return key, nil
 }
 
 // Option adjusts a Service beyond its Config (tests and benchmarks).
@@ -245,10 +270,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		// The dashboard reads through the gateway's own gRPC server (same checks, same audit) and manages webhooks
 		// through the same connection as the HTTP routes, always with the signed-in user's own token.
 		query := casekeeperv1.NewCaseQueryServiceClient(selfConn)
+		key, err := cfg.sessionKey()
+		if err != nil {
+			return nil, fmt.Errorf("GATEWAY_SESSION_KEY: %w", err)
+		}
+		sessions, err := sessionkv.Open(ctx, s.js, sessionkv.Config{
+			Replicas: cfg.NATS.StreamReplicas, TTL: dashboard.MaxSessionAge, MaxBytes: sessionBucketBytes})
+		if err != nil {
+			return nil, err
+		}
 		dash, err := dashboard.New(dashboard.Options{
 			KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Issuer: cfg.Keycloak.Issuer,
 			ClientID: cfg.DashboardClientID, ClientSecret: cfg.DashboardClientSecret.Reveal(),
 			PublicURL: cfg.PublicURL, CookieSecure: cfg.DashboardCookieSecure,
+			Key: key, Sessions: sessions,
 			Verifier: s.verifier,
 			Webhooks: casekeeperv1.NewWebhookServiceClient(webhookConn),
 			Cases:    query, Events: query,
@@ -295,6 +330,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	}
 	return s, nil
 }
+
+// sessionBucketBytes bounds the dashboard's session bucket: a sealed session is 4 to 8 KiB, so this holds tens of
+// thousands of administrators signed in at once.
+const sessionBucketBytes = 256 << 20
 
 // feedExpiry deletes feed entries older than the retention, hourly. Every instance runs it; deleting what another
 // instance already deleted costs one scan and changes nothing.
