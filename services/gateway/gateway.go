@@ -33,6 +33,7 @@ import (
 	"github.com/casekeeper/core/pkg/opshttp"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/audit"
+	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/dashboard"
 	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
 	"github.com/casekeeper/core/services/gateway/internal/httpapi"
@@ -61,9 +62,12 @@ type Config struct {
 	// RateLimit is the sustained requests per second of one client (token azp), RateBurst its burst. 0 disables.
 	RateLimit float64 `env:"GATEWAY_RATE_LIMIT" envDefault:"100"`
 	RateBurst int     `env:"GATEWAY_RATE_BURST" envDefault:"200"`
-	// FailedAuthLimit is how many 401s per second one address may cause (burst 4×) before it gets 429s.
+	// FailedAuthLimit is how many 401s per second one client address may cause (burst 4×) before it gets 429s.
 	FailedAuthLimit float64 `env:"GATEWAY_FAILED_AUTH_LIMIT" envDefault:"5"`
-	MaxBodyBytes    int64   `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
+	// TrustedProxies (CIDR prefixes or addresses) are the proxies whose X-Forwarded-For names the client: the
+	// ingress. Empty: the TCP peer is the client, and X-Forwarded-For is ignored.
+	TrustedProxies []string `env:"GATEWAY_TRUSTED_PROXIES" envSeparator:","`
+	MaxBodyBytes   int64    `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
 	// RequestTimeout bounds one HTTP request (a long-poll gets its wait on top).
 	RequestTimeout time.Duration `env:"GATEWAY_REQUEST_TIMEOUT" envDefault:"15s"`
 	// FeedConsumer is the durable JetStream consumer that every gateway instance shares.
@@ -92,6 +96,9 @@ func (c *Config) Validate() error {
 	check.That(c.RateLimit >= 0, "GATEWAY_RATE_LIMIT", "must not be negative")
 	check.That(c.RateBurst >= 1, "GATEWAY_RATE_BURST", "must be at least 1")
 	check.That(c.FailedAuthLimit >= 0, "GATEWAY_FAILED_AUTH_LIMIT", "must not be negative")
+	if _, err := clientaddr.New(c.TrustedProxies); err != nil {
+		check.That(false, "GATEWAY_TRUSTED_PROXIES", "%v", err)
+	}
 	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
@@ -258,9 +265,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		return nil, fmt.Errorf("in-process gRPC client: %w", err)
 	}
 	s.conns = append(s.conns, selfConn)
+	proxies, err := clientaddr.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("GATEWAY_TRUSTED_PROXIES: %w", err)
+	}
 	s.api, err = httpapi.New(ctx, httpapi.Options{
 		Self: selfConn, Webhooks: webhookConn, PublicURL: cfg.PublicURL,
-		FailedAuth:   ratelimit.New(cfg.FailedAuthLimit, max(1, int(4*cfg.FailedAuthLimit))),
+		FailedAuth:    ratelimit.New(cfg.FailedAuthLimit, max(1, int(4*cfg.FailedAuthLimit))),
+		ClientAddress: proxies, Verifier: s.verifier,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {
