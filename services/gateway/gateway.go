@@ -5,6 +5,7 @@
 package gatewaysvc
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -75,9 +76,11 @@ type Config struct {
 	// FeedRetention is how long the feed keeps events; keep it equal to EVENTS_STREAM_MAX_AGE of the case service.
 	FeedRetention time.Duration `env:"GATEWAY_FEED_RETENTION" envDefault:"720h"`
 	DrainTimeout  time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
-	NATS          config.NATS
-	Mongo         config.Mongo
-	Keycloak      config.Keycloak
+	// StartupTimeout bounds the wait for MongoDB and NATS (a cluster electing its leader) at start-up; 0 means 30s.
+	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" envDefault:"30s"`
+	NATS           config.NATS
+	Mongo          config.Mongo
+	Keycloak       config.Keycloak
 }
 
 // Validate checks what types cannot.
@@ -102,6 +105,7 @@ func (c *Config) Validate() error {
 	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
+	check.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
 	if c.DashboardClientSecret.Reveal() != "" {
 		check.Require("GATEWAY_SESSION_KEY", c.SessionKey.Reveal())
 		if c.SessionKey.Reveal() != "" {
@@ -163,7 +167,9 @@ type Service struct {
 	workers  []lifecycle.Worker
 }
 
-// New connects to MongoDB and NATS, prepares the indexes, wires the servers and binds the listeners.
+// New connects to MongoDB and NATS, prepares the indexes, wires the servers and binds the listeners. It waits for
+// MongoDB and NATS at most STARTUP_TIMEOUT; on any failure it closes what it had opened and returns an error that
+// names what failed.
 func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *Service, err error) {
 	var o settings
 	for _, opt := range opts {
@@ -187,17 +193,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	if s.httpLis, err = lifecycle.Listen("GATEWAY_HTTP_ADDR", cfg.HTTPAddr); err != nil {
 		return nil, err
 	}
-	if s.mongo, err = mongodb.Connect(ctx, cfg.Mongo.URI.Reveal(), "casekeeper-gateway"); err != nil {
+	// The start-up waits share one bound; what runs afterwards keeps ctx.
+	sctx, cancel := context.WithTimeout(ctx, cmp.Or(cfg.StartupTimeout, 30*time.Second))
+	defer cancel()
+	if s.mongo, err = mongodb.Connect(sctx, cfg.Mongo.URI.Reveal(), "casekeeper-gateway"); err != nil {
 		return nil, err
 	}
 	db := s.mongo.Database(cfg.Mongo.Database)
-	feedStore, err := mongostore.NewFeedStore(ctx, db)
+	feedStore, err := mongostore.NewFeedStore(sctx, db)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mongodb feed indexes (MONGODB_DATABASE %s): %w", cfg.Mongo.Database, err)
 	}
-	auditStore, err := mongostore.NewAuditStore(ctx, db)
+	auditStore, err := mongostore.NewAuditStore(sctx, db)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mongodb audit indexes (MONGODB_DATABASE %s): %w", cfg.Mongo.Database, err)
 	}
 	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-gateway", log); err != nil {
 		return nil, err
@@ -286,8 +295,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		if err != nil {
 			return nil, fmt.Errorf("GATEWAY_SESSION_KEY: %w", err)
 		}
-		sessions, err := sessionkv.Open(ctx, s.js, sessionkv.Config{
-			Replicas: cfg.NATS.StreamReplicas, TTL: dashboard.MaxSessionAge, MaxBytes: sessionBucketBytes})
+		sessions, err := sessionkv.Open(sctx, s.js, sessionkv.Config{
+			Replicas: cfg.NATS.StreamReplicas, TTL: dashboard.MaxSessionAge, MaxBytes: sessionBucketBytes},
+			natsbus.LogWaits(log))
 		if err != nil {
 			return nil, err
 		}

@@ -34,7 +34,7 @@ type Store struct{ kv jetstream.KeyValue }
 var _ dashboard.SessionStore = (*Store)(nil)
 
 // Open declares the bucket (idempotently, as every replica does at start-up) and returns the store.
-func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error) {
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config, opts ...natsbus.EnsureOption) (*Store, error) {
 	if cfg.TTL < dashboard.MaxSessionAge {
 		return nil, fmt.Errorf("sessionkv: TTL %s is shorter than a session may last (%s)", cfg.TTL, dashboard.MaxSessionAge)
 	}
@@ -46,7 +46,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 		MaxBytes:    cfg.MaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(cfg.Replicas, 1),
-	})
+	}, opts...)
 	if err != nil {
 		return nil, err
 	}
