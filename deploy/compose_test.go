@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -263,6 +264,9 @@ func TestComposeServices(t *testing.T) {
 	}
 	if env(gw, "DASHBOARD_COOKIE_SECURE") != "false" {
 		t.Error("gateway over plain HTTP on localhost needs DASHBOARD_COOKIE_SECURE=false")
+	}
+	if key, err := base64.StdEncoding.DecodeString(env(gw, "GATEWAY_SESSION_KEY")); err != nil || len(key) != 32 {
+		t.Error("gateway needs GATEWAY_SESSION_KEY, the base64 of 32 bytes, for the dashboard")
 	}
 
 	// The demo receiver shares the webhook container's network, so deliveries to it are loopback.

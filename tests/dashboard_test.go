@@ -99,7 +99,8 @@ func startDashboardStack(t *testing.T) *dashboardStack {
 		"GATEWAY_PUBLIC_URL": base, "CASE_SERVICE_ADDR": cs.GRPCAddr(), "WEBHOOK_SERVICE_ADDR": ws.GRPCAddr(),
 		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
 		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false",
-		"GATEWAY_RATE_LIMIT": "0", "GATEWAY_FAILED_AUTH_LIMIT": "0", "SHUTDOWN_DRAIN_TIMEOUT": "2s"}))
+		"GATEWAY_SESSION_KEY": "ZGV2ZWxvcG1lbnQgb25seSBzZXNzaW9uIGtleSEhISE=", "GATEWAY_RATE_LIMIT": "0",
+		"GATEWAY_FAILED_AUTH_LIMIT": "0", "SHUTDOWN_DRAIN_TIMEOUT": "2s"}))
 	configured("gateway", err)
 	gw, err := gatewaysvc.New(ctx, gwCfg, log)
 	if err != nil {

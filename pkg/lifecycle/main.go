@@ -19,22 +19,24 @@ type Service interface {
 
 // Main is the whole main function of a service binary, the same for every service: a JSON logger at LOG_LEVEL on
 // stdout, the configuration C from the environment (logged with its secrets masked), a context that SIGINT and
-// SIGTERM end, then the service built by build until it has drained. A failure is printed to stderr and the process
-// exits with status 1.
+// SIGTERM end, then the service built by build until it has drained. A failure — a variable that is wrong, a
+// dependency that cannot be reached at start-up, a worker that failed — is one error line in the log naming what
+// failed, and the process exits with status 1. Whatever build opened before it failed, build closes.
 func Main[C any, S Service](name string, build func(ctx context.Context, cfg C, log *slog.Logger) (S, error)) {
-	if err := runMain(build); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	log, err := logging.New(os.Stdout, os.Getenv("LOG_LEVEL"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: LOG_LEVEL: %v\n", name, err)
+		os.Exit(1)
+	}
+	if err := runMain(log, build); err != nil {
+		log.Error(name+" failed", "error", err.Error())
 		os.Exit(1)
 	}
 }
 
-func runMain[C any, S Service](build func(ctx context.Context, cfg C, log *slog.Logger) (S, error)) error {
+func runMain[C any, S Service](log *slog.Logger, build func(ctx context.Context, cfg C, log *slog.Logger) (S, error)) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log, err := logging.New(os.Stdout, os.Getenv("LOG_LEVEL"))
-	if err != nil {
-		return err
-	}
 	cfg, err := config.Load[C](nil)
 	if err != nil {
 		return err
@@ -42,7 +44,7 @@ func runMain[C any, S Service](build func(ctx context.Context, cfg C, log *slog.
 	log.Info("configuration", "config", cfg)
 	svc, err := build(ctx, cfg, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("start-up: %w", err)
 	}
 	return svc.Run(ctx)
 }

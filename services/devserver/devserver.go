@@ -138,9 +138,13 @@ func Start(ctx context.Context, cfg Config, env map[string]string, log *slog.Log
 	}
 	st.workers = append(st.workers, lifecycle.Worker{Name: "webhook", Run: st.Webhook.Run})
 
+	key, err := sessionKey(dataDir)
+	if err != nil {
+		return nil, err
+	}
 	gatewayCfg, err := config.Load[gatewaysvc.Config](withDefaults(env, map[string]string{
 		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
-		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false",
+		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false", "GATEWAY_SESSION_KEY": key,
 		"CASE_SERVICE_ADDR": st.Case.GRPCAddr(), "WEBHOOK_SERVICE_ADDR": st.Webhook.GRPCAddr(),
 	}))
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -90,9 +92,17 @@ func TestSecondStartReusesTheData(t *testing.T) {
 		return err == nil
 	})
 	nc.Close()
+	key, err := os.ReadFile(filepath.Join(dataDir, "gateway-session.key"))
+	if err != nil {
+		t.Fatalf("the gateway's session key was not generated into DATA_DIR: %v", err)
+	}
 	stop()
 
 	stack, _ = startStack(t, dataDir)
+	// The same session key after a restart: the dashboard's sessions (in NATS, under DATA_DIR too) still open.
+	if again, err := os.ReadFile(filepath.Join(dataDir, "gateway-session.key")); err != nil || string(again) != string(key) {
+		t.Fatalf("the session key changed across a restart: %v", err)
+	}
 	got, err := pb.NewCaseServiceClient(dial(t, stack.Case.GRPCAddr())).GetCase(provider, &pb.GetCaseRequest{Id: id})
 	if err != nil || got.GetCase().GetApplicant().GetFullName() != "Jane Roe" {
 		t.Fatalf("the case after a restart: %v %v", got, err)

@@ -5,12 +5,15 @@
 package gatewaysvc
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +34,7 @@ import (
 	"github.com/casekeeper/core/pkg/opshttp"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/audit"
+	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/dashboard"
 	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
 	"github.com/casekeeper/core/services/gateway/internal/httpapi"
@@ -38,6 +42,7 @@ import (
 	"github.com/casekeeper/core/services/gateway/internal/notify"
 	"github.com/casekeeper/core/services/gateway/internal/projector"
 	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
+	"github.com/casekeeper/core/services/gateway/internal/sessionkv"
 )
 
 // Config is the gateway's configuration, from the environment.
@@ -52,12 +57,18 @@ type Config struct {
 	DashboardClientID     string        `env:"DASHBOARD_CLIENT_ID" envDefault:"casekeeper-dashboard"`
 	DashboardClientSecret config.Secret `env:"DASHBOARD_CLIENT_SECRET"`
 	DashboardCookieSecure bool          `env:"DASHBOARD_COOKIE_SECURE" envDefault:"true"`
+	// SessionKey (base64 of 32 random bytes; required with the dashboard) seals the dashboard's login cookie and
+	// its sessions in NATS. Every replica needs the same key: a sign-in may start on one and finish on another.
+	SessionKey config.Secret `env:"GATEWAY_SESSION_KEY"`
 	// RateLimit is the sustained requests per second of one client (token azp), RateBurst its burst. 0 disables.
 	RateLimit float64 `env:"GATEWAY_RATE_LIMIT" envDefault:"100"`
 	RateBurst int     `env:"GATEWAY_RATE_BURST" envDefault:"200"`
-	// FailedAuthLimit is how many 401s per second one address may cause (burst 4×) before it gets 429s.
+	// FailedAuthLimit is how many 401s per second one client address may cause (burst 4×) before it gets 429s.
 	FailedAuthLimit float64 `env:"GATEWAY_FAILED_AUTH_LIMIT" envDefault:"5"`
-	MaxBodyBytes    int64   `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
+	// TrustedProxies (CIDR prefixes or addresses) are the proxies whose X-Forwarded-For names the client: the
+	// ingress. Empty: the TCP peer is the client, and X-Forwarded-For is ignored.
+	TrustedProxies []string `env:"GATEWAY_TRUSTED_PROXIES" envSeparator:","`
+	MaxBodyBytes   int64    `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
 	// RequestTimeout bounds one HTTP request (a long-poll gets its wait on top).
 	RequestTimeout time.Duration `env:"GATEWAY_REQUEST_TIMEOUT" envDefault:"15s"`
 	// FeedConsumer is the durable JetStream consumer that every gateway instance shares.
@@ -65,9 +76,11 @@ type Config struct {
 	// FeedRetention is how long the feed keeps events; keep it equal to EVENTS_STREAM_MAX_AGE of the case service.
 	FeedRetention time.Duration `env:"GATEWAY_FEED_RETENTION" envDefault:"720h"`
 	DrainTimeout  time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
-	NATS          config.NATS
-	Mongo         config.Mongo
-	Keycloak      config.Keycloak
+	// StartupTimeout bounds the wait for MongoDB and NATS (a cluster electing its leader) at start-up; 0 means 30s.
+	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" envDefault:"30s"`
+	NATS           config.NATS
+	Mongo          config.Mongo
+	Keycloak       config.Keycloak
 }
 
 // Validate checks what types cannot.
@@ -86,10 +99,33 @@ func (c *Config) Validate() error {
 	check.That(c.RateLimit >= 0, "GATEWAY_RATE_LIMIT", "must not be negative")
 	check.That(c.RateBurst >= 1, "GATEWAY_RATE_BURST", "must be at least 1")
 	check.That(c.FailedAuthLimit >= 0, "GATEWAY_FAILED_AUTH_LIMIT", "must not be negative")
+	if _, err := clientaddr.New(c.TrustedProxies); err != nil {
+		check.That(false, "GATEWAY_TRUSTED_PROXIES", "%v", err)
+	}
 	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
+	check.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
+	if c.DashboardClientSecret.Reveal() != "" {
+		check.Require("GATEWAY_SESSION_KEY", c.SessionKey.Reveal())
+		if c.SessionKey.Reveal() != "" {
+			_, err := c.sessionKey()
+			check.That(err == nil, "GATEWAY_SESSION_KEY", "must be the base64 of 32 random bytes (openssl rand -base64 32)")
+		}
+	}
 	return check.Err()
+}
+
+// sessionKey decodes GATEWAY_SESSION_KEY.
+func (c *Config) sessionKey() ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.SessionKey.Reveal()))
+	if err != nil {
+		return nil, err
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("%d bytes, want 32", len(key))
+	}
+	return key, nil
 }
 
 // Option adjusts a Service beyond its Config (tests and benchmarks).
@@ -131,7 +167,9 @@ type Service struct {
 	workers  []lifecycle.Worker
 }
 
-// New connects to MongoDB and NATS, prepares the indexes, wires the servers and binds the listeners.
+// New connects to MongoDB and NATS, prepares the indexes, wires the servers and binds the listeners. It waits for
+// MongoDB and NATS at most STARTUP_TIMEOUT; on any failure it closes what it had opened and returns an error that
+// names what failed.
 func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *Service, err error) {
 	var o settings
 	for _, opt := range opts {
@@ -155,17 +193,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	if s.httpLis, err = lifecycle.Listen("GATEWAY_HTTP_ADDR", cfg.HTTPAddr); err != nil {
 		return nil, err
 	}
-	if s.mongo, err = mongodb.Connect(ctx, cfg.Mongo.URI.Reveal(), "casekeeper-gateway"); err != nil {
+	// The start-up waits share one bound; what runs afterwards keeps ctx.
+	sctx, cancel := context.WithTimeout(ctx, cmp.Or(cfg.StartupTimeout, 30*time.Second))
+	defer cancel()
+	if s.mongo, err = mongodb.Connect(sctx, cfg.Mongo.URI.Reveal(), "casekeeper-gateway"); err != nil {
 		return nil, err
 	}
 	db := s.mongo.Database(cfg.Mongo.Database)
-	feedStore, err := mongostore.NewFeedStore(ctx, db)
+	feedStore, err := mongostore.NewFeedStore(sctx, db)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mongodb feed indexes (MONGODB_DATABASE %s): %w", cfg.Mongo.Database, err)
 	}
-	auditStore, err := mongostore.NewAuditStore(ctx, db)
+	auditStore, err := mongostore.NewAuditStore(sctx, db)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mongodb audit indexes (MONGODB_DATABASE %s): %w", cfg.Mongo.Database, err)
 	}
 	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-gateway", log); err != nil {
 		return nil, err
@@ -233,9 +274,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		return nil, fmt.Errorf("in-process gRPC client: %w", err)
 	}
 	s.conns = append(s.conns, selfConn)
+	proxies, err := clientaddr.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("GATEWAY_TRUSTED_PROXIES: %w", err)
+	}
 	s.api, err = httpapi.New(ctx, httpapi.Options{
 		Self: selfConn, Webhooks: webhookConn, PublicURL: cfg.PublicURL,
-		FailedAuth:   ratelimit.New(cfg.FailedAuthLimit, max(1, int(4*cfg.FailedAuthLimit))),
+		FailedAuth:    ratelimit.New(cfg.FailedAuthLimit, max(1, int(4*cfg.FailedAuthLimit))),
+		ClientAddress: proxies, Verifier: s.verifier,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {
@@ -245,10 +291,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		// The dashboard reads through the gateway's own gRPC server (same checks, same audit) and manages webhooks
 		// through the same connection as the HTTP routes, always with the signed-in user's own token.
 		query := casekeeperv1.NewCaseQueryServiceClient(selfConn)
+		key, err := cfg.sessionKey()
+		if err != nil {
+			return nil, fmt.Errorf("GATEWAY_SESSION_KEY: %w", err)
+		}
+		sessions, err := sessionkv.Open(sctx, s.js, sessionkv.Config{
+			Replicas: cfg.NATS.StreamReplicas, TTL: dashboard.MaxSessionAge, MaxBytes: sessionBucketBytes},
+			natsbus.LogWaits(log))
+		if err != nil {
+			return nil, err
+		}
 		dash, err := dashboard.New(dashboard.Options{
 			KeycloakURL: cfg.Keycloak.URL, Realm: cfg.Keycloak.Realm, Issuer: cfg.Keycloak.Issuer,
 			ClientID: cfg.DashboardClientID, ClientSecret: cfg.DashboardClientSecret.Reveal(),
 			PublicURL: cfg.PublicURL, CookieSecure: cfg.DashboardCookieSecure,
+			Key: key, Sessions: sessions,
 			Verifier: s.verifier,
 			Webhooks: casekeeperv1.NewWebhookServiceClient(webhookConn),
 			Cases:    query, Events: query,
@@ -295,6 +352,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	}
 	return s, nil
 }
+
+// sessionBucketBytes bounds the dashboard's session bucket: a sealed session is 4 to 8 KiB, so this holds tens of
+// thousands of administrators signed in at once.
+const sessionBucketBytes = 256 << 20
 
 // feedExpiry deletes feed entries older than the retention, hourly. Every instance runs it; deleting what another
 // instance already deleted costs one scan and changes nothing.

@@ -9,6 +9,7 @@
 package webhooksvc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,8 @@ type Config struct {
 	SweepGrace      time.Duration `env:"WEBHOOK_SWEEP_GRACE" envDefault:"2m"`
 	EndpointRefresh time.Duration `env:"WEBHOOK_ENDPOINT_REFRESH" envDefault:"30s"`
 	FanoutBatch     int           `env:"WEBHOOK_FANOUT_BATCH" envDefault:"256"`
+	// StartupTimeout bounds the wait for NATS (a cluster electing its leader) and MongoDB at start-up; 0 means 30s.
+	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" envDefault:"30s"`
 
 	// Verifier replaces the Keycloak verifier (tests of the API without Keycloak); not from the environment.
 	Verifier auth.TokenVerifier `env:"-"`
@@ -84,6 +87,7 @@ func (c Config) Validate() error {
 	chk.That(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "GATEWAY_PUBLIC_URL", "must be an http(s) URL")
 	chk.That(c.SweepInterval > 0 && c.SweepGrace > 0 && c.EndpointRefresh > 0, "WEBHOOK_SWEEP_INTERVAL / WEBHOOK_SWEEP_GRACE / WEBHOOK_ENDPOINT_REFRESH", "must be positive")
 	chk.That(c.FanoutBatch > 0 && c.FanoutBatch <= 1024, "WEBHOOK_FANOUT_BATCH", "must be between 1 and 1024")
+	chk.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
 	if c.Verifier == nil {
 		chk.Require("KEYCLOAK_URL", c.Keycloak.URL)
 	}
@@ -113,12 +117,16 @@ type Service struct {
 	sweeper   *app.Sweeper
 }
 
-// New connects to NATS and MongoDB, declares the streams and binds both listeners.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err error) {
+// New connects to NATS and MongoDB, declares the streams and binds both listeners. It waits for NATS and MongoDB
+// at most STARTUP_TIMEOUT (less if ctx ends sooner); on any failure it closes what it had opened and returns an
+// error that names what failed.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s = &Service{cfg: cfg, log: log, registry: opshttp.NewRegistry()}
+	// s, not the result: every `return nil, err` below sets the result to nil, and the cleanup must still see what
+	// was opened.
+	s := &Service{cfg: cfg, log: log, registry: opshttp.NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -139,16 +147,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 		return nil, err
 	}
 	s.nc = nc
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	wait := cmp.Or(cfg.StartupTimeout, 30*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	// CASES belongs to the case service, which sets its retention (EVENTS_STREAM_MAX_AGE): use it as it is, and
 	// create it with the defaults only when this service starts first.
-	if _, err := js.Stream(sctx, events.Stream); errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err := natsbus.EnsureStream(sctx, js, events.StreamConfig(720*time.Hour, cfg.StreamReplicas)); err != nil {
+	// The lookup is bounded on its own: a NATS that is not reachable yet must leave the wait to EnsureStream, which
+	// logs it.
+	lctx, lcancel := context.WithTimeout(sctx, min(5*time.Second, wait/3))
+	_, err = js.Stream(lctx, events.Stream)
+	lcancel()
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := natsbus.EnsureStream(sctx, js, events.StreamConfig(720*time.Hour, cfg.StreamReplicas), natsbus.LogWaits(log)); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := natsbus.EnsureStream(sctx, js, natsqueue.StreamConfig(cfg.StreamReplicas)); err != nil {
+	if _, err := natsbus.EnsureStream(sctx, js, natsqueue.StreamConfig(cfg.StreamReplicas), natsbus.LogWaits(log)); err != nil {
 		return nil, err
 	}
 	if s.mongo, err = mongodb.Connect(sctx, cfg.URI.Reveal(), "casekeeper-webhook"); err != nil {
@@ -156,7 +170,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 	}
 	store := mongostore.New(s.mongo.Database(cfg.Database))
 	if err := store.EnsureIndexes(sctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mongodb indexes (MONGODB_DATABASE %s): %w", cfg.Database, err)
 	}
 
 	sender, err := httpsender.New(httpsender.Options{Timeout: cfg.RequestTimeout, AllowLoopback: cfg.AllowLoopbackHTTP})

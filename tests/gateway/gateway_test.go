@@ -46,6 +46,7 @@ func TestGateway(t *testing.T) {
 	t.Run("AccessAuditForAdmins", func(t *testing.T) { testAudit(t, h) })
 	t.Run("WebhookRoutesDelegate", func(t *testing.T) { testWebhookRoutes(t, h) })
 	t.Run("RateLimit429", func(t *testing.T) { testRateLimit(t, h) })
+	t.Run("FailedAuthBudgetPerClientBehindProxy", func(t *testing.T) { testFailedAuthBehindProxy(t, h) })
 	t.Run("SecondInstanceWakesOnOtherInstancesWrites", func(t *testing.T) { testSecondInstance(t, h) })
 	t.Run("OpsAndOpenAPI", func(t *testing.T) { testOps(t, h) })
 	t.Run("SteadyStateMakesNoKeycloakCalls", func(t *testing.T) { testSteadyState(t, h) })

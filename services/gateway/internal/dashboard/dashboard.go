@@ -37,9 +37,11 @@ type Options struct {
 	PublicURL string
 	// CookieSecure marks the cookies Secure (DASHBOARD_COOKIE_SECURE; true everywhere but plain-http development).
 	CookieSecure bool
-	// CookieKey (32 bytes) seals the short-lived login cookie; empty means a random key per process, which is
-	// fine as long as the login's callback reaches the same instance (sessions are per instance anyway).
-	CookieKey []byte
+	// Key (32 bytes, GATEWAY_SESSION_KEY) seals the short-lived login cookie and the sessions in Sessions. Every
+	// replica must have the same key: a sign-in may start on one and finish on another.
+	Key []byte
+	// Sessions is where the sessions live, shared by every replica (the gateway's NATS KV bucket).
+	Sessions SessionStore
 	// Verifier checks the access tokens Keycloak hands out (the gateway's verifier: audience casekeeper-api).
 	Verifier auth.TokenVerifier
 	// Webhooks is the webhook service; Cases reads cases; Events, when set, gives the case page its timeline.
@@ -48,9 +50,7 @@ type Options struct {
 	Events   Events
 	// HTTPClient carries the calls to Keycloak's token endpoint (default: 10s timeout).
 	HTTPClient *http.Client
-	// MaxSessions bounds the sessions held in memory (default 10000).
-	MaxSessions int
-	Log         *slog.Logger
+	Log        *slog.Logger
 	// Now replaces the clock (tests).
 	Now func() time.Time
 }
@@ -60,7 +60,7 @@ type Handler struct {
 	opts     Options
 	mux      *http.ServeMux
 	oidc     *oidcClient
-	sessions *sessionStore
+	sessions *sessions
 	sealer   *sealer
 	pages    *pages
 	origin   string
@@ -86,6 +86,9 @@ func New(o Options) (*Handler, error) {
 	if o.Cases == nil {
 		missing = append(missing, "Cases")
 	}
+	if o.Sessions == nil {
+		missing = append(missing, "Sessions")
+	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("dashboard: missing options %s", strings.Join(missing, ", "))
 	}
@@ -95,9 +98,6 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.Realm == "" {
 		o.Realm = "casekeeper"
-	}
-	if o.MaxSessions <= 0 {
-		o.MaxSessions = 10000
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -113,7 +113,11 @@ func New(o Options) (*Handler, error) {
 	if issuer == "" {
 		issuer = back
 	}
-	s, err := newSealer(o.CookieKey)
+	login, err := newSealer(o.Key, "login cookie")
+	if err != nil {
+		return nil, err
+	}
+	stored, err := newSealer(o.Key, "session store")
 	if err != nil {
 		return nil, err
 	}
@@ -122,15 +126,18 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	origin := pub.Scheme + "://" + pub.Host
+	log := o.Log.With("component", "dashboard")
 	h := &Handler{
-		opts:     o,
-		oidc:     newOIDCClient(issuer, back, o.ClientID, o.ClientSecret, origin, o.HTTPClient, o.Now),
-		sessions: newSessionStore(o.MaxSessions, o.Now),
-		sealer:   s,
-		pages:    pg,
-		origin:   origin,
-		log:      o.Log.With("component", "dashboard"),
-		now:      o.Now,
+		opts: o,
+		oidc: newOIDCClient(issuer, back, o.ClientID, o.ClientSecret, origin, o.HTTPClient, o.Now),
+		sessions: &sessions{store: o.Sessions, sealer: stored, now: o.Now, log: func(ctx context.Context, msg string, err error) {
+			log.WarnContext(ctx, msg, "error", err)
+		}},
+		sealer: login,
+		pages:  pg,
+		origin: origin,
+		log:    log,
+		now:    o.Now,
 	}
 	h.routes()
 	return h, nil
@@ -213,7 +220,11 @@ func (h *Handler) authed(role string, next pageFunc) http.Handler {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			id = c.Value
 		}
-		sess, ok := h.sessions.get(id)
+		sess, ok, err := h.sessions.get(r.Context(), id)
+		if err != nil {
+			h.sessionStoreDown(w, r, err)
+			return
+		}
 		if !ok {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/dashboard/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -233,7 +244,11 @@ func (h *Handler) authed(role string, next pageFunc) http.Handler {
 		}
 		token, err := h.accessToken(r.Context(), sess)
 		if err != nil {
-			h.sessions.delete(id)
+			if errors.Is(err, errSessionStore) {
+				h.sessionStoreDown(w, r, err)
+				return
+			}
+			h.sessions.delete(r.Context(), id)
 			h.clearCookie(w, sessionCookie)
 			if errors.Is(err, errTokenRefused) || errors.Is(err, auth.ErrInvalidToken) {
 				if r.Method == http.MethodGet {
@@ -257,10 +272,20 @@ func (h *Handler) authed(role string, next pageFunc) http.Handler {
 	})
 }
 
-// accessToken returns a token valid for the next refreshAhead, renewing it with the refresh token when needed.
+// errSessionStore marks a failure of the session store, as opposed to one of Keycloak or of the token.
+var errSessionStore = errors.New("session store")
+
+// sessionStoreDown answers a request whose session could not be read or written: the session may well be fine,
+// so the cookie stays and the user is asked to retry.
+func (h *Handler) sessionStoreDown(w http.ResponseWriter, r *http.Request, err error) {
+	h.log.ErrorContext(r.Context(), "dashboard session store failed", "error", err)
+	h.renderError(w, r, nil, errorPage{Status: 503, Title: "Dashboard unavailable", Message: "Your session could not be loaded. Nothing was changed. Try again in a moment."})
+}
+
+// accessToken returns a token valid for the next refreshAhead, renewing it with the refresh token when needed. Two
+// requests of one session (two tabs, possibly on two replicas) may both refresh: the renewed tokens are written
+// with a compare-and-set, the first write wins and the other request uses its own fresh token for this call.
 func (h *Handler) accessToken(ctx context.Context, s *session) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := h.now()
 	if now.Add(refreshAhead).Before(s.accessExpires) {
 		return s.accessToken, nil
@@ -276,8 +301,19 @@ func (h *Handler) accessToken(ctx context.Context, s *session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.principal = p
-	s.setTokens(ts, now)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	err = h.sessions.update(sctx, s, func(cur *session) bool {
+		if now.Add(refreshAhead).Before(cur.accessExpires) {
+			return false // renewed meanwhile by another request
+		}
+		cur.principal = p
+		cur.setTokens(ts, now)
+		return true
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", errSessionStore, err)
+	}
 	return s.accessToken, nil
 }
 
@@ -289,7 +325,7 @@ func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	target := "/dashboard/login?next=" + url.QueryEscape("/dashboard/")
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if s, ok := h.sessions.get(c.Value); ok {
+		if s, ok, _ := h.sessions.get(r.Context(), c.Value); ok {
 			target = "/dashboard/webhooks"
 			if !s.principal.Has(auth.RoleWebhooksManage) {
 				target = "/dashboard/cases"
@@ -388,14 +424,14 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	// A session this browser still had is ended: one browser, one session.
 	if old, err := r.Cookie(sessionCookie); err == nil {
-		h.sessions.delete(old.Value)
+		h.sessions.delete(r.Context(), old.Value)
 	}
 	s := &session{csrf: csrf, principal: p, user: user, created: now}
 	s.setTokens(ts, now)
-	id, err := h.sessions.create(s)
+	id, err := h.sessions.create(r.Context(), s)
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "dashboard session not created", "error", err)
-		h.renderError(w, r, nil, errorPage{Status: 503, Title: "Too many sessions", Message: "The dashboard is at its limit of signed-in users. Try again later."})
+		h.renderError(w, r, nil, errorPage{Status: 503, Title: "Sign-in did not complete", Message: "Your session could not be stored. Sign in again in a moment."})
 		return
 	}
 	h.log.InfoContext(r.Context(), "dashboard sign-in", "tenant", p.Tenant, "subject", p.Subject)
@@ -405,10 +441,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 
 // logout ends the session here and sends the browser to Keycloak to end the single sign-on session too.
 func (h *Handler) logout(w http.ResponseWriter, r *request) {
-	r.sess.mu.Lock()
 	idToken := r.sess.idToken
-	r.sess.mu.Unlock()
-	h.sessions.delete(r.id)
+	h.sessions.delete(r.Context(), r.id)
 	h.clearCookie(w, sessionCookie)
 	http.Redirect(w, r.Request, h.oidc.logoutURL(idToken), http.StatusSeeOther)
 }

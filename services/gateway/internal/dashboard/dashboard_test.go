@@ -238,7 +238,7 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	t.Cleanup(f.srv.Close)
 	h, err := New(Options{KeycloakURL: kc.srv.URL, ClientID: "casekeeper-dashboard", ClientSecret: "s3cret",
 		PublicURL: f.srv.URL, CookieSecure: secure, Verifier: fakeVerifier{}, Webhooks: f.webhooks, Cases: fakeCases{},
-		Now: f.clock.Now})
+		Key: testKey, Sessions: newMemStore(), Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +516,7 @@ func TestSafeNext(t *testing.T) {
 }
 
 func TestSealedCookie(t *testing.T) {
-	s, err := newSealer(nil)
+	s, err := newSealer(testKey, "login cookie")
 	if err != nil {
 		t.Fatal(err)
 	}

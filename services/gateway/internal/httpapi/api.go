@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/casekeeper/core/pkg/auth"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/feed"
 	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
 )
@@ -29,8 +31,11 @@ type Options struct {
 	Self *grpc.ClientConn
 	// Webhooks is a connection to the webhook service whose interceptors verify the caller's token and delegate.
 	Webhooks *grpc.ClientConn
-	// FailedAuth limits 401s per address.
+	// FailedAuth limits 401s per client address, as ClientAddress finds it (nil: the TCP peer); a request whose
+	// token Verifier accepts is never refused by it.
 	FailedAuth     *ratelimit.Limiter
+	ClientAddress  *clientaddr.Resolver
+	Verifier       auth.TokenVerifier
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
 	PublicURL      string
@@ -41,6 +46,7 @@ type API struct {
 	Mux   *http.ServeMux
 	query casekeeperv1.CaseQueryServiceClient
 	spec  []byte
+	addr  *clientaddr.Resolver
 }
 
 // New builds the routes.
@@ -58,7 +64,10 @@ func New(ctx context.Context, o Options) (*API, error) {
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 	)
-	a := &API{Mux: http.NewServeMux(), query: casekeeperv1.NewCaseQueryServiceClient(o.Self)}
+	if o.ClientAddress == nil {
+		o.ClientAddress = &clientaddr.Resolver{}
+	}
+	a := &API{Mux: http.NewServeMux(), query: casekeeperv1.NewCaseQueryServiceClient(o.Self), addr: o.ClientAddress}
 	if err := casekeeperv1.RegisterCaseQueryServiceHandlerClient(ctx, gw, a.query); err != nil {
 		return nil, fmt.Errorf("case query routes: %w", err)
 	}
@@ -73,9 +82,10 @@ func New(ctx context.Context, o Options) (*API, error) {
 	}
 	a.spec = spec
 
-	api := withLimits(o.MaxBodyBytes, o.RequestTimeout, withFailedAuthLimit(o.FailedAuth, withConditionalGET(gw)))
+	budget := failedAuth{lim: o.FailedAuth, addr: o.ClientAddress, verify: o.Verifier}
+	api := withLimits(o.MaxBodyBytes, o.RequestTimeout, budget.wrap(withConditionalGET(gw)))
 	a.Mux.Handle("/v1/", api)
-	a.Mux.Handle("GET /v1/events:stream", withFailedAuthLimit(o.FailedAuth, http.HandlerFunc(a.streamEvents)))
+	a.Mux.Handle("GET /v1/events:stream", budget.wrap(http.HandlerFunc(a.streamEvents)))
 	a.Mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(a.spec)

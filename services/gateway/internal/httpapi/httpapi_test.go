@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/casekeeper/core/pkg/auth"
+	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
 )
 
@@ -57,7 +60,7 @@ func TestETagComparison(t *testing.T) {
 
 func TestFailedAuthBudgetPerAddress(t *testing.T) {
 	lim := ratelimit.New(1, 2)
-	h := withFailedAuthLimit(lim, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := failedAuth{lim: lim, addr: &clientaddr.Resolver{}}.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	codes := []int{}
@@ -77,5 +80,52 @@ func TestFailedAuthBudgetPerAddress(t *testing.T) {
 	h.ServeHTTP(w, r)
 	if w.Code != 401 {
 		t.Fatalf("another address limited: %d", w.Code)
+	}
+}
+
+type tokenIs string
+
+func (v tokenIs) Verify(_ context.Context, raw string) (auth.Principal, error) {
+	if raw == string(v) {
+		return auth.Principal{Subject: "s"}, nil
+	}
+	return auth.Principal{}, auth.ErrInvalidToken
+}
+
+// Behind a trusted proxy, the budget is the client's (X-Forwarded-For), not the proxy's; and a token that verifies
+// passes while its address's budget is spent.
+func TestFailedAuthBudgetBehindATrustedProxy(t *testing.T) {
+	proxies, err := clientaddr.New([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := failedAuth{lim: ratelimit.New(1, 2), addr: proxies, verify: tokenIs("good")}.wrap(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") == "Bearer good" {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+		}))
+	call := func(client, token string) int {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/v1/cases/x", nil)
+		r.RemoteAddr = "10.0.0.2:1234" // the ingress
+		r.Header.Set("X-Forwarded-For", client)
+		r.Header.Set("Authorization", "Bearer "+token)
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for range 3 {
+		call("203.0.113.7", "garbage")
+	}
+	if got := call("203.0.113.7", "garbage"); got != http.StatusTooManyRequests {
+		t.Fatalf("garbage after the budget: %d, want 429", got)
+	}
+	if got := call("198.51.100.9", "garbage"); got != http.StatusUnauthorized {
+		t.Fatalf("another client behind the same proxy: %d, want 401 (its own budget)", got)
+	}
+	if got := call("203.0.113.7", "good"); got != http.StatusOK {
+		t.Fatalf("a valid token from the exhausted address: %d, want 200", got)
 	}
 }

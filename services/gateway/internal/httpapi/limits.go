@@ -2,9 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/casekeeper/core/pkg/auth"
+	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
 )
 
@@ -53,30 +55,44 @@ func (w *statusRecorder) Flush() {
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// withFailedAuthLimit throttles addresses that keep presenting bad tokens. Authenticated traffic is limited per
+// failedAuth is the budget of failed authentications per client address. Authenticated traffic is limited per
 // client (azp) at the gRPC layer; an address is charged only for its 401s, so many good clients behind one proxy
-// never share a budget, while a token-guessing loop from one address is answered with 429 before any verification.
-func withFailedAuthLimit(lim *ratelimit.Limiter, next http.Handler) http.Handler {
+// never share a budget, while a token-guessing loop from one address is answered with 429.
+type failedAuth struct {
+	lim *ratelimit.Limiter
+	// addr is the client's address: the TCP peer, or X-Forwarded-For from a trusted proxy.
+	addr *clientaddr.Resolver
+	// verify checks a token when the budget is spent: a token that verifies is never refused by this budget,
+	// whoever shares the client's address. Garbage costs no more than it did before (a malformed token fails before
+	// any cryptography, a verified one is a cache hit), and unknown key ids fetch keys at most once per interval.
+	verify auth.TokenVerifier
+}
+
+func (f failedAuth) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := "ip:" + clientIP(r)
-		if blocked, retry := lim.Exhausted(key); blocked {
+		key := "ip:" + clientaddr.Key(f.addr.Of(r))
+		if blocked, retry := f.lim.Exhausted(key); blocked && !f.verifies(r) {
 			writeError(w, RateLimited(retry))
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusUnauthorized {
-			lim.Allow(key)
+			f.lim.Allow(key)
 		}
 	})
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+func (f failedAuth) verifies(r *http.Request) bool {
+	if f.verify == nil {
+		return false
 	}
-	return host
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return false
+	}
+	_, err := f.verify.Verify(r.Context(), strings.TrimSpace(token))
+	return err == nil
 }
 
 // withLimits bounds what one request may take: its body, and its time (long enough for the longest long-poll when

@@ -45,7 +45,7 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
 	for _, v := range r.Header.Values("Authorization") {
 		md.Append("authorization", v)
 	}
-	md.Set("x-forwarded-for", clientIP(r))
+	md.Set("x-forwarded-for", a.addr.Of(r).String())
 	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), md))
 	defer cancel()
 

@@ -1,0 +1,133 @@
+package gatewaysvc_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/logging"
+	"github.com/casekeeper/core/pkg/testinfra"
+	gatewaysvc "github.com/casekeeper/core/services/gateway"
+)
+
+// Start-up failures: New returns the error that names what failed, within STARTUP_TIMEOUT and without a panic;
+// the binary turns it into one error line and exit status 1.
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
+}
+
+const testSessionKey = "c3RhcnQtdXAgdGVzdHMgc2Vzc2lvbiBrZXkgMzJiISE="
+
+func environment(natsURL, mongoURI string) map[string]string {
+	return map[string]string{
+		"GATEWAY_HTTP_ADDR": "127.0.0.1:0", "GATEWAY_GRPC_ADDR": "127.0.0.1:0", "NATS_URL": natsURL,
+		"MONGODB_URI": mongoURI, "MONGODB_DATABASE": "startup", "KEYCLOAK_URL": "http://127.0.0.1:1",
+		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
+		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "GATEWAY_SESSION_KEY": testSessionKey, "STARTUP_TIMEOUT": "2s",
+	}
+}
+
+func startupError(t *testing.T, env map[string]string) error {
+	t.Helper()
+	cfg, err := config.Load[gatewaysvc.Config](env)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("New panicked: %v", p)
+		}
+	}()
+	started := time.Now()
+	svc, err := gatewaysvc.New(context.Background(), cfg, logging.Discard())
+	if err == nil {
+		t.Fatalf("New succeeded: %s", svc.HTTPAddr())
+	}
+	if d := time.Since(started); d > 10*time.Second {
+		t.Errorf("New took %v with a 2s STARTUP_TIMEOUT", d)
+	}
+	return err
+}
+
+func TestStartupWithUnreachableDatabase(t *testing.T) {
+	err := startupError(t, environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t)))
+	if !strings.Contains(err.Error(), "MONGODB_URI") {
+		t.Errorf("error %q does not name MONGODB_URI", err)
+	}
+}
+
+func TestStartupWithUnreachableNATS(t *testing.T) {
+	uri, _ := testinfra.Mongo(t)
+	err := startupError(t, environment("nats://"+closedAddr(t), uri))
+	if !strings.Contains(err.Error(), "NATS_URL") || !strings.Contains(err.Error(), "DASHBOARD_SESSIONS") {
+		t.Errorf("error %q does not say that the session bucket could not be declared on NATS (NATS_URL)", err)
+	}
+}
+
+func TestStartupRefusesABadSessionKey(t *testing.T) {
+	for _, key := range []string{"", "c2hvcnQ=", "not base64!"} {
+		env := environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t))
+		env["GATEWAY_SESSION_KEY"] = key
+		if err := startupError(t, env); !strings.Contains(err.Error(), "GATEWAY_SESSION_KEY") {
+			t.Errorf("key %q: error %q does not name GATEWAY_SESSION_KEY", key, err)
+		}
+	}
+	env := environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t))
+	env["GATEWAY_TRUSTED_PROXIES"] = "10.0.0.0/8,ingress.example"
+	if err := startupError(t, env); !strings.Contains(err.Error(), "GATEWAY_TRUSTED_PROXIES") {
+		t.Errorf("error %q does not name GATEWAY_TRUSTED_PROXIES", err)
+	}
+}
+
+func TestBinaryExitsWithOneErrorLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/gateway")
+	}
+	bin := filepath.Join(t.TempDir(), "gateway")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/gateway")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = os.Environ()
+	for k, v := range environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t)) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the gateway did not exit within 30s of a 2s STARTUP_TIMEOUT")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1\n%s", err, out)
+	}
+	var errorLines []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) {
+			errorLines = append(errorLines, line)
+		}
+	}
+	if len(errorLines) != 1 || !strings.Contains(errorLines[0], "MONGODB_URI") || strings.Contains(string(out), "panic") {
+		t.Fatalf("want one error line naming MONGODB_URI and no panic, got:\n%s", out)
+	}
+}
