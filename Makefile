@@ -9,7 +9,7 @@ TOOLS_BIN := $(CURDIR)/.cache/bin
 # `make images` (needs a Docker engine).
 include deploy/images.mk
 
-.PHONY: help run build test bench proto proto-check lint vet fmt tools keycloak clean
+.PHONY: help run build test cluster-test bench proto proto-check lint vet fmt tools keycloak clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -26,6 +26,9 @@ build: ## build every binary into bin/
 
 test: ## check for committed binaries, vet, check generated code, start the real Keycloak and run every module's tests with -race
 	@scripts/test.sh
+
+cluster-test: ## the cluster test's long form: 3 NATS nodes, 2 replicas of each service, faults, 10,000 writes
+	@CLUSTER_WRITES=$${CLUSTER_WRITES:-10000} scripts/with-keycloak.sh go test -count=1 -timeout 60m -v -run TestClusterLosesNothing ./tests/cluster/
 
 bench: ## run the benchmarks (figures go to docs/benchmarks.md by hand)
 	@scripts/bench.sh
