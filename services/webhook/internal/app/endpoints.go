@@ -232,6 +232,13 @@ func (u *Endpoints) Preview(ctx context.Context, program string) (input, output 
 	if strings.TrimSpace(program) == "" {
 		return "", "", validation.Errors{{Field: "jq_transform", Message: "is required"}}
 	}
+	if len(program) > maxJQLength {
+		return "", "", validation.Errors{{Field: "jq_transform", Message: fmt.Sprintf("must be at most %d bytes", maxJQLength)}}
+	}
+	var errs validation.Errors
+	if errs.Text("jq_transform", program, validation.TextRule{Multiline: true}); len(errs) > 0 {
+		return "", "", errs
+	}
 	tr, err := payload.Compile(program)
 	if err != nil {
 		return "", "", validation.Errors{{Field: "jq_transform", Message: err.Error()}}

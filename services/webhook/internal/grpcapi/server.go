@@ -260,6 +260,8 @@ func (s *Server) ListDeliveries(ctx context.Context, req *casekeeperv1.ListDeliv
 	}
 	if len(f.EventID) > 200 {
 		errs.Add("event_id", "must be at most 200 bytes")
+	} else {
+		errs.Text("event_id", f.EventID, validation.TextRule{})
 	}
 	switch st := req.GetStatus(); st {
 	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED:
