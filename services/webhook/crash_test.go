@@ -46,6 +46,7 @@ func (e *env) startProcess(t testing.TB, bin string) *exec.Cmd {
 		"WEBHOOK_SWEEP_INTERVAL=3s",
 		"WEBHOOK_SWEEP_GRACE=3s",
 		"LOG_LEVEL=warn",
+		"WEBHOOK_SECRETS_KEY="+testSecretsKey.Reveal(),
 	)
 	cmd.Stdout, cmd.Stderr = &testLog{t: t}, &testLog{t: t}
 	if err := cmd.Start(); err != nil {
@@ -74,7 +75,7 @@ func (e *env) seedEndpoint(t testing.TB, url string, concurrency int) delivery.E
 	now := time.Now()
 	ep := delivery.Endpoint{ID: "ep_" + "seededendpointaaaaaaaaaa"[:24], Tenant: "acme", URL: url, Format: delivery.FormatFull,
 		MaxConcurrency: concurrency, Secrets: []delivery.Secret{{Value: secret, CreatedAt: now}}, CreatedAt: now, UpdatedAt: now}
-	store := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db))
+	store := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db), testKeyring(t))
 	if err := store.CreateEndpoint(context.Background(), ep); err != nil {
 		t.Fatal(err)
 	}
