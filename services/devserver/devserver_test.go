@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -91,8 +93,16 @@ func TestSecondStartReusesTheData(t *testing.T) {
 	})
 	nc.Close()
 	stop()
+	keyFile := filepath.Join(dataDir, "webhook-secrets.key")
+	key, err := os.ReadFile(keyFile)
+	if fi, _ := os.Stat(keyFile); err != nil || len(key) < 44 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the webhook secrets key in DATA_DIR: %q %v", key, err)
+	}
 
 	stack, _ = startStack(t, dataDir)
+	if again, _ := os.ReadFile(keyFile); string(again) != string(key) {
+		t.Fatal("the second start made a new webhook secrets key: endpoints stored by the first would not open")
+	}
 	got, err := pb.NewCaseServiceClient(dial(t, stack.Case.GRPCAddr())).GetCase(provider, &pb.GetCaseRequest{Id: id})
 	if err != nil || got.GetCase().GetApplicant().GetFullName() != "Jane Roe" {
 		t.Fatalf("the case after a restart: %v %v", got, err)
