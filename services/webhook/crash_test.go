@@ -28,8 +28,9 @@ func buildService(t testing.TB) string {
 	return bin
 }
 
-// startProcess runs the service binary configured only by environment variables, as in production.
-func (e *env) startProcess(t testing.TB, bin string) *exec.Cmd {
+// startProcess runs the service binary configured only by environment variables, as in production; extra
+// variables (NAME=value) override the test defaults.
+func (e *env) startProcess(t testing.TB, bin string, extra ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
@@ -48,6 +49,7 @@ func (e *env) startProcess(t testing.TB, bin string) *exec.Cmd {
 		"LOG_LEVEL=warn",
 		"WEBHOOK_SECRETS_KEY="+testSecretsKey.Reveal(),
 	)
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = &testLog{t: t}, &testLog{t: t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

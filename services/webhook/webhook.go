@@ -77,6 +77,8 @@ type Config struct {
 	JQWorkers int `env:"WEBHOOK_JQ_WORKERS" envDefault:"2"`
 	// JQWorkerMemoryMiB is each transform worker's hard memory ceiling (0: 64).
 	JQWorkerMemoryMiB int `env:"WEBHOOK_JQ_WORKER_MEMORY_MIB" envDefault:"64"`
+	// JQQuarantine is how long a program that exceeded its limits is refused without running (0: 1m).
+	JQQuarantine time.Duration `env:"WEBHOOK_JQ_QUARANTINE" envDefault:"1m"`
 
 	// Verifier replaces the Keycloak verifier (tests of the API without Keycloak); not from the environment.
 	Verifier auth.TokenVerifier `env:"-"`
@@ -95,6 +97,7 @@ func (c Config) Validate() error {
 	chk.That(c.SweepInterval > 0 && c.SweepGrace > 0 && c.EndpointRefresh > 0, "WEBHOOK_SWEEP_INTERVAL / WEBHOOK_SWEEP_GRACE / WEBHOOK_ENDPOINT_REFRESH", "must be positive")
 	chk.That(c.FanoutBatch > 0 && c.FanoutBatch <= 1024, "WEBHOOK_FANOUT_BATCH", "must be between 1 and 1024")
 	chk.That(c.JQWorkers >= 0 && c.JQWorkers <= 256, "WEBHOOK_JQ_WORKERS", "must be between 0 (the default, 2) and 256")
+	chk.That(c.JQQuarantine >= 0, "WEBHOOK_JQ_QUARANTINE", "must not be negative")
 	chk.That(c.JQWorkerMemoryMiB == 0 || (c.JQWorkerMemoryMiB >= 16 && c.JQWorkerMemoryMiB <= 4096), "WEBHOOK_JQ_WORKER_MEMORY_MIB", "must be between 16 and 4096")
 	if c.Verifier == nil {
 		chk.Require("KEYCLOAK_URL", c.Keycloak.URL)
@@ -191,7 +194,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (s *Service, err err
 		return nil, err
 	}
 	if s.jq, err = jqsandbox.New(jqsandbox.Options{Workers: cfg.JQWorkers, MemoryLimit: int64(cfg.JQWorkerMemoryMiB) << 20,
-		Log: log}); err != nil {
+		Quarantine: cfg.JQQuarantine, Log: log}); err != nil {
 		return nil, err
 	}
 	if err := s.jq.Start(); err != nil {
