@@ -6,8 +6,12 @@ package devserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -125,8 +129,15 @@ func Start(ctx context.Context, cfg Config, env map[string]string, log *slog.Log
 	}
 	st.workers = append(st.workers, lifecycle.Worker{Name: "case", Run: st.Case.Run})
 
+	secretsKey := env["WEBHOOK_SECRETS_KEY"]
+	if secretsKey == "" {
+		if secretsKey, err = devSecretsKey(dataDir); err != nil {
+			return nil, err
+		}
+	}
 	webhookCfg, err := config.Load[webhooksvc.Config](withDefaults(env, map[string]string{
 		"KEYCLOAK_CLIENT_ID": "casekeeper-webhook", "KEYCLOAK_CLIENT_SECRET": "webhookDevSecret",
+		"WEBHOOK_SECRETS_KEY": secretsKey,
 		// Development receivers listen on this machine.
 		"WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",
 	}))
@@ -168,6 +179,27 @@ func (st *Stack) close() {
 		st.closers[i]()
 	}
 	st.closers = nil
+}
+
+// devSecretsKey is the key that seals the webhook service's secrets at rest in development: made once, kept in
+// DATA_DIR (so that a restart reads what the last run stored), readable only by its owner. It is used when the
+// environment has no WEBHOOK_SECRETS_KEY.
+func devSecretsKey(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "webhook-secrets.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("reading the webhook secrets key: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	key := base64.StdEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the webhook secrets key: %w", err)
+	}
+	return key, nil
 }
 
 // Environ returns the process environment as a map.

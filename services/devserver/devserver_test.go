@@ -92,16 +92,24 @@ func TestSecondStartReusesTheData(t *testing.T) {
 		return err == nil
 	})
 	nc.Close()
-	key, err := os.ReadFile(filepath.Join(dataDir, "gateway-session.key"))
+	sessionKey, err := os.ReadFile(filepath.Join(dataDir, "gateway-session.key"))
 	if err != nil {
 		t.Fatalf("the gateway's session key was not generated into DATA_DIR: %v", err)
 	}
 	stop()
+	keyFile := filepath.Join(dataDir, "webhook-secrets.key")
+	key, err := os.ReadFile(keyFile)
+	if fi, _ := os.Stat(keyFile); err != nil || len(key) < 44 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the webhook secrets key in DATA_DIR: %q %v", key, err)
+	}
 
 	stack, _ = startStack(t, dataDir)
 	// The same session key after a restart: the dashboard's sessions (in NATS, under DATA_DIR too) still open.
-	if again, err := os.ReadFile(filepath.Join(dataDir, "gateway-session.key")); err != nil || string(again) != string(key) {
+	if again, err := os.ReadFile(filepath.Join(dataDir, "gateway-session.key")); err != nil || string(again) != string(sessionKey) {
 		t.Fatalf("the session key changed across a restart: %v", err)
+	}
+	if again, _ := os.ReadFile(keyFile); string(again) != string(key) {
+		t.Fatal("the second start made a new webhook secrets key: endpoints stored by the first would not open")
 	}
 	got, err := pb.NewCaseServiceClient(dial(t, stack.Case.GRPCAddr())).GetCase(provider, &pb.GetCaseRequest{Id: id})
 	if err != nil || got.GetCase().GetApplicant().GetFullName() != "Jane Roe" {

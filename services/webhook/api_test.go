@@ -76,6 +76,16 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"negative rate", create(func(p *casekeeperv1.Endpoint) { p.RateLimitPerSecond = -1 }), "endpoint.rate_limit_per_second"},
 		{"huge concurrency", create(func(p *casekeeperv1.Endpoint) { p.MaxConcurrency = 1000 }), "endpoint.max_concurrency"},
 		{"long description", create(func(p *casekeeperv1.Endpoint) { p.Description = strings.Repeat("d", 1001) }), "endpoint.description"},
+		{"NUL in description", create(func(p *casekeeperv1.Endpoint) { p.Description = "Acme\x00CRM" }), "endpoint.description"},
+		{"ESC in description", create(func(p *casekeeperv1.Endpoint) { p.Description = "\x1b[2JAcme" }), "endpoint.description"},
+		{"RLO in description", create(func(p *casekeeperv1.Endpoint) { p.Description = "Acme \u202eMRC" }), "endpoint.description"},
+		{"ESC in a header value", create(func(p *casekeeperv1.Endpoint) { p.Headers = map[string]string{"X-Key": "a\x1bb"} }), "endpoint.headers"},
+		{"RLO in a header value", create(func(p *casekeeperv1.Endpoint) { p.Headers = map[string]string{"X-Key": "\u202eab"} }), "endpoint.headers"},
+		{"decimal IPv4 host", create(func(p *casekeeperv1.Endpoint) { p.Url = "https://2852039166/" }), "endpoint.url"},
+		{"hex IPv4 host", create(func(p *casekeeperv1.Endpoint) { p.Url = "https://0xa9fea9fe/" }), "endpoint.url"},
+		{"octal IPv4 host", create(func(p *casekeeperv1.Endpoint) { p.Url = "https://0251.0376.0251.0376/" }), "endpoint.url"},
+		{"short IPv4 host", create(func(p *casekeeperv1.Endpoint) { p.Url = "https://127.1/" }), "endpoint.url"},
+		{"trailing-dot IPv4 host", create(func(p *casekeeperv1.Endpoint) { p.Url = "https://169.254.169.254.:443/" }), "endpoint.url"},
 		{"get without id", func() error { _, err := c.GetEndpoint(ctx, &casekeeperv1.GetEndpointRequest{}); return err }(), "id"},
 		{"get with bad id", func() error { _, err := c.GetEndpoint(ctx, &casekeeperv1.GetEndpointRequest{Id: "x.>"}); return err }(), "id"},
 		{"list with bad size", func() error {
@@ -113,6 +123,14 @@ func TestBadInputNamesTheField(t *testing.T) {
 			_, err := c.PreviewTransform(ctx, &casekeeperv1.PreviewTransformRequest{JqTransform: "{"})
 			return err
 		}(), "jq_transform"},
+		{"preview with a bidi control", func() error {
+			_, err := c.PreviewTransform(ctx, &casekeeperv1.PreviewTransformRequest{JqTransform: ". # \u202e"})
+			return err
+		}(), "jq_transform"},
+		{"list deliveries with ESC in event id", func() error {
+			_, err := c.ListDeliveries(ctx, &casekeeperv1.ListDeliveriesRequest{EventId: "evt\x1b"})
+			return err
+		}(), "event_id"},
 		{"list deliveries with bad endpoint", func() error {
 			_, err := c.ListDeliveries(ctx, &casekeeperv1.ListDeliveriesRequest{EndpointId: "nope"})
 			return err

@@ -1,6 +1,7 @@
 package webhooksvc
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -8,8 +9,19 @@ import (
 	"github.com/casekeeper/core/pkg/config"
 )
 
+// key is a WEBHOOK_SECRETS_KEY for tests.
+const key = "jqZaqvw+byH49FnYiT7volhd6gjk2OArtTPA1wTtzcM="
+
+func with(env map[string]string) map[string]string {
+	out := map[string]string{"WEBHOOK_SECRETS_KEY": key}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
 func TestConfigDefaultsAndErrors(t *testing.T) {
-	cfg, err := config.Load[Config](map[string]string{})
+	cfg, err := config.Load[Config](with(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,18 +29,36 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		cfg.DisableAfter != 120*time.Hour || cfg.GRPCAddr != "127.0.0.1:9092" || cfg.AllowLoopbackHTTP {
 		t.Fatalf("defaults %+v", cfg)
 	}
-	cfg, err = config.Load[Config](map[string]string{"WEBHOOK_RETRY_SCHEDULE": "0s,1s,2s"})
+	if cfg.JQWorkers != 2 || cfg.JQWorkerMemoryMiB != 64 {
+		t.Fatalf("jq worker defaults %d, %d MiB", cfg.JQWorkers, cfg.JQWorkerMemoryMiB)
+	}
+	cfg, err = config.Load[Config](with(map[string]string{"WEBHOOK_RETRY_SCHEDULE": "0s,1s,2s"}))
 	if err != nil || len(cfg.RetrySchedule) != 3 || cfg.RetrySchedule[2] != 2*time.Second {
 		t.Fatalf("schedule %v %v", cfg.RetrySchedule, err)
 	}
 	for variable, value := range map[string]string{
-		"WEBHOOK_RETRY_SCHEDULE": "1s,-2s",
-		"GATEWAY_PUBLIC_URL":     "ftp://x",
-		"WEBHOOK_FANOUT_BATCH":   "0",
+		"WEBHOOK_RETRY_SCHEDULE":       "1s,-2s",
+		"GATEWAY_PUBLIC_URL":           "ftp://x",
+		"WEBHOOK_FANOUT_BATCH":         "0",
+		"WEBHOOK_SECRETS_KEY":          "c2hvcnQ=",
+		"WEBHOOK_SECRETS_OLD_KEYS":     "not base64",
+		"WEBHOOK_JQ_WORKERS":           "-1",
+		"WEBHOOK_JQ_WORKER_MEMORY_MIB": "1",
 	} {
-		_, err := config.Load[Config](map[string]string{variable: value})
+		_, err := config.Load[Config](with(map[string]string{variable: value}))
 		if err == nil || !strings.Contains(err.Error(), variable) {
 			t.Errorf("%s=%s: error %v does not name the variable", variable, value, err)
 		}
+	}
+}
+
+// Without a key there is nothing to seal secrets with: the service does not start.
+func TestConfigRequiresSecretsKey(t *testing.T) {
+	_, err := config.Load[Config](map[string]string{})
+	if err == nil || !strings.Contains(err.Error(), "WEBHOOK_SECRETS_KEY must be set") {
+		t.Fatalf("without WEBHOOK_SECRETS_KEY: %v", err)
+	}
+	if strings.Contains(func() string { c, _ := config.Load[Config](with(nil)); return fmt.Sprintf("%v", c) }(), key) {
+		t.Fatal("the key shows when the configuration is printed")
 	}
 }

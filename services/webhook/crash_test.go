@@ -28,8 +28,9 @@ func buildService(t testing.TB) string {
 	return bin
 }
 
-// startProcess runs the service binary configured only by environment variables, as in production.
-func (e *env) startProcess(t testing.TB, bin string) *exec.Cmd {
+// startProcess runs the service binary configured only by environment variables, as in production; extra
+// variables (NAME=value) override the test defaults.
+func (e *env) startProcess(t testing.TB, bin string, extra ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
@@ -46,7 +47,9 @@ func (e *env) startProcess(t testing.TB, bin string) *exec.Cmd {
 		"WEBHOOK_SWEEP_INTERVAL=3s",
 		"WEBHOOK_SWEEP_GRACE=3s",
 		"LOG_LEVEL=warn",
+		"WEBHOOK_SECRETS_KEY="+testSecretsKey.Reveal(),
 	)
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = &testLog{t: t}, &testLog{t: t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -74,7 +77,7 @@ func (e *env) seedEndpoint(t testing.TB, url string, concurrency int) delivery.E
 	now := time.Now()
 	ep := delivery.Endpoint{ID: "ep_" + "seededendpointaaaaaaaaaa"[:24], Tenant: "acme", URL: url, Format: delivery.FormatFull,
 		MaxConcurrency: concurrency, Secrets: []delivery.Secret{{Value: secret, CreatedAt: now}}, CreatedAt: now, UpdatedAt: now}
-	store := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db))
+	store := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db), testKeyring(t))
 	if err := store.CreateEndpoint(context.Background(), ep); err != nil {
 		t.Fatal(err)
 	}

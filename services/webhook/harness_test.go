@@ -121,6 +121,7 @@ func (e *env) config() webhooksvc.Config {
 		SweepGrace:        5 * time.Second,
 		EndpointRefresh:   time.Second,
 		FanoutBatch:       256,
+		SecretsKey:        testSecretsKey,
 		Verifier:          fakeVerifier{},
 	}
 }

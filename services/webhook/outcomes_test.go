@@ -40,7 +40,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	if n := len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)); n != 1 {
 		t.Fatalf("%d dead deliveries, want 1", n)
 	}
-	ops, err := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db)).Operations(context.Background(), "acme")
+	ops, err := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db), testKeyring(t)).Operations(context.Background(), "acme")
 	if err != nil || len(ops) != 1 || ops[0].Kind != "endpoint.disabled" || ops[0].EndpointID != ep.GetId() {
 		t.Fatalf("operational events %v %v", ops, err)
 	}

@@ -40,6 +40,8 @@ import (
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/grpcapi"
 	"github.com/casekeeper/core/services/webhook/internal/httpsender"
+	"github.com/casekeeper/core/services/webhook/internal/jqsandbox"
+	"github.com/casekeeper/core/services/webhook/internal/keyring"
 	"github.com/casekeeper/core/services/webhook/internal/mongostore"
 	"github.com/casekeeper/core/services/webhook/internal/natsconsumer"
 	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
@@ -70,6 +72,16 @@ type Config struct {
 	FanoutBatch     int           `env:"WEBHOOK_FANOUT_BATCH" envDefault:"256"`
 	// StartupTimeout bounds the wait for NATS (a cluster electing its leader) and MongoDB at start-up; 0 means 30s.
 	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" envDefault:"30s"`
+	// SecretsKey seals signing secrets and custom header values at rest (base64 of 32 bytes); SecretsOldKeys are
+	// the keys it replaced, still accepted for reading (comma-separated), until every row is resealed.
+	SecretsKey     config.Secret `env:"WEBHOOK_SECRETS_KEY"`
+	SecretsOldKeys config.Secret `env:"WEBHOOK_SECRETS_OLD_KEYS"`
+	// JQWorkers is the number of processes that run jq transforms (0: 2); one tenant holds at most half of them.
+	JQWorkers int `env:"WEBHOOK_JQ_WORKERS" envDefault:"2"`
+	// JQWorkerMemoryMiB is each transform worker's hard memory ceiling (0: 64).
+	JQWorkerMemoryMiB int `env:"WEBHOOK_JQ_WORKER_MEMORY_MIB" envDefault:"64"`
+	// JQQuarantine is how long a program that exceeded its limits is refused without running (0: 1m).
+	JQQuarantine time.Duration `env:"WEBHOOK_JQ_QUARANTINE" envDefault:"1m"`
 
 	// Verifier replaces the Keycloak verifier (tests of the API without Keycloak); not from the environment.
 	Verifier auth.TokenVerifier `env:"-"`
@@ -88,8 +100,16 @@ func (c Config) Validate() error {
 	chk.That(c.SweepInterval > 0 && c.SweepGrace > 0 && c.EndpointRefresh > 0, "WEBHOOK_SWEEP_INTERVAL / WEBHOOK_SWEEP_GRACE / WEBHOOK_ENDPOINT_REFRESH", "must be positive")
 	chk.That(c.FanoutBatch > 0 && c.FanoutBatch <= 1024, "WEBHOOK_FANOUT_BATCH", "must be between 1 and 1024")
 	chk.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
+	chk.That(c.JQWorkers >= 0 && c.JQWorkers <= 256, "WEBHOOK_JQ_WORKERS", "must be between 0 (the default, 2) and 256")
+	chk.That(c.JQQuarantine >= 0, "WEBHOOK_JQ_QUARANTINE", "must not be negative")
+	chk.That(c.JQWorkerMemoryMiB == 0 || (c.JQWorkerMemoryMiB >= 16 && c.JQWorkerMemoryMiB <= 4096), "WEBHOOK_JQ_WORKER_MEMORY_MIB", "must be between 16 and 4096")
 	if c.Verifier == nil {
 		chk.Require("KEYCLOAK_URL", c.Keycloak.URL)
+	}
+	if c.SecretsKey == "" {
+		chk.Require("WEBHOOK_SECRETS_KEY", "")
+	} else if _, err := keyring.Parse(c.SecretsKey.Reveal(), c.SecretsOldKeys.Reveal()); err != nil {
+		chk.That(false, "WEBHOOK_SECRETS_KEY / WEBHOOK_SECRETS_OLD_KEYS", "%v (make one with: openssl rand -base64 32)", err)
 	}
 	return chk.Err()
 }
@@ -111,6 +131,7 @@ type Service struct {
 	registry *prometheus.Registry
 
 	routes    *app.Routes
+	jq        *jqsandbox.Pool
 	recorder  *mongostore.Batcher[delivery.Outcome, struct{}]
 	fanout    *natsconsumer.Fanout
 	endpoints *natsconsumer.Endpoints
@@ -168,14 +189,30 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.mongo, err = mongodb.Connect(sctx, cfg.URI.Reveal(), "casekeeper-webhook"); err != nil {
 		return nil, err
 	}
-	store := mongostore.New(s.mongo.Database(cfg.Database))
+	keys, err := keyring.Parse(cfg.SecretsKey.Reveal(), cfg.SecretsOldKeys.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	store := mongostore.New(s.mongo.Database(cfg.Database), keys)
 	if err := store.EnsureIndexes(sctx); err != nil {
 		return nil, fmt.Errorf("mongodb indexes (MONGODB_DATABASE %s): %w", cfg.Database, err)
+	}
+	if n, err := store.Reseal(sctx); err != nil {
+		return nil, fmt.Errorf("resealing endpoints under the current WEBHOOK_SECRETS_KEY: %w", err)
+	} else if n > 0 {
+		log.Info("endpoints resealed under the current secrets key", "endpoints", n, "key_id", keys.CurrentID())
 	}
 
 	sender, err := httpsender.New(httpsender.Options{Timeout: cfg.RequestTimeout, AllowLoopback: cfg.AllowLoopbackHTTP})
 	if err != nil {
 		return nil, err
+	}
+	if s.jq, err = jqsandbox.New(jqsandbox.Options{Workers: cfg.JQWorkers, MemoryLimit: int64(cfg.JQWorkerMemoryMiB) << 20,
+		Quarantine: cfg.JQQuarantine, Log: log}); err != nil {
+		return nil, err
+	}
+	if err := s.jq.Start(); err != nil {
+		return nil, fmt.Errorf("starting the jq transform workers: %w", err)
 	}
 	now := time.Now
 	metrics := app.NewMetrics(s.registry)
@@ -192,7 +229,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	// contend for the single writer and halve the throughput (measured).
 	s.recorder = store.NewRecorder(256, 2*time.Millisecond, 1)
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Loader: store.NewLoader(), Recorder: s.recorder, Queue: queue,
-		Sender: sender, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
+		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now}
 	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Store: store, Queue: queue, Now: now},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
@@ -223,7 +260,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	log.Info("webhook service configured", "grpc_addr", s.grpcLis.Addr().String(), "http_addr", s.httpLis.Addr().String(),
 		"nats_url", cfg.NATS.URL, "mongodb_uri", cfg.URI, "mongodb_database", cfg.Database,
 		"allow_loopback_http", cfg.AllowLoopbackHTTP, "request_timeout", cfg.RequestTimeout.String(),
-		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "disable_after", cfg.DisableAfter.String())
+		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "disable_after", cfg.DisableAfter.String(),
+		"jq_workers", cfg.JQWorkers, "jq_worker_memory_mib", cfg.JQWorkerMemoryMiB)
 	return s, nil
 }
 
@@ -283,6 +321,9 @@ func (s *Service) lag(ctx context.Context) (uint64, uint64, error) {
 }
 
 func (s *Service) close() {
+	if s.jq != nil {
+		s.jq.Close()
+	}
 	if s.nc != nil {
 		_ = s.nc.Drain()
 	}

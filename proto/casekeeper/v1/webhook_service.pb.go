@@ -148,11 +148,15 @@ type Endpoint struct {
 	// Event types to deliver; empty means all.
 	EventTypes []string `protobuf:"bytes,4,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
 	// Output only: set by DisableEndpoint-like outcomes (410, days of failures) or by the administrator.
-	Disabled       bool              `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	DisabledReason string            `protobuf:"bytes,6,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
-	Headers        map[string]string `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	PayloadFormat  PayloadFormat     `protobuf:"varint,8,opt,name=payload_format,json=payloadFormat,proto3,enum=casekeeper.v1.PayloadFormat" json:"payload_format,omitempty"`
-	// jq program, with payload_format JQ.
+	Disabled       bool   `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	DisabledReason string `protobuf:"bytes,6,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// Custom headers sent with every request. The values are write-only (often the receiver's credentials, stored
+	// encrypted): every response shows each value as "••••••", and "••••••" sent back in an update keeps the stored
+	// value of that header.
+	Headers       map[string]string `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	PayloadFormat PayloadFormat     `protobuf:"varint,8,opt,name=payload_format,json=payloadFormat,proto3,enum=casekeeper.v1.PayloadFormat" json:"payload_format,omitempty"`
+	// jq program, with payload_format JQ. It runs on the full payload (at most 1 MiB) within 250 ms, 64 MiB and
+	// 256 KiB of output; a program that cannot finish within them on a sample event is refused when saved.
 	JqTransform string `protobuf:"bytes,9,opt,name=jq_transform,json=jqTransform,proto3" json:"jq_transform,omitempty"`
 	// Requests per second to this endpoint; 0 means no limit.
 	RateLimitPerSecond int32 `protobuf:"varint,10,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3" json:"rate_limit_per_second,omitempty"`

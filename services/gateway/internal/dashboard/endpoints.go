@@ -36,6 +36,9 @@ type endpointView struct {
 
 type header struct{ Name, Value string }
 
+// headerValueMask is what the webhook service shows for every custom header value (write-only).
+const headerValueMask = "••••••"
+
 var formatNames = map[casekeeperv1.PayloadFormat]string{
 	casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_FULL: "full",
 	casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_THIN: "thin",
@@ -52,8 +55,10 @@ func viewEndpoint(e *casekeeperv1.Endpoint) endpointView {
 	if v.Format == "" {
 		v.Format = "full"
 	}
-	for k, val := range e.GetHeaders() {
-		v.Headers = append(v.Headers, header{k, val})
+	// Header values are often the receiver's credentials: the webhook service returns them masked, and the
+	// dashboard shows the mask whatever it is given. Saved back unchanged, the mask keeps the stored value.
+	for k := range e.GetHeaders() {
+		v.Headers = append(v.Headers, header{k, headerValueMask})
 	}
 	slices.SortFunc(v.Headers, func(a, b header) int { return strings.Compare(a.Name, b.Name) })
 	return v

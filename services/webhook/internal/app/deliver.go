@@ -12,6 +12,7 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/httpsender"
+	"github.com/casekeeper/core/services/webhook/internal/jqsandbox"
 	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
 	"github.com/casekeeper/core/services/webhook/internal/payload"
 	"github.com/casekeeper/core/services/webhook/internal/signing"
@@ -36,6 +37,7 @@ type Deliverer struct {
 	Recorder   Recorder
 	Queue      Queue
 	Sender     Sender
+	Transforms Transformer
 	Policy     delivery.Policy
 	GatewayURL string
 	Metrics    *Metrics
@@ -117,6 +119,9 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	}
 
 	out := d.attempt(ctx, route, j.DeliveryID, ev, now)
+	if errors.Is(out.Result.Err, jqsandbox.ErrNewlyQuarantined) {
+		d.transformNotice(ctx, route, out.Result.Err, now)
+	}
 	attempt := delivery.Attempt{Number: j.Attempt, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
 	if out.Result.Err != nil {
 		attempt.Error = out.Result.Err.Error()
@@ -182,14 +187,14 @@ func (d *Deliverer) render(ctx context.Context, route *Route, ev *casekeeperv1.C
 	case delivery.FormatThin:
 		return payload.Thin(ev, d.GatewayURL)
 	case delivery.FormatJQ:
-		if route.Transform == nil {
+		if !route.Compiles {
 			return nil, fmt.Errorf("%w: the stored program does not compile", payload.ErrTransform)
 		}
 		full, err := payload.Full(ev)
 		if err != nil {
 			return nil, err
 		}
-		return route.Transform.Apply(ctx, full)
+		return d.Transforms.Run(ctx, route.Tenant, route.JQ, full)
 	default:
 		return payload.Full(ev)
 	}
@@ -252,4 +257,15 @@ func (d *Deliverer) disable(ctx context.Context, route *Route, reason string, no
 		d.Log.Warn("recording the endpoint change in the registry failed", "endpoint", route.ID, "error", err)
 	}
 	d.Notifier.EndpointsChanged()
+}
+
+// transformNotice records, once per quarantine, that the endpoint's program exceeded the limits of a transform: its
+// attempts fail until the program is fixed, and the tenant's operators should know why.
+func (d *Deliverer) transformNotice(ctx context.Context, route *Route, err error, now time.Time) {
+	d.Metrics.TransformsLimited.Inc()
+	d.Log.Warn("jq transform exceeded its limits", "endpoint", route.ID, "tenant", route.Tenant, "error", err)
+	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.transform_limited", Tenant: route.Tenant,
+		EndpointID: route.ID, Reason: err.Error(), At: now}); err != nil {
+		d.Log.Error("recording operational event failed", "endpoint", route.ID, "error", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +36,10 @@ type Endpoints struct {
 	Now           func() time.Time
 }
 
+// HeaderValueMask stands for every custom header value the API returns: the values are often the receiver's
+// credentials, so they are write-only. Sent back in an update, it keeps the stored value of that header.
+const HeaderValueMask = "••••••"
+
 // Writable fields of an endpoint, as update_mask paths.
 var writable = []string{"url", "description", "event_types", "disabled", "disabled_reason", "headers",
 	"payload_format", "jq_transform", "rate_limit_per_second", "max_concurrency"}
@@ -52,8 +57,16 @@ func (u *Endpoints) Create(ctx context.Context, tenant string, e delivery.Endpoi
 	if e.Format == 0 {
 		e.Format = delivery.FormatFull
 	}
+	if errs := keepMaskedHeaders(&e, nil); len(errs) > 0 {
+		return delivery.Endpoint{}, "", errs
+	}
 	if errs := validateEndpoint(e, "endpoint.", u.AllowLoopback); len(errs) > 0 {
 		return delivery.Endpoint{}, "", errs
+	}
+	if e.Format == delivery.FormatJQ {
+		if err := u.checkTransform(ctx, tenant, e.JQ); err != nil {
+			return delivery.Endpoint{}, "", err
+		}
 	}
 	secret, err := signing.NewSecret()
 	if err != nil {
@@ -133,6 +146,9 @@ func (u *Endpoints) Update(ctx context.Context, tenant string, patch delivery.En
 			next.DisabledReason = patch.DisabledReason
 		case "headers":
 			next.Headers = patch.Headers
+			if errs := keepMaskedHeaders(&next, cur.Headers); len(errs) > 0 {
+				return delivery.Endpoint{}, errs
+			}
 		case "payload_format":
 			next.Format = patch.Format
 			if next.Format == 0 {
@@ -151,6 +167,12 @@ func (u *Endpoints) Update(ctx context.Context, tenant string, patch delivery.En
 	}
 	if errs := validateEndpoint(next, "endpoint.", u.AllowLoopback); len(errs) > 0 {
 		return delivery.Endpoint{}, errs
+	}
+	// A stored program is not tried again on every change of another field: it passed when it was saved.
+	if next.Format == delivery.FormatJQ && (next.JQ != cur.JQ || cur.Format != delivery.FormatJQ) {
+		if err := u.checkTransform(ctx, tenant, next.JQ); err != nil {
+			return delivery.Endpoint{}, err
+		}
 	}
 	if !next.Disabled {
 		next.DisabledReason = ""
@@ -235,7 +257,8 @@ func (u *Endpoints) SendTest(ctx context.Context, tenant, id string) (delivery.A
 	}
 	route := &Route{Endpoint: e}
 	if e.Format == delivery.FormatJQ {
-		route.Transform, _ = payload.Compile(e.JQ)
+		_, err := payload.Compile(e.JQ)
+		route.Compiles = err == nil
 	}
 	now := u.Now()
 	out := u.Deliverer.attempt(ctx, route, newID("msg_test_"), SampleEvent(tenant, now), now)
@@ -249,25 +272,47 @@ func (u *Endpoints) SendTest(ctx context.Context, tenant, id string) (delivery.A
 // ErrTransformFailed is a preview whose program failed at run time.
 var ErrTransformFailed = errors.New("transform failed")
 
-// Preview runs a jq program on the sample event's full payload.
-func (u *Endpoints) Preview(ctx context.Context, program string) (input, output string, err error) {
+// Preview runs a jq program on the sample event's full payload, in the tenant's share of the transform workers.
+func (u *Endpoints) Preview(ctx context.Context, tenant, program string) (input, output string, err error) {
 	if strings.TrimSpace(program) == "" {
 		return "", "", validation.Errors{{Field: "jq_transform", Message: "is required"}}
 	}
-	tr, err := payload.Compile(program)
-	if err != nil {
+	if len(program) > maxJQLength {
+		return "", "", validation.Errors{{Field: "jq_transform", Message: fmt.Sprintf("must be at most %d bytes", maxJQLength)}}
+	}
+	var errs validation.Errors
+	if errs.Text("jq_transform", program, validation.TextRule{Multiline: true}); len(errs) > 0 {
+		return "", "", errs
+	}
+	if _, err := payload.Compile(program); err != nil {
 		return "", "", validation.Errors{{Field: "jq_transform", Message: err.Error()}}
 	}
-	route := &Route{Endpoint: delivery.Endpoint{Format: delivery.FormatFull}}
-	full, err := u.Deliverer.render(ctx, route, SampleEvent("example", u.Now()))
+	full, err := payload.Full(SampleEvent("example", u.Now()))
 	if err != nil {
 		return "", "", err
 	}
-	out, err := tr.Apply(ctx, full)
+	out, err := u.Deliverer.Transforms.Run(ctx, tenant, program, full)
 	if err != nil {
 		return string(full), "", validation.Errors{{Field: "jq_transform", Message: err.Error()}}
 	}
 	return string(full), string(out), nil
+}
+
+// checkTransform refuses a program that does not finish within the limits of a transform on the sample event: one
+// that cannot finish on any event (def f: f; f) or that explodes whatever its input ("x" * 400000000). A program
+// that merely errors on the sample (a field the sample lacks) is accepted: real events may have it.
+func (u *Endpoints) checkTransform(ctx context.Context, tenant, program string) error {
+	full, err := payload.Full(SampleEvent(tenant, u.Now()))
+	if err != nil {
+		return err
+	}
+	if _, err := u.Deliverer.Transforms.Run(ctx, tenant, program, full); errors.Is(err, payload.ErrLimit) {
+		return validation.Errors{{Field: "endpoint.jq_transform", Message: fmt.Sprintf(
+			"does not finish within the limits of a transform (%s, %d KiB of output) on the sample event: %v",
+			payload.TransformTimeout, payload.MaxBodyBytes>>10,
+			strings.TrimPrefix(err.Error(), payload.ErrTransform.Error()+": "+payload.ErrLimit.Error()+": "))}}
+	}
+	return nil
 }
 
 // SampleEvent is the event SendTest and Preview use: a fictitious case, no real person.
@@ -307,4 +352,29 @@ func (u *Endpoints) changed(ctx context.Context, e delivery.Endpoint) error {
 	_ = u.Routes.Reload(ctx)
 	u.Notifier.EndpointsChanged()
 	return nil
+}
+
+// keepMaskedHeaders replaces each header value that is HeaderValueMask by the stored value of the same header
+// (stored: nil on create); a mask with nothing stored behind it is refused.
+func keepMaskedHeaders(e *delivery.Endpoint, stored map[string]string) validation.Errors {
+	var errs validation.Errors
+	var kept map[string]string
+	for k, v := range e.Headers {
+		if v != HeaderValueMask {
+			continue
+		}
+		old, ok := stored[k]
+		if !ok {
+			errs.Add("endpoint.headers", "the value of %q is the mask %s, which keeps a stored value; this header has none: give its value", k, HeaderValueMask)
+			continue
+		}
+		if kept == nil {
+			kept = maps.Clone(e.Headers)
+		}
+		kept[k] = old
+	}
+	if kept != nil {
+		e.Headers = kept
+	}
+	return errs
 }

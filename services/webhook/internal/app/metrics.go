@@ -11,6 +11,8 @@ type Metrics struct {
 	RetryBacklog prometheus.Gauge
 	ConsumerLag  *prometheus.GaugeVec // by consumer: fanout, endpoints
 	Disabled     prometheus.Counter
+	// TransformsLimited counts jq programs set aside after exceeding the limits of a transform in a delivery.
+	TransformsLimited prometheus.Counter
 }
 
 // NewMetrics registers the series on reg (nil: unregistered, for tests).
@@ -31,9 +33,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Messages not yet acknowledged: fanout (case events), endpoints (delivery attempts)."}, []string{"consumer"}),
 		Disabled: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_endpoints_disabled_total",
 			Help: "Endpoints disabled by the service (410 Gone, failing for too long)."}),
+		TransformsLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_transforms_limited_total",
+			Help: "jq programs set aside after a delivery's run exceeded the limits of a transform (time, memory, size)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Deliveries, m.Attempts, m.Latency, m.DeadLetters, m.RetryBacklog, m.ConsumerLag, m.Disabled)
+		reg.MustRegister(m.Deliveries, m.Attempts, m.Latency, m.DeadLetters, m.RetryBacklog, m.ConsumerLag, m.Disabled, m.TransformsLimited)
 	}
 	return m
 }

@@ -66,6 +66,12 @@ type Registry interface {
 	Latest(ctx context.Context) (uint64, error)
 }
 
+// Transformer runs an endpoint's jq program on a full payload within the limits of a transform (jqsandbox.Pool
+// implements it). Failures are payload.ErrTransform, and payload.ErrLimit when a limit was exceeded.
+type Transformer interface {
+	Run(ctx context.Context, tenant, program string, input []byte) ([]byte, error)
+}
+
 // Notifier tells every instance that endpoints changed.
 type Notifier interface {
 	EndpointsChanged()

@@ -13,11 +13,12 @@ import (
 	"github.com/casekeeper/core/services/webhook/internal/payload"
 )
 
-// Route is an endpoint ready to deliver to: its jq program compiled once and its rate limiter.
+// Route is an endpoint ready to deliver to: whether its jq program compiles, checked once, and its rate limiter.
 type Route struct {
 	delivery.Endpoint
-	Transform *payload.Transform // with FormatJQ; nil when the stored program no longer compiles
-	Limiter   *rate.Limiter      // nil without a rate limit; per instance
+	// Compiles is false for FormatJQ when the stored program no longer compiles; programs run in jqsandbox.
+	Compiles bool
+	Limiter  *rate.Limiter // nil without a rate limit; per instance
 	// failing caches FailingSince between a write and the next reload, so that a run of failures costs one write.
 	failing atomic.Int64
 	// disabling makes this instance disable the endpoint once, whatever the number of attempts that ask for it.
@@ -104,8 +105,8 @@ func (r *Routes) Reload(ctx context.Context) error {
 		rt := &Route{Endpoint: e}
 		rt.failing.Store(unixNano(e.FailingSince))
 		if e.Format == delivery.FormatJQ {
-			if tr, err := payload.Compile(e.JQ); err == nil {
-				rt.Transform = tr
+			if _, err := payload.Compile(e.JQ); err == nil {
+				rt.Compiles = true
 			} else {
 				r.log.Warn("stored jq transform does not compile", "endpoint", e.ID, "error", err)
 			}

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/webhook/internal/app"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/keyring"
 	"github.com/casekeeper/core/services/webhook/internal/mongostore"
 	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
 )
@@ -44,7 +46,11 @@ func startRouting(t *testing.T) *routing {
 		t.Fatal(err)
 	}
 	uri, db := testinfra.Mongo(t)
-	store := mongostore.New(testinfra.ConnectMongo(t, uri, db))
+	kr, err := keyring.New(bytes.Repeat([]byte{7}, keyring.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := mongostore.New(testinfra.ConnectMongo(t, uri, db), kr)
 	if err := store.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,8 @@ func validateEndpoint(e delivery.Endpoint, prefix string, allowLoopback bool) va
 	validateURL(&errs, prefix+"url", e.URL, allowLoopback)
 	if utf8.RuneCountInString(e.Description) > maxDescription {
 		errs.Add(prefix+"description", "must be at most %d characters", maxDescription)
+	} else {
+		errs.Text(prefix+"description", e.Description, validation.TextRule{})
 	}
 	seen := map[string]bool{}
 	for i, t := range e.EventTypes {
@@ -60,8 +62,14 @@ func validateEndpoint(e delivery.Endpoint, prefix string, allowLoopback bool) va
 			errs.Add(prefix+"headers", "%q is not a valid header name", k)
 		case slices.Contains(reservedHeaders, lk) || strings.HasPrefix(lk, "webhook-"):
 			errs.Add(prefix+"headers", "%q is set by the service", k)
-		case len(v) > maxHeaderValue || strings.ContainsAny(v, "\r\n\x00"):
-			errs.Add(prefix+"headers", "the value of %q must be one line of at most %d bytes", k, maxHeaderValue)
+		case len(v) > maxHeaderValue:
+			errs.Add(prefix+"headers", "the value of %q must be at most %d bytes", k, maxHeaderValue)
+		case strings.TrimSpace(v) != v:
+			errs.Add(prefix+"headers", "the value of %q must not begin or end with white space", k)
+		default:
+			if msg := validation.TextProblem(v, validation.TextRule{Tab: true}); msg != "" {
+				errs.Add(prefix+"headers", "the value of %q %s", k, msg)
+			}
 		}
 	}
 	switch e.Format {
@@ -75,6 +83,8 @@ func validateEndpoint(e delivery.Endpoint, prefix string, allowLoopback bool) va
 			errs.Add(prefix+"jq_transform", "is required with payload_format PAYLOAD_FORMAT_JQ")
 		case len(e.JQ) > maxJQLength:
 			errs.Add(prefix+"jq_transform", "must be at most %d bytes", maxJQLength)
+		case validation.TextProblem(e.JQ, validation.TextRule{Multiline: true}) != "":
+			errs.Text(prefix+"jq_transform", e.JQ, validation.TextRule{Multiline: true})
 		default:
 			if _, err := payload.Compile(e.JQ); err != nil {
 				errs.Add(prefix+"jq_transform", "%s", err.Error())
@@ -91,6 +101,8 @@ func validateEndpoint(e delivery.Endpoint, prefix string, allowLoopback bool) va
 	}
 	if len(e.DisabledReason) > maxDisableReason {
 		errs.Add(prefix+"disabled_reason", "must be at most %d bytes", maxDisableReason)
+	} else {
+		errs.Text(prefix+"disabled_reason", e.DisabledReason, validation.TextRule{})
 	}
 	return errs
 }
@@ -102,6 +114,10 @@ func validateURL(errs *validation.Errors, field, raw string, allowLoopback bool)
 	}
 	if len(raw) > maxURLLength {
 		errs.Add(field, "must be at most %d bytes", maxURLLength)
+		return
+	}
+	if msg := validation.TextProblem(raw, validation.TextRule{}); msg != "" {
+		errs.Add(field, "%s", msg)
 		return
 	}
 	u, err := url.Parse(raw)
@@ -118,7 +134,25 @@ func validateURL(errs *validation.Errors, field, raw string, allowLoopback bool)
 		return
 	}
 	host := strings.ToLower(u.Hostname())
-	loopback := host == "localhost" || strings.HasSuffix(host, ".localhost")
+	if addr, numeric, ok := numericHost(host); numeric && !strings.Contains(host, ":") {
+		// A resolver reads these spellings as an address; only the canonical one is accepted, so that what is
+		// stored is what is checked, here and in every log.
+		switch {
+		case !ok:
+			errs.Add(field, "host %q is neither a name nor an IPv4 address", host)
+			return
+		case addr.String() != host:
+			errs.Add(field, "host %q is the IPv4 address %s written another way; write it as %s", host, addr, addr)
+			return
+		}
+	}
+	if !asciiHost(host) {
+		errs.Add(field, "host %q must be ASCII; write an internationalised name in its xn-- form", host)
+		return
+	}
+	// A resolver ignores one trailing dot: localhost. is localhost.
+	name := strings.TrimSuffix(host, ".")
+	loopback := name == "localhost" || strings.HasSuffix(name, ".localhost")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		loopback = ip.Unmap().IsLoopback()
 		if err := httpsender.CheckAddr(ip, allowLoopback); err != nil {
@@ -137,4 +171,13 @@ func validateURL(errs *validation.Errors, field, raw string, allowLoopback bool)
 	default:
 		errs.Add(field, "must use https")
 	}
+}
+
+func asciiHost(host string) bool {
+	for i := range len(host) {
+		if host[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

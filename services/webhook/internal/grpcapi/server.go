@@ -240,10 +240,11 @@ func (s *Server) SendTestEvent(ctx context.Context, req *casekeeperv1.SendTestEv
 }
 
 func (s *Server) PreviewTransform(ctx context.Context, req *casekeeperv1.PreviewTransformRequest) (*casekeeperv1.PreviewTransformResponse, error) {
-	if _, err := tenant(ctx); err != nil {
+	t, err := tenant(ctx)
+	if err != nil {
 		return nil, err
 	}
-	in, out, err := s.Endpoints.Preview(ctx, req.GetJqTransform())
+	in, out, err := s.Endpoints.Preview(ctx, t, req.GetJqTransform())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -262,6 +263,8 @@ func (s *Server) ListDeliveries(ctx context.Context, req *casekeeperv1.ListDeliv
 	}
 	if len(f.EventID) > 200 {
 		errs.Add("event_id", "must be at most 200 bytes")
+	} else {
+		errs.Text("event_id", f.EventID, validation.TextRule{})
 	}
 	switch st := req.GetStatus(); st {
 	case casekeeperv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED:
@@ -418,10 +421,18 @@ func endpointFromProto(p *casekeeperv1.Endpoint) delivery.Endpoint {
 	return e
 }
 
+// endpointToProto shows every custom header value as app.HeaderValueMask: they are write-only.
 func endpointToProto(e delivery.Endpoint) *casekeeperv1.Endpoint {
+	var headers map[string]string
+	if len(e.Headers) > 0 {
+		headers = make(map[string]string, len(e.Headers))
+		for k := range e.Headers {
+			headers[k] = app.HeaderValueMask
+		}
+	}
 	p := &casekeeperv1.Endpoint{
 		Id: e.ID, Url: e.URL, Description: e.Description, EventTypes: e.EventTypes, Disabled: e.Disabled,
-		DisabledReason: e.DisabledReason, Headers: e.Headers, JqTransform: e.JQ,
+		DisabledReason: e.DisabledReason, Headers: headers, JqTransform: e.JQ,
 		RateLimitPerSecond: int32(e.RateLimit), MaxConcurrency: int32(e.MaxConcurrency),
 		CreatedAt: timestamppb.New(e.CreatedAt), UpdatedAt: timestamppb.New(e.UpdatedAt),
 	}

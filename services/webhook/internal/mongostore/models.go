@@ -3,6 +3,7 @@
 package mongostore
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 )
 
 type secretDoc struct {
-	Value     string     `bson:"value"`
+	Value     string     `bson:"value"` // sealed with the endpoint's data key (plaintext in rows written before)
 	CreatedAt time.Time  `bson:"created_at"`
 	ExpiresAt *time.Time `bson:"expires_at,omitempty"`
 }
@@ -23,50 +24,82 @@ type endpointDoc struct {
 	EventTypes     []string          `bson:"event_types"`
 	Disabled       bool              `bson:"disabled"`
 	DisabledReason string            `bson:"disabled_reason"`
-	Headers        map[string]string `bson:"headers"`
+	Headers        map[string]string `bson:"headers"` // values sealed like the secrets
 	Format         int               `bson:"format"`
 	JQ             string            `bson:"jq"`
 	RateLimit      int               `bson:"rate_limit"`
 	MaxConcurrency int               `bson:"max_concurrency"`
 	Secrets        []secretDoc       `bson:"secrets"`
-	FailingSince   *time.Time        `bson:"failing_since,omitempty"`
-	CreatedAt      time.Time         `bson:"created_at"`
-	UpdatedAt      time.Time         `bson:"updated_at"`
+	// DataKey is the endpoint's own key, wrapped by the service's key (keyring); empty in a row written before
+	// values were sealed, whose values are plaintext until its next write.
+	DataKey      string     `bson:"data_key,omitempty"`
+	FailingSince *time.Time `bson:"failing_since,omitempty"`
+	CreatedAt    time.Time  `bson:"created_at"`
+	UpdatedAt    time.Time  `bson:"updated_at"`
 }
 
-func toEndpointDoc(e delivery.Endpoint) endpointDoc {
+func secretField(i int) string    { return "secrets/" + strconv.Itoa(i) }
+func headerField(k string) string { return "headers/" + k }
+
+// toEndpointDoc seals the secrets and header values under a fresh data key: every write rewraps with the current
+// key, which is how rows move to a new key and how plaintext rows become sealed.
+func (s *Store) toEndpointDoc(e delivery.Endpoint) (endpointDoc, error) {
+	dk, wrapped, err := s.keys.NewDataKey(e.ID)
+	if err != nil {
+		return endpointDoc{}, err
+	}
 	d := endpointDoc{
 		ID: e.ID, Tenant: e.Tenant, URL: e.URL, Description: e.Description, EventTypes: e.EventTypes,
-		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Headers: e.Headers, Format: int(e.Format),
-		JQ: e.JQ, RateLimit: e.RateLimit, MaxConcurrency: e.MaxConcurrency, FailingSince: timePtr(e.FailingSince),
-		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
+		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Headers: make(map[string]string, len(e.Headers)),
+		Format: int(e.Format), JQ: e.JQ, RateLimit: e.RateLimit, MaxConcurrency: e.MaxConcurrency, DataKey: wrapped,
+		FailingSince: timePtr(e.FailingSince), CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
 	}
 	if d.EventTypes == nil {
 		d.EventTypes = []string{}
 	}
-	if d.Headers == nil {
-		d.Headers = map[string]string{}
+	for k, v := range e.Headers {
+		d.Headers[k] = dk.Seal(headerField(k), v)
 	}
-	for _, s := range e.Secrets {
-		d.Secrets = append(d.Secrets, secretDoc{Value: s.Value, CreatedAt: s.CreatedAt.UTC(), ExpiresAt: timePtr(s.ExpiresAt)})
+	for i, sec := range e.Secrets {
+		d.Secrets = append(d.Secrets, secretDoc{Value: dk.Seal(secretField(i), sec.Value), CreatedAt: sec.CreatedAt.UTC(),
+			ExpiresAt: timePtr(sec.ExpiresAt)})
 	}
-	return d
+	return d, nil
 }
 
-func (d endpointDoc) domain() delivery.Endpoint {
+func (s *Store) endpoint(d endpointDoc) (delivery.Endpoint, error) {
 	e := delivery.Endpoint{
 		ID: d.ID, Tenant: d.Tenant, URL: d.URL, Description: d.Description, EventTypes: d.EventTypes,
-		Disabled: d.Disabled, DisabledReason: d.DisabledReason, Headers: d.Headers, Format: delivery.Format(d.Format),
-		JQ: d.JQ, RateLimit: d.RateLimit, MaxConcurrency: d.MaxConcurrency, FailingSince: timeVal(d.FailingSince),
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Disabled: d.Disabled, DisabledReason: d.DisabledReason, Headers: make(map[string]string, len(d.Headers)),
+		Format: delivery.Format(d.Format), JQ: d.JQ, RateLimit: d.RateLimit, MaxConcurrency: d.MaxConcurrency,
+		FailingSince: timeVal(d.FailingSince), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 	if len(e.EventTypes) == 0 {
 		e.EventTypes = nil
 	}
-	for _, s := range d.Secrets {
-		e.Secrets = append(e.Secrets, delivery.Secret{Value: s.Value, CreatedAt: s.CreatedAt, ExpiresAt: timeVal(s.ExpiresAt)})
+	open := func(_, v string) (string, error) { return v, nil } // a row from before sealing
+	if d.DataKey != "" {
+		dk, err := s.keys.Open(d.ID, d.DataKey)
+		if err != nil {
+			return delivery.Endpoint{}, fmt.Errorf("endpoint %s: %w", d.ID, err)
+		}
+		open = dk.Open
 	}
-	return e
+	for k, v := range d.Headers {
+		plain, err := open(headerField(k), v)
+		if err != nil {
+			return delivery.Endpoint{}, fmt.Errorf("endpoint %s: %w", d.ID, err)
+		}
+		e.Headers[k] = plain
+	}
+	for i, sec := range d.Secrets {
+		plain, err := open(secretField(i), sec.Value)
+		if err != nil {
+			return delivery.Endpoint{}, fmt.Errorf("endpoint %s: %w", d.ID, err)
+		}
+		e.Secrets = append(e.Secrets, delivery.Secret{Value: plain, CreatedAt: sec.CreatedAt, ExpiresAt: timeVal(sec.ExpiresAt)})
+	}
+	return e, nil
 }
 
 type attemptDoc struct {

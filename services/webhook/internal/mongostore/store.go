@@ -12,10 +12,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/keyring"
 )
 
 // Store is the MongoDB implementation of the service's storage.
 type Store struct {
+	keys       *keyring.Keyring
 	endpoints  *mongo.Collection
 	deliveries *mongo.Collection
 	attempts   *mongo.Collection
@@ -23,9 +25,11 @@ type Store struct {
 	operations *mongo.Collection
 }
 
-// New uses the collections of db; call EnsureIndexes once at start-up.
-func New(db *mongo.Database) *Store {
+// New uses the collections of db, sealing endpoints' secrets and header values with keys; call EnsureIndexes once
+// at start-up.
+func New(db *mongo.Database, keys *keyring.Keyring) *Store {
 	return &Store{
+		keys:       keys,
 		endpoints:  db.Collection("webhook_endpoints"),
 		deliveries: db.Collection("webhook_deliveries"),
 		attempts:   db.Collection("webhook_attempts"),
@@ -58,7 +62,11 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 // --- endpoints ---
 
 func (s *Store) CreateEndpoint(ctx context.Context, e delivery.Endpoint) error {
-	_, err := s.endpoints.InsertOne(ctx, toEndpointDoc(e))
+	doc, err := s.toEndpointDoc(e)
+	if err != nil {
+		return err
+	}
+	_, err = s.endpoints.InsertOne(ctx, doc)
 	if mongo.IsDuplicateKeyError(err) {
 		return delivery.ErrConflict
 	}
@@ -74,7 +82,7 @@ func (s *Store) GetEndpoint(ctx context.Context, tenant, id string) (delivery.En
 	if err != nil {
 		return delivery.Endpoint{}, err
 	}
-	return d.domain(), nil
+	return s.endpoint(d)
 }
 
 // ListEndpoints returns up to limit endpoints of the tenant with ids after `after`, in id order.
@@ -102,14 +110,20 @@ func (s *Store) findEndpoints(ctx context.Context, filter bson.D, opts *options.
 	}
 	out := make([]delivery.Endpoint, len(docs))
 	for i, d := range docs {
-		out[i] = d.domain()
+		if out[i], err = s.endpoint(d); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
 // ReplaceEndpoint writes the whole endpoint, which must exist.
 func (s *Store) ReplaceEndpoint(ctx context.Context, e delivery.Endpoint) error {
-	res, err := s.endpoints.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "tenant", Value: e.Tenant}}, toEndpointDoc(e))
+	doc, err := s.toEndpointDoc(e)
+	if err != nil {
+		return err
+	}
+	res, err := s.endpoints.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "tenant", Value: e.Tenant}}, doc)
 	if err != nil {
 		return err
 	}
@@ -426,4 +440,49 @@ func (s *Store) Operations(ctx context.Context, tenant string) ([]delivery.Opera
 		out[i] = delivery.Operation{Kind: d.Kind, Tenant: d.Tenant, EndpointID: d.EndpointID, Reason: d.Reason, At: d.At}
 	}
 	return out, nil
+}
+
+// Reseal rewrites the sealed fields of every endpoint whose values are plaintext (rows from before sealing) or
+// wrapped by an old key, so that a key rotation completes at start-up instead of at each endpoint's next change.
+// Only those fields are written, and only while the row still has the data key that was read: a concurrent write
+// has sealed it already.
+func (s *Store) Reseal(ctx context.Context) (int, error) {
+	cur, err := s.endpoints.Find(ctx, bson.D{})
+	if err != nil {
+		return 0, err
+	}
+	var docs []endpointDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range docs {
+		if keyring.Wrapped(d.DataKey) == s.keys.CurrentID() {
+			continue
+		}
+		e, err := s.endpoint(d)
+		if err != nil {
+			return n, err
+		}
+		next, err := s.toEndpointDoc(e)
+		if err != nil {
+			return n, err
+		}
+		res, err := s.endpoints.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "data_key", Value: nullable(d.DataKey)}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "data_key", Value: next.DataKey}, {Key: "headers", Value: next.Headers},
+				{Key: "secrets", Value: next.Secrets}}}})
+		if err != nil {
+			return n, err
+		}
+		n += int(res.ModifiedCount)
+	}
+	return n, nil
+}
+
+// nullable matches a missing field for the empty string.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -1,19 +1,24 @@
 package mongostore
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/casekeeper/core/pkg/testinfra"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
+	"github.com/casekeeper/core/services/webhook/internal/keyring"
 )
 
 // Against FerretDB (the development and test database; production runs MongoDB with the same driver).
 func TestStore(t *testing.T) {
 	uri, db := testinfra.Mongo(t)
-	s := New(testinfra.ConnectMongo(t, uri, db))
+	s := New(testinfra.ConnectMongo(t, uri, db), testKeys(t, 1))
 	ctx := context.Background()
 	if err := s.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
@@ -139,5 +144,83 @@ func TestBatcherGroupsConcurrentCalls(t *testing.T) {
 	<-done
 	if items != 50 || calls > 5 {
 		t.Fatalf("%d calls for %d items", calls, items)
+	}
+}
+
+func testKeys(t *testing.T, current byte, old ...byte) *keyring.Keyring {
+	t.Helper()
+	var olds [][]byte
+	for _, o := range old {
+		olds = append(olds, bytes.Repeat([]byte{o}, keyring.KeySize))
+	}
+	kr, err := keyring.New(bytes.Repeat([]byte{current}, keyring.KeySize), olds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// Signing secrets and header values are sealed at rest; rows written in plaintext before stay readable and are
+// sealed by Reseal; after a key rotation the old key still opens and Reseal moves every row to the new one.
+func TestSecretsSealedAtRest(t *testing.T) {
+	uri, dbName := testinfra.Mongo(t)
+	db := testinfra.ConnectMongo(t, uri, dbName)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	raw := func(id string) string {
+		var doc bson.M
+		if err := db.Collection("webhook_endpoints").FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := bson.MarshalExtJSON(doc, false, false)
+		return string(b)
+	}
+	ep := delivery.Endpoint{ID: "ep_sealed", Tenant: "acme", URL: "https://x.example", Format: delivery.FormatFull,
+		Headers: map[string]string{"Authorization": "Bearer receiver-credential"},
+		Secrets: []delivery.Secret{{Value: "whsec_c2VjcmV0LXZhbHVl", CreatedAt: now}}, CreatedAt: now, UpdatedAt: now}
+	s1 := New(db, testKeys(t, 1))
+	if err := s1.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	if doc := raw("ep_sealed"); strings.Contains(doc, "receiver-credential") || strings.Contains(doc, "c2VjcmV0LXZhbHVl") {
+		t.Fatalf("stored in plaintext: %s", doc)
+	}
+	check := func(s *Store, id string) {
+		t.Helper()
+		got, err := s.GetEndpoint(ctx, "acme", id)
+		if err != nil || got.Headers["Authorization"] != "Bearer receiver-credential" || got.Secrets[0].Value != "whsec_c2VjcmV0LXZhbHVl" {
+			t.Fatalf("%s read back as %+v, %v", id, got, err)
+		}
+	}
+	check(s1, "ep_sealed")
+
+	// A row from before sealing: plaintext values, no data key.
+	if _, err := db.Collection("webhook_endpoints").InsertOne(ctx, bson.D{{Key: "_id", Value: "ep_legacy"}, {Key: "tenant", Value: "acme"},
+		{Key: "url", Value: "https://x.example"}, {Key: "format", Value: 1}, {Key: "event_types", Value: bson.A{}},
+		{Key: "headers", Value: bson.D{{Key: "Authorization", Value: "Bearer receiver-credential"}}},
+		{Key: "secrets", Value: bson.A{bson.D{{Key: "value", Value: "whsec_c2VjcmV0LXZhbHVl"}, {Key: "created_at", Value: now}}}},
+		{Key: "created_at", Value: now}, {Key: "updated_at", Value: now}}); err != nil {
+		t.Fatal(err)
+	}
+	check(s1, "ep_legacy")
+
+	// Rotation: key 2 is current, key 1 old. Both rows read; Reseal moves both to key 2.
+	s2 := New(db, testKeys(t, 2, 1))
+	check(s2, "ep_sealed")
+	n, err := s2.Reseal(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("resealed %d, %v; want 2", n, err)
+	}
+	if doc := raw("ep_legacy"); strings.Contains(doc, "receiver-credential") || strings.Contains(doc, "c2VjcmV0LXZhbHVl") {
+		t.Fatalf("legacy row still in plaintext after Reseal: %s", doc)
+	}
+	if n, _ := s2.Reseal(ctx); n != 0 {
+		t.Fatalf("a second Reseal rewrote %d rows", n)
+	}
+	// Once resealed, the old key is not needed any more; without the current key nothing opens.
+	check(New(db, testKeys(t, 2)), "ep_sealed")
+	check(New(db, testKeys(t, 2)), "ep_legacy")
+	if _, err := New(db, testKeys(t, 1)).GetEndpoint(ctx, "acme", "ep_sealed"); !errors.Is(err, keyring.ErrOpen) {
+		t.Fatalf("read with a key that did not seal it: %v", err)
 	}
 }

@@ -18,14 +18,27 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
-// Limits of a jq run: a transform that loops or explodes fails the attempt instead of the service.
+// Limits of a jq run: a transform that loops or explodes fails the attempt instead of the service. The memory a
+// run may take is bounded by the process it runs in (see package jqsandbox).
 const (
 	TransformTimeout = 250 * time.Millisecond
 	MaxBodyBytes     = 256 << 10
+	// MaxInputBytes bounds the full payload a transform is given.
+	MaxInputBytes = 1 << 20
 )
 
-// ErrTransform marks failures of a jq program at run time.
-var ErrTransform = errors.New("jq transform failed")
+var (
+	// ErrTransform marks failures of a jq program at run time.
+	ErrTransform = errors.New("jq transform failed")
+	// ErrLimit marks a run that exceeded a limit (time, memory, input or output size), as opposed to a program that
+	// stopped with an error of its own; every ErrLimit is also an ErrTransform.
+	ErrLimit = errors.New("exceeds the limits of a transform")
+)
+
+// Limited is an ErrTransform and ErrLimit with the reason.
+func Limited(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: %s", ErrTransform, ErrLimit, fmt.Sprintf(format, args...))
+}
 
 var marshal = protojson.MarshalOptions{UseProtoNames: true}
 
@@ -111,6 +124,9 @@ func Compile(program string) (*Transform, error) {
 // Apply runs the program on a full payload and returns its first output as the body. A program that errors, yields
 // nothing, runs past TransformTimeout or yields more than MaxBodyBytes fails with ErrTransform.
 func (t *Transform) Apply(ctx context.Context, full []byte) ([]byte, error) {
+	if len(full) > MaxInputBytes {
+		return nil, Limited("payload of %d bytes exceeds %d", len(full), MaxInputBytes)
+	}
 	var input any
 	dec := json.NewDecoder(bytes.NewReader(full))
 	dec.UseNumber()
@@ -127,7 +143,7 @@ func (t *Transform) Apply(ctx context.Context, full []byte) ([]byte, error) {
 	}
 	if err, isErr := v.(error); isErr {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: ran longer than %s", ErrTransform, TransformTimeout)
+			return nil, Limited("ran longer than %s", TransformTimeout)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrTransform, err)
 	}
@@ -136,7 +152,7 @@ func (t *Transform) Apply(ctx context.Context, full []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: encoding output: %v", ErrTransform, err)
 	}
 	if len(out) > MaxBodyBytes {
-		return nil, fmt.Errorf("%w: output of %d bytes exceeds %d", ErrTransform, len(out), MaxBodyBytes)
+		return nil, Limited("output of %d bytes exceeds %d", len(out), MaxBodyBytes)
 	}
 	return out, nil
 }

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package jqsandbox
+
+import "os/exec"
+
+// limitMemory has no hard limit to set outside Linux: the soft limit and the pool's time limit remain.
+func limitMemory(int64) error { return nil }
+
+func lowerPriority() {}
+
+func detach(*exec.Cmd) {}
