@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/config"
@@ -47,7 +45,7 @@ func startDashboardStack(t *testing.T) *dashboardStack {
 	kc := testinfra.KeycloakURL(t)
 	nats := testinfra.NATS(t)
 	uri, db := testinfra.Mongo(t)
-	log := slog.New(slog.NewTextHandler(&testLog{t: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testinfra.Logger(t)
 	configured := func(what string, err error) {
 		if err != nil {
 			t.Fatalf("%s configuration: %v", what, err)
@@ -72,26 +70,17 @@ func startDashboardStack(t *testing.T) *dashboardStack {
 		"WEBHOOK_SECRETS_KEY": "1tA/2S5CnLmUq2z4yQxT0bqSLy0Qv6h8dbsV6lY5H3Y="}))
 	configured("webhook service", err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	run := func(name string, f func(context.Context) error) {
-		wg.Go(func() {
-			if err := f(ctx); err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		})
-	}
-	cs, err := casesvc.New(ctx, caseCfg, log.With("service", "case"))
+	svcs := testinfra.StartServices(t)
+	cs, err := casesvc.New(svcs.Context(), caseCfg, log.With("service", "case"))
 	if err != nil {
 		t.Fatalf("case service: %v", err)
 	}
-	run("case service", cs.Run)
-	ws, err := webhooksvc.New(ctx, whCfg, log.With("service", "webhook"))
+	svcs.Run("case service", cs.Run)
+	ws, err := webhooksvc.New(svcs.Context(), whCfg, log.With("service", "webhook"))
 	if err != nil {
 		t.Fatalf("webhook service: %v", err)
 	}
-	run("webhook service", ws.Run)
+	svcs.Run("webhook service", ws.Run)
 
 	// The dashboard's callback URL is the gateway's public URL, which must be known before the gateway listens.
 	base := "http://127.0.0.1:" + strconv.Itoa(testinfra.FreePort(t))
@@ -103,13 +92,13 @@ func startDashboardStack(t *testing.T) *dashboardStack {
 		"GATEWAY_SESSION_KEY": "ZGV2ZWxvcG1lbnQgb25seSBzZXNzaW9uIGtleSEhISE=", "GATEWAY_RATE_LIMIT": "0",
 		"GATEWAY_FAILED_AUTH_LIMIT": "0", "SHUTDOWN_DRAIN_TIMEOUT": "2s"}))
 	configured("gateway", err)
-	gw, err := gatewaysvc.New(ctx, gwCfg, log)
+	gw, err := gatewaysvc.New(svcs.Context(), gwCfg, log)
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}
-	run("gateway", gw.Run)
+	svcs.Run("gateway", gw.Run)
 
-	return &dashboardStack{kc: kc, base: base, cases: casekeeperv1.NewCaseServiceClient(dial(t, cs.GRPCAddr())),
+	return &dashboardStack{kc: kc, base: base, cases: casekeeperv1.NewCaseServiceClient(testinfra.Dial(t, cs.GRPCAddr())),
 		receiver: newHookReceiver(t)}
 }
 
@@ -309,7 +298,7 @@ func login(t *testing.T, ctx context.Context, s *dashboardStack, user, password,
 	t.Helper()
 	do(t, ctx, chromedp.Navigate(s.base+"/dashboard/"), chromedp.WaitVisible(chromedp.ID("username")))
 	loc := location(t, ctx)
-	if !strings.HasPrefix(loc, s.kc+"/realms/"+realm+"/protocol/openid-connect/auth") {
+	if !strings.HasPrefix(loc, s.kc+"/realms/"+testinfra.Realm+"/protocol/openid-connect/auth") {
 		t.Fatalf("the dashboard did not send the browser to Keycloak's login page: %s", loc)
 	}
 	u, _ := url.Parse(loc)
@@ -351,8 +340,8 @@ func addEndpoint(t *testing.T, ctx context.Context, s *dashboardStack, hookURL s
 // createCase creates a case as the KYC provider acme-provider, through the case service.
 func createCase(t *testing.T, s *dashboardStack, ref string) (context.Context, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(),
-		"authorization", "Bearer "+providerToken(t, s.kc)), 30*time.Second)
+	ctx, cancel := context.WithTimeout(testinfra.Bearer(context.Background(),
+		testinfra.ClientToken(t, "acme-provider", "acmeProviderDevSecret")), 30*time.Second)
 	t.Cleanup(cancel)
 	created, err := s.cases.CreateCase(ctx, &casekeeperv1.CreateCaseRequest{
 		RequestId: fmt.Sprintf("dash-%d", time.Now().UnixNano()), ExternalRef: ref,
@@ -363,23 +352,6 @@ func createCase(t *testing.T, s *dashboardStack, ref string) (context.Context, s
 		t.Fatalf("CreateCase: %v", err)
 	}
 	return ctx, created.GetCase().GetId()
-}
-
-func providerToken(t *testing.T, kc string) string {
-	t.Helper()
-	resp, err := http.PostForm(kc+"/realms/"+realm+"/protocol/openid-connect/token", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {"acme-provider"}, "client_secret": {"acmeProviderDevSecret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("acme-provider token: %v (status %d)", err, resp.StatusCode)
-	}
-	return tok.AccessToken
 }
 
 // TestDashboardInBrowser drives the dashboard in Debian's chromium against the real services and Keycloak. The

@@ -5,22 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/config"
@@ -29,8 +21,6 @@ import (
 	casesvc "github.com/casekeeper/core/services/case"
 	webhooksvc "github.com/casekeeper/core/services/webhook"
 )
-
-const realm = "casekeeper"
 
 // repoRoot is the monorepo's root: this module lives in <root>/tests.
 func repoRoot(t testing.TB) string {
@@ -56,7 +46,7 @@ func startStack(t *testing.T) *stack {
 	kc := testinfra.KeycloakURL(t)
 	nats := testinfra.NATS(t)
 	uri, db := testinfra.Mongo(t)
-	log := slog.New(slog.NewTextHandler(&testLog{t: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testinfra.Logger(t)
 
 	caseCfg, err := config.Load[casesvc.Config](map[string]string{
 		"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0",
@@ -77,63 +67,29 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	caseSvc, err := casesvc.New(ctx, caseCfg, log.With("service", "case"))
+	svcs := testinfra.StartServices(t)
+	caseSvc, err := casesvc.New(svcs.Context(), caseCfg, log.With("service", "case"))
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	whSvc, err := webhooksvc.New(ctx, whCfg, log.With("service", "webhook"))
+	svcs.Run("case service", caseSvc.Run)
+	whSvc, err := webhooksvc.New(svcs.Context(), whCfg, log.With("service", "webhook"))
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for name, run := range map[string]func(context.Context) error{"case": caseSvc.Run, "webhook": whSvc.Run} {
-		wg.Go(func() {
-			if err := run(ctx); err != nil {
-				t.Errorf("%s service stopped with %v", name, err)
-			}
-		})
-	}
-	t.Cleanup(func() {
-		cancel()
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("the services did not stop within 30s")
-		}
-	})
+	svcs.Run("webhook service", whSvc.Run)
 
-	caseConn := dial(t, caseSvc.GRPCAddr())
 	// The webhook API is called the way the gateway calls it: its own token (service:delegate) plus the identity
 	// of an acme administrator in metadata (pkg/auth delegation).
-	gateway := auth.NewClientCredentials(kc, realm, "casekeeper-gateway", "gatewayDevSecret")
-	whConn := dial(t, whSvc.GRPCAddr(), grpc.WithUnaryInterceptor(auth.DelegatingInterceptor(gateway)))
-	provider := auth.NewClientCredentials(kc, realm, "acme-provider", "acmeProviderDevSecret")
-	tok, err := provider.Token(context.Background())
-	if err != nil {
-		t.Fatalf("token of acme-provider from %s: %v", kc, err)
-	}
+	gateway := auth.NewClientCredentials(kc, testinfra.Realm, "casekeeper-gateway", "gatewayDevSecret")
+	whConn := testinfra.Dial(t, whSvc.GRPCAddr(), grpc.WithUnaryInterceptor(auth.DelegatingInterceptor(gateway)))
 	return &stack{
-		cases:    casekeeperv1.NewCaseServiceClient(caseConn),
+		cases:    casekeeperv1.NewCaseServiceClient(testinfra.Dial(t, caseSvc.GRPCAddr())),
 		webhooks: casekeeperv1.NewWebhookServiceClient(whConn),
-		provider: metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok),
+		provider: testinfra.Bearer(context.Background(), testinfra.ClientToken(t, "acme-provider", "acmeProviderDevSecret")),
 		admin: auth.WithPrincipal(context.Background(), auth.Principal{Subject: "receivers-test", Tenant: "acme",
 			Roles: []string{auth.RoleWebhooksManage}}),
 	}
-}
-
-func dial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
 
 // createEndpoint registers url for acme's events in the given format and returns the endpoint and its secret.
@@ -166,47 +122,12 @@ func (s *stack) deliveries(t *testing.T, endpointID string) []*casekeeperv1.Deli
 	return nil
 }
 
-// capture is an endpoint inside the test that keeps the raw requests, to check them against the schemas and
-// the Go receiver package.
-type capture struct {
-	*httptest.Server
-	mu  sync.Mutex
-	got []captured
-}
-
-type captured struct {
-	Header http.Header
-	Body   []byte
-}
-
-func newCapture(t *testing.T) *capture {
-	c := &capture{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.got = append(c.got, captured{Header: r.Header.Clone(), Body: body})
-		c.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(c.Close)
-	return c
-}
-
-func (c *capture) received() []captured {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]captured(nil), c.got...)
-}
-
 // receiver is one example receiver running as a subprocess.
 type receiver struct {
 	name    string
 	url     string
 	port    int
 	events  string // its JSON lines
-	logs    *lockedBuffer
-	cmd     *exec.Cmd
-	exited  chan struct{}
 	secret  string
 	format  casekeeperv1.PayloadFormat
 	endpnt  *casekeeperv1.Endpoint
@@ -228,39 +149,7 @@ func (r *receiver) start(t *testing.T, dir string) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(r.port), "WEBHOOK_SECRET="+r.secret,
 		"PAYLOAD_FORMAT="+formatName(r.format), "EVENTS_FILE="+r.events)
-	r.logs = &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = r.logs, r.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting receiver %s (%s): %v", r.name, strings.Join(r.command, " "), err)
-	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(r.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-r.exited
-		if t.Failed() {
-			t.Logf("receiver %s output:\n%s", r.name, r.logs.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-r.exited:
-			t.Fatalf("receiver %s exited at start:\n%s", r.name, r.logs.String())
-		default:
-		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", r.port))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("receiver %s not answering /healthz after 30s:\n%s", r.name, r.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testinfra.StartProcess(t, cmd).WaitReady(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", r.port), 30*time.Second)
 }
 
 // lines reads what the receiver recorded so far.
@@ -292,46 +181,4 @@ func formatName(f casekeeperv1.PayloadFormat) string {
 		return "thin"
 	}
 	return "full"
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// eventually polls cond every 100ms until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-type testLog struct {
-	t  *testing.T
-	mu sync.Mutex
-}
-
-func (w *testLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	defer func() { _ = recover() }() // a line logged after the test ended
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }

@@ -97,7 +97,7 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 	caps := map[string]*capEndpoint{}
 	for name, f := range map[string]casekeeperv1.PayloadFormat{"full": casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_FULL,
 		"thin": casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_THIN, "jq": casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_JQ} {
-		c := newCapture(t)
+		c := testinfra.NewRecorder(t, func(int, *http.Request) int { return http.StatusNoContent })
 		jq := ""
 		wf := map[string]webhooks.Format{"full": webhooks.FormatFull, "thin": webhooks.FormatThin, "jq": webhooks.FormatRaw}[name]
 		if name == "jq" {
@@ -128,7 +128,7 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 
 	// Every delivery of every endpoint succeeds: each receiver answered 2xx to each.
 	for _, id := range append(endpointIDs(receivers), capIDs(caps)...) {
-		eventually(t, 90*time.Second, "every delivery of endpoint "+id+" to succeed", func() bool {
+		testinfra.Eventually(t, 90*time.Second, "every delivery of endpoint "+id+" to succeed", func() bool {
 			ds := s.deliveries(t, id)
 			if len(ds) != len(wantTypes) {
 				return false
@@ -182,13 +182,13 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 			if got := slices.Sorted(maps.Values(latest)); !slices.Equal(got, slices.Sorted(slices.Values([]int64{version1, version2}))) {
 				t.Errorf("latest applied versions %v, want %d and %d", got, version1, version2)
 			}
-			refusesForgeries(t, r, caps[formatName(r.format)].cap.received()[0].Body, len(lines))
+			refusesForgeries(t, r, caps[formatName(r.format)].cap.Requests()[0].Body, len(lines))
 		})
 	}
 
 	for name, c := range caps {
 		t.Run("bodies "+name, func(t *testing.T) {
-			got := c.cap.received()
+			got := c.cap.Requests()
 			if len(got) != len(wantTypes) {
 				t.Fatalf("%d requests, want %d", len(got), len(wantTypes))
 			}
@@ -267,7 +267,7 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 			if _, err := s.webhooks.SendTestEvent(s.admin, &casekeeperv1.SendTestEventRequest{Id: c.ep.GetId()}); err != nil {
 				t.Fatal(err)
 			}
-			got := c.cap.received()
+			got := c.cap.Requests()
 			last := got[len(got)-1]
 			validate(t, schema, last.Body)
 			if e, err := webhooks.Decode(c.format, last.Body); err != nil || e.Type != webhooks.TypeTest {
@@ -347,7 +347,7 @@ func endpointIDs(rs []*receiver) []string {
 
 // capEndpoint is an endpoint served by a capture.
 type capEndpoint struct {
-	cap    *capture
+	cap    *testinfra.Recorder
 	ep     *casekeeperv1.Endpoint
 	secret string
 	format webhooks.Format
@@ -363,7 +363,7 @@ func capIDs(m map[string]*capEndpoint) []string {
 
 // writeSamples keeps one real body per event type when CASEKEEPER_WEBHOOK_SAMPLES names a directory: the samples
 // in docs/webhooks.md come from there.
-func writeSamples(t *testing.T, format string, got []captured) {
+func writeSamples(t *testing.T, format string, got []testinfra.Request) {
 	dir := os.Getenv("CASEKEEPER_WEBHOOK_SAMPLES")
 	if dir == "" {
 		return

@@ -11,6 +11,20 @@
 //		...
 //	}
 //
+// # One harness for every service
+//
+// The services' test packages share these helpers and keep only what is
+// their own (configuration, fakes, domain assertions):
+//
+//   - servers: NATS, StartRestartableNATS, Mongo, ConnectMongo, FreePort;
+//   - services in the test's process: StartServices, Logger, LogBuffer;
+//   - services as OS processes: Build, StartProcess;
+//   - clients: Dial and Bearer for gRPC, JetStream and WaitStream for NATS,
+//     Metric and Histogram for /metrics, Ready for health endpoints;
+//   - Keycloak: KeycloakURL, ClientToken, CachedClientToken, PasswordLogin;
+//   - Recorder, an HTTP endpoint (a webhook receiver) that keeps what it got;
+//   - Eventually.
+//
 // # One server per test, not per package
 //
 // Every call starts a fresh server owned by the calling test: data lives in

@@ -2,13 +2,11 @@ package testinfra
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -24,7 +22,7 @@ func NATS(t testing.TB) *devinfra.NATSServer {
 	srv, err := devinfra.StartNATS(devinfra.NATSOptions{
 		StoreDir:   t.TempDir(),
 		ServerName: "test",
-		Logger:     testLogger(t),
+		Logger:     Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("testinfra: start NATS: %v", err)
@@ -43,7 +41,7 @@ func Mongo(t testing.TB) (uri, database string) {
 	t.Helper()
 	fdb, err := devinfra.StartFerretDB(t.Context(), devinfra.FerretDBOptions{
 		Dir:    t.TempDir(),
-		Logger: testLogger(t),
+		Logger: Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("testinfra: start FerretDB: %v", err)
@@ -107,35 +105,4 @@ func databaseName(t testing.TB) string {
 		name = name[len(name)-maxLen:]
 	}
 	return strings.Trim(name, "_")
-}
-
-// testLogger sends the servers' warnings and errors to the test log, where
-// they show up next to the failure they explain. Servers may still log while
-// they stop; anything after t's cleanups have run is dropped, because
-// writing to a finished test panics.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.close) // registered before the server's own cleanup, so it runs after it
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct {
-	t      testing.TB
-	mu     sync.Mutex
-	closed bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
 }

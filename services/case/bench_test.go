@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/events"
@@ -98,7 +97,7 @@ func projectorCaughtUp(b *testing.B, st *stack) bool {
 func benchWrites(b *testing.B, st *stack, clients int) {
 	limit := barePublishRate(b, st, clients)
 	// No deadline: a benchmark at 64 clients may run longer than the tests' per-call bound.
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token(b, acmeProvider))
+	ctx := testinfra.Bearer(context.Background(), token(b, acmeProvider))
 	ids := make([]string, clients)
 	for i := range ids {
 		ids[i] = create(b, st, acmeProvider, fmt.Sprintf("bench-%d-%d-%d", clients, b.N, i)).Id

@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -217,7 +216,7 @@ func TestConcurrentWritersLoseNoUpdate(t *testing.T) {
 		t.Fatalf("%d events, want %d", len(evs), wantVersion)
 	}
 	// Twenty writers on one case must have collided: the compare-and-set on the subject, not luck, kept them apart.
-	if n := st.metric(t, "case_write_conflicts_total"); n == 0 {
+	if n := testinfra.Metric(t, st.url("/metrics"), "case_write_conflicts_total"); n == 0 {
 		t.Fatal("no write lost the compare-and-set: the test did not exercise the conflict path")
 	}
 }
@@ -233,10 +232,10 @@ func TestNATSDownWritesFailFastAndNothingAcknowledgedIsLost(t *testing.T) {
 		list, err := st.api.ListCases(ctx, &pb.ListCasesRequest{ExternalRef: "cust-outage"})
 		return err == nil && len(list.GetCases()) == 1
 	})
-	st.nats.Shutdown()
+	st.nats.Stop()
 	// The client notices the lost connection within moments; a write sent before it did waits for its time-out
 	// (CASE_STREAM_TIMEOUT), every later one fails at once.
-	testinfra.Eventually(t, 5*time.Second, "the service noticed the outage", func() bool { return !st.ready(t) })
+	testinfra.Eventually(t, 5*time.Second, "the service noticed the outage", func() bool { return !testinfra.Ready(st.url("/readyz")) })
 	for i := range 3 {
 		start := time.Now()
 		_, err := st.api.UpdateCase(ctx, &pb.UpdateCaseRequest{Id: c.Id, Labels: []string{fmt.Sprintf("lost-%d", i)},
@@ -255,7 +254,7 @@ func TestNATSDownWritesFailFastAndNothingAcknowledgedIsLost(t *testing.T) {
 	if err != nil || got.GetCase().GetVersion() != 1 {
 		t.Fatalf("read while NATS is down (from the projection): %v %v", got, err)
 	}
-	st.startNATS(t)
+	st.nats.Start()
 	testinfra.Eventually(t, 20*time.Second, "writes accepted again", func() bool {
 		_, err := st.api.UpdateCase(ctx, &pb.UpdateCaseRequest{Id: c.Id, Labels: []string{"after"},
 			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels"}}})
@@ -418,7 +417,7 @@ func TestTenantsAndRolesAreEnforced(t *testing.T) {
 	}
 	tampered := token(t, acmeProvider)
 	tampered = tampered[:len(tampered)-4] + "AAAA"
-	bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tampered)
+	bad := testinfra.Bearer(ctx, tampered)
 	if _, err := st.api.GetCase(bad, &pb.GetCaseRequest{Id: c.Id}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("tampered token: %v, want Unauthenticated", err)
 	}
@@ -507,7 +506,7 @@ func TestNoPersonalDataInLogs(t *testing.T) {
 	_, _ = st.api.UpdateApplicant(ctx, &pb.UpdateApplicantRequest{Id: c.Id, Applicant: &pb.Applicant{FullName: "Jane Quartermaine", Email: "not an email"}})
 	_, _ = st.api.Submit(ctx, &pb.SubmitRequest{Id: c.Id})
 	_, _ = st.api.Submit(ctx, &pb.SubmitRequest{Id: c.Id})
-	st.nats.Shutdown() // make the writes and the projector log their failures too
+	st.nats.Stop() // make the writes and the projector log their failures too
 	_, _ = st.api.UpdateApplicant(ctx, &pb.UpdateApplicantRequest{Id: c.Id, Applicant: jane()})
 	time.Sleep(1500 * time.Millisecond)
 	logs := st.logs.String()

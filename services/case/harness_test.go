@@ -1,26 +1,16 @@
 package casesvc_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net/http"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/casekeeper/core/pkg/config"
-	"github.com/casekeeper/core/pkg/devinfra"
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
 	pb "github.com/casekeeper/core/proto/casekeeper/v1"
@@ -37,61 +27,27 @@ var (
 
 type client struct{ id, secret string }
 
-var (
-	tokenMu    sync.Mutex
-	tokenCache = map[string]string{}
-)
-
-// token gets a real access token from Keycloak by client credentials (cached for the test binary's run: tokens
-// live five minutes, longer than these tests).
+// token gets a real access token from Keycloak by client credentials, shared by the tests of this binary.
 func token(t testing.TB, c client) string {
 	t.Helper()
-	tokenMu.Lock()
-	defer tokenMu.Unlock()
-	if tok, ok := tokenCache[c.id]; ok {
-		return tok
-	}
-	tokenCache[c.id] = testinfra.ClientToken(t, c.id, c.secret)
-	return tokenCache[c.id]
+	return testinfra.CachedClientToken(t, c.id, c.secret)
 }
 
 // stack is a running case service on embedded NATS and FerretDB.
 type stack struct {
-	svc      *casesvc.Service
-	cfg      casesvc.Config
-	nats     *devinfra.NATSServer
-	natsDir  string
-	natsPort int
-	conn     *grpc.ClientConn
-	api      pb.CaseServiceClient
-	js       jetstream.JetStream
-	logs     *syncBuffer
-	stop     func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	svc  *casesvc.Service
+	cfg  casesvc.Config
+	nats *testinfra.RestartableNATS
+	api  pb.CaseServiceClient
+	js   jetstream.JetStream
+	logs *testinfra.LogBuffer // everything the service logs, as JSON, from debug up
 }
 
 type stackOption func(*casesvc.Config)
 
 func startStack(t testing.TB, opts ...stackOption) *stack {
 	t.Helper()
-	st := &stack{natsDir: t.TempDir(), natsPort: testinfra.FreePort(t), logs: &syncBuffer{}}
-	st.startNATS(t)
+	st := &stack{nats: testinfra.StartRestartableNATS(t), logs: &testinfra.LogBuffer{}}
 	uri, db := testinfra.Mongo(t)
 	cfg, err := config.Load[casesvc.Config](map[string]string{
 		"CASE_GRPC_ADDR": "127.0.0.1:0", "CASE_HTTP_ADDR": "127.0.0.1:0",
@@ -108,71 +64,24 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	}
 	st.cfg = cfg
 	log := slog.New(slog.NewJSONHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := casesvc.New(ctx, cfg, log)
+	svcs := testinfra.StartServices(t)
+	svc, err := casesvc.New(svcs.Context(), cfg, log)
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	st.stop = func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("service stopped with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("service did not stop within 20s")
-		}
-	}
-	t.Cleanup(st.stop)
+	svcs.Run("case service", svc.Run)
 	st.svc = svc
-	st.conn, err = grpc.NewClient(svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.conn.Close() })
-	st.api = pb.NewCaseServiceClient(st.conn)
-
-	nc, err := nats.Connect(st.nats.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	st.js, _ = jetstream.New(nc)
-	st.waitStream(t)
+	st.api = pb.NewCaseServiceClient(testinfra.Dial(t, svc.GRPCAddr()))
+	st.js = testinfra.JetStream(t, st.nats.URL())
+	testinfra.WaitStream(t, st.js, events.Stream, 10*time.Second)
 	return st
-}
-
-func (st *stack) startNATS(t testing.TB) {
-	t.Helper()
-	srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: st.natsDir, ServerName: "test", Port: st.natsPort})
-	if err != nil {
-		t.Fatalf("start NATS: %v", err)
-	}
-	st.nats = srv
-	t.Cleanup(srv.Shutdown)
-}
-
-func (st *stack) waitStream(t testing.TB) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := st.js.Stream(context.Background(), events.Stream); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("the CASES stream was not declared within 10s")
 }
 
 // as returns a context carrying the client's token.
 func as(t testing.TB, c client) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token(t, c))
+	return testinfra.Bearer(ctx, token(t, c))
 }
 
 // caseEvents reads every event of one case on the stream, in stream order.
@@ -213,70 +122,5 @@ func (st *stack) caseEvents(t *testing.T, tenant, caseID string) []*pb.CaseEvent
 	return out
 }
 
-// scrape reads the lines of the service's /metrics.
-func (st *stack) scrape(t testing.TB) []string {
-	t.Helper()
-	resp, err := http.Get("http://" + st.svc.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(string(body), "\n")
-}
-
-// metric reads one unlabelled counter or gauge from the service's /metrics.
-func (st *stack) metric(t testing.TB, name string) float64 {
-	t.Helper()
-	for _, line := range st.scrape(t) {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("metric %s not exported", name)
-	return 0
-}
-
-// ready reports whether the service's /readyz answers 200 (MongoDB, NATS and the stream all reachable).
-func (st *stack) ready(t testing.TB) bool {
-	t.Helper()
-	resp, err := http.Get("http://" + st.svc.HTTPAddr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// histogram reads the cumulative buckets of one histogram from the service's /metrics: upper bound → count.
-func (st *stack) histogram(t testing.TB, name string) map[float64]float64 {
-	t.Helper()
-	out := map[float64]float64{}
-	for _, line := range st.scrape(t) {
-		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
-		if !ok {
-			continue
-		}
-		le, count, ok := strings.Cut(rest, `"} `)
-		if !ok {
-			continue
-		}
-		bound, err1 := strconv.ParseFloat(le, 64)
-		n, err2 := strconv.ParseFloat(count, 64)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("metric line %q", line)
-		}
-		out[bound] = n
-	}
-	if len(out) == 0 {
-		t.Fatalf("histogram %s not exported", name)
-	}
-	return out
-}
+// url is the address of path on the service's HTTP port (/metrics, /readyz).
+func (st *stack) url(path string) string { return "http://" + st.svc.HTTPAddr() + path }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/testinfra"
@@ -33,13 +32,13 @@ func BenchmarkProjection(b *testing.B) {
 }
 
 func benchProjection(b *testing.B, st *stack, rate int) {
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token(b, acmeProvider))
+	ctx := testinfra.Bearer(context.Background(), token(b, acmeProvider))
 	cases := make([]string, 200)
 	for i := range cases {
 		cases[i] = create(b, st, acmeProvider, fmt.Sprintf("projection-%d-%d", b.N, i)).Id
 	}
 	waitProjected(b, st, 2*time.Minute)
-	before := st.histogram(b, "case_projection_delay_seconds")
+	before := testinfra.Histogram(b, st.url("/metrics"), "case_projection_delay_seconds")
 	work := make(chan int, 1024)
 	var writers sync.WaitGroup
 	// Enough writers that a slow write does not lower the offered rate.
@@ -71,7 +70,7 @@ func benchProjection(b *testing.B, st *stack, rate int) {
 	elapsed := time.Since(start)
 	waitProjected(b, st, 2*time.Minute)
 	b.StopTimer()
-	after := st.histogram(b, "case_projection_delay_seconds")
+	after := testinfra.Histogram(b, st.url("/metrics"), "case_projection_delay_seconds")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
 	b.ReportMetric(quantile(b, before, after, 0.5)*1000, "p50-ms")
 	b.ReportMetric(quantile(b, before, after, 0.99)*1000, "p99-ms")

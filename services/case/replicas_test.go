@@ -4,21 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/events"
@@ -29,107 +23,27 @@ import (
 // The claims about replicas are proven with separate OS processes of the real binary, sharing one NATS and one
 // database, as two pods of the case service would.
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-	binaryDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binaryDir != "" {
-		_ = os.RemoveAll(binaryDir)
-	}
-	os.Exit(code)
-}
-
-// caseBinary builds cmd/case once per test binary run.
-func caseBinary(t *testing.T) string {
-	t.Helper()
-	binaryOnce.Do(func() {
-		binaryDir, binaryErr = os.MkdirTemp("", "casekeeper-case-bin-")
-		if binaryErr != nil {
-			return
-		}
-		binaryPath = filepath.Join(binaryDir, "case")
-		cmd := exec.Command("go", "build", "-o", binaryPath, "./cmd/case")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build ./cmd/case: %v\n%s", err, out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	return binaryPath
-}
-
 // replica is one case-service process.
 type replica struct {
 	env  []string
 	grpc string
 	http string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
+	proc *testinfra.Process
 }
 
 func startReplica(t *testing.T, bin string, env []string) *replica {
 	t.Helper()
 	r := &replica{env: env, grpc: testinfra.FreeAddr(t), http: testinfra.FreeAddr(t)}
 	r.start(t, bin)
-	t.Cleanup(func() { r.stop(t) })
 	return r
 }
 
 func (r *replica) start(t *testing.T, bin string) {
 	t.Helper()
-	r.out = &syncBuffer{}
-	r.cmd = exec.Command(bin)
-	r.cmd.Env = append(append(os.Environ(), r.env...), "CASE_GRPC_ADDR="+r.grpc, "CASE_HTTP_ADDR="+r.http, "LOG_LEVEL=warn")
-	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r.done = make(chan struct{})
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-r.done:
-			t.Fatalf("case process exited at start:\n%s", r.out.String())
-		default:
-		}
-		if resp, err := http.Get("http://" + r.http + "/readyz"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("case process not ready within 60s:\n%s", r.out.String())
-}
-
-func (r *replica) kill() {
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.done
-}
-
-func (r *replica) stop(t *testing.T) {
-	select {
-	case <-r.done:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(15 * time.Second):
-		t.Errorf("case process did not stop within 15s of SIGTERM")
-		r.kill()
-	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(append(os.Environ(), r.env...), "CASE_GRPC_ADDR="+r.grpc, "CASE_HTTP_ADDR="+r.http, "LOG_LEVEL=warn")
+	r.proc = testinfra.StartProcess(t, cmd)
+	r.proc.WaitReady(t, "http://"+r.http+"/readyz", 60*time.Second)
 }
 
 type ackedWrite struct {
@@ -150,7 +64,7 @@ func TestTwoProcessesOneKilledMidRunLoseNoAcknowledgedWrite(t *testing.T) {
 // same 20 cases, and reconciles what was acknowledged with what the stream holds. With kill, one process is
 // SIGKILLed a third of the way in and started again.
 func replicaWrites(t *testing.T, kill bool) {
-	bin := caseBinary(t)
+	bin := testinfra.Build(t, "./cmd/case")
 	srv := testinfra.NATS(t)
 	uri, db := testinfra.Mongo(t)
 	env := []string{"NATS_URL=" + srv.URL(), "MONGODB_URI=" + uri, "MONGODB_DATABASE=" + db,
@@ -158,14 +72,9 @@ func replicaWrites(t *testing.T, kill bool) {
 	replicas := []*replica{startReplica(t, bin, env), startReplica(t, bin, env)}
 	apis := make([]pb.CaseServiceClient, len(replicas))
 	for i, r := range replicas {
-		conn, err := grpc.NewClient(r.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		apis[i] = pb.NewCaseServiceClient(conn)
+		apis[i] = pb.NewCaseServiceClient(testinfra.Dial(t, r.grpc))
 	}
-	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token(t, acmeProvider))
+	ctx := testinfra.Bearer(t.Context(), token(t, acmeProvider))
 
 	// Idempotent creation across replicas: the same request id sent to both at once makes one case.
 	const caseCount = 20
@@ -232,7 +141,7 @@ func replicaWrites(t *testing.T, kill bool) {
 	}
 	if kill {
 		<-killed
-		replicas[1].kill()
+		replicas[1].proc.Kill()
 		time.Sleep(300 * time.Millisecond)
 		replicas[1].start(t, bin)
 	}
@@ -305,12 +214,7 @@ func replicaWrites(t *testing.T, kill bool) {
 // streamEvents reads every case event on the stream, grouped by case in stream order.
 func streamEvents(t *testing.T, url string) map[string][]*pb.CaseEvent {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := testinfra.JetStream(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, events.Stream)

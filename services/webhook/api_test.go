@@ -248,7 +248,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	if err != nil || test.GetAttempt().GetStatusCode() != 200 {
 		t.Fatalf("test event %v %v", test, err)
 	}
-	if got := rc.received(); len(got) != 1 || !strings.Contains(string(got[0].Body), `"type":"webhook.test"`) {
+	if got := rc.Requests(); len(got) != 1 || !strings.Contains(string(got[0].Body), `"type":"webhook.test"`) {
 		t.Fatalf("test event body %v", got)
 	}
 	if _, err := e.client.DeleteEndpoint(ctx, &casekeeperv1.DeleteEndpointRequest{Id: ids[2]}); err != nil {

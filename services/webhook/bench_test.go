@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/casekeeper/core/pkg/testinfra"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,9 +130,9 @@ func BenchmarkDelivery(b *testing.B) {
 	)
 	e := newEnv(b)
 	rc := newBenchReceiver(b)
-	bin := buildService(b)
+	bin := testinfra.Build(b, "./cmd/webhook")
 	ep := e.seedEndpoint(b, rc.URL, concurrency)
-	cmd := e.startProcess(b, bin)
+	proc := e.startProcess(b, bin)
 
 	// Warm-up: consumers created, connections open.
 	e.publishAt(b, 100, 0)
@@ -191,7 +192,7 @@ func BenchmarkDelivery(b *testing.B) {
 			case <-stopRSS:
 				return
 			case <-tk.C:
-				if r := rssKiB(cmd.Process.Pid, "VmRSS"); r > peakRSS.Load() {
+				if r := rssKiB(proc.Cmd.Process.Pid, "VmRSS"); r > peakRSS.Load() {
 					peakRSS.Store(r)
 				}
 			}
@@ -212,7 +213,7 @@ func BenchmarkDelivery(b *testing.B) {
 	b.ReportMetric(float64(p(0.5).Microseconds())/1000, "p50-ms@500/s")
 	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms@500/s")
 	b.ReportMetric(float64(peakRSS.Load())/1024, "rss-MiB@500/s")
-	b.ReportMetric(float64(rssKiB(cmd.Process.Pid, "VmHWM"))/1024, "peak-rss-MiB")
+	b.ReportMetric(float64(rssKiB(proc.Cmd.Process.Pid, "VmHWM"))/1024, "peak-rss-MiB")
 }
 
 func waitCount(b *testing.B, c *atomic.Int64, n int, timeout time.Duration) {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -16,21 +15,9 @@ import (
 	"github.com/casekeeper/core/services/webhook/internal/signing"
 )
 
-// buildService compiles cmd/webhook once per test binary run.
-func buildService(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "webhook")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/webhook")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/webhook: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // startProcess runs the service binary configured only by environment variables, as in production; extra
 // variables (NAME=value) override the test defaults.
-func (e *env) startProcess(t testing.TB, bin string, extra ...string) *exec.Cmd {
+func (e *env) startProcess(t testing.TB, bin string, extra ...string) *testinfra.Process {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
@@ -50,23 +37,7 @@ func (e *env) startProcess(t testing.TB, bin string, extra ...string) *exec.Cmd 
 		"WEBHOOK_SECRETS_KEY="+testSecretsKey.Reveal(),
 	)
 	cmd.Env = append(cmd.Env, extra...)
-	cmd.Stdout, cmd.Stderr = &testLog{t: t}, &testLog{t: t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = cmd.Process.Kill()
-			}
-		}
-	})
-	return cmd
+	return testinfra.StartProcess(t, cmd)
 }
 
 // seedEndpoint stores an endpoint behind the service's back (the subprocess verifies tokens against Keycloak,
@@ -88,7 +59,7 @@ func (e *env) seedEndpoint(t testing.TB, url string, concurrency int) delivery.E
 // completes.
 func TestKillNineMidDeliveryThenRestart(t *testing.T) {
 	events := 2000 / slowdown // the race detector slows the embedded FerretDB several times
-	bin := buildService(t)
+	bin := testinfra.Build(t, "./cmd/webhook")
 	e := newEnv(t)
 	rc := newReceiver(t, func(n int, _ *http.Request) int {
 		if n%7 == 0 {
@@ -99,11 +70,8 @@ func TestKillNineMidDeliveryThenRestart(t *testing.T) {
 	e.seedEndpoint(t, rc.URL, 8)
 	first := e.startProcess(t, bin)
 	e.publish("acme", events)
-	eventually(t, slowdown*60*time.Second, "some deliveries before the kill", func() bool { _, n := rc.distinctIDs(); return n >= events/4 })
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	testinfra.Eventually(t, slowdown*60*time.Second, "some deliveries before the kill", func() bool { _, n := rc.distinctIDs(); return n >= events/4 })
+	first.Kill()
 	before, _ := rc.distinctIDs()
 	t.Logf("killed with %d of %d delivered", before, events)
 	second := e.startProcess(t, bin)
@@ -114,7 +82,7 @@ func TestKillNineMidDeliveryThenRestart(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			e.dumpState(t)
-			_ = second.Process.Signal(syscall.SIGQUIT)
+			_ = second.Cmd.Process.Signal(syscall.SIGQUIT)
 			time.Sleep(2 * time.Second)
 			t.Fatal("not every delivery completed after the restart")
 		}

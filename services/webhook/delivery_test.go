@@ -1,6 +1,7 @@
 package webhooksvc_test
 
 import (
+	"github.com/casekeeper/core/pkg/testinfra"
 	"net"
 	"net/http"
 	"testing"
@@ -21,9 +22,9 @@ func TestRetriesUntilSuccessWithOneWebhookID(t *testing.T) {
 	})
 	ep, _ := e.createEndpoint(rc.URL)
 	e.publish("acme", 1)
-	eventually(t, 20*time.Second, "four attempts", func() bool { return len(rc.received()) >= 4 })
+	testinfra.Eventually(t, 20*time.Second, "four attempts", func() bool { return len(rc.Requests()) >= 4 })
 	time.Sleep(1500 * time.Millisecond) // a fifth attempt would have come by now
-	got := rc.received()
+	got := rc.Requests()
 	if len(got) != 4 {
 		t.Fatalf("%d requests, want 4", len(got))
 	}
@@ -34,7 +35,7 @@ func TestRetriesUntilSuccessWithOneWebhookID(t *testing.T) {
 		}
 	}
 	var d *casekeeperv1.Delivery
-	eventually(t, 5*time.Second, "the delivery recorded as succeeded", func() bool {
+	testinfra.Eventually(t, 5*time.Second, "the delivery recorded as succeeded", func() bool {
 		resp, err := e.client.GetDelivery(as("acme-admin"), &casekeeperv1.GetDeliveryRequest{Id: id})
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +69,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 	_ = lis.Close() // nothing listens: connection refused
 	ep, _ := e.createEndpoint("http://" + addr + "/hook")
 	e.publish("acme", 1)
-	eventually(t, 10*time.Second, "a failed attempt", func() bool {
+	testinfra.Eventually(t, 10*time.Second, "a failed attempt", func() bool {
 		resp, err := e.client.ListDeliveries(as("acme-admin"), &casekeeperv1.ListDeliveriesRequest{EndpointId: ep.GetId()})
 		return err == nil && len(resp.GetDeliveries()) == 1 && resp.GetDeliveries()[0].GetAttemptCount() >= 1
 	})
@@ -76,11 +77,11 @@ func TestReceiverDownThenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := newReceiverOn(t, lis, nil)
-	eventually(t, 15*time.Second, "the delivery after the receiver came up", func() bool { return len(rc.received()) == 1 })
+	rc := testinfra.NewRecorderOn(t, lis, nil)
+	testinfra.Eventually(t, 15*time.Second, "the delivery after the receiver came up", func() bool { return len(rc.Requests()) == 1 })
 	resp, _ := e.client.ListDeliveries(as("acme-admin"), &casekeeperv1.ListDeliveriesRequest{EndpointId: ep.GetId()})
 	d := resp.GetDeliveries()[0]
-	eventually(t, 5*time.Second, "succeeded", func() bool {
+	testinfra.Eventually(t, 5*time.Second, "succeeded", func() bool {
 		g, err := e.client.GetDelivery(as("acme-admin"), &casekeeperv1.GetDeliveryRequest{Id: d.GetId()})
 		d = g.GetDelivery()
 		return err == nil && d.GetStatus() == casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED

@@ -3,28 +3,17 @@ package webhooksvc_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/config"
-	"github.com/casekeeper/core/pkg/devinfra"
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
@@ -51,19 +40,13 @@ func (fakeVerifier) Verify(_ context.Context, raw string) (auth.Principal, error
 
 type env struct {
 	t        testing.TB
-	natsDir  string
-	natsAddr int
-	nats     *devinfra.NATSServer
+	nats     *testinfra.RestartableNATS
 	natsURL  string
 	mongoURI string
 	db       string
-	nc       *nats.Conn
 	js       jetstream.JetStream
 
 	svc    *webhooksvc.Service
-	cancel context.CancelFunc
-	done   chan error
-	conn   *grpc.ClientConn
 	client casekeeperv1.WebhookServiceClient
 	cfg    webhooksvc.Config
 }
@@ -71,38 +54,16 @@ type env struct {
 // newEnv starts NATS on a fixed port with its own store (so that it can be restarted) and FerretDB.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, natsDir: t.TempDir(), natsAddr: testinfra.FreePort(t)}
+	e := &env{t: t, nats: testinfra.StartRestartableNATS(t)}
+	e.natsURL = e.nats.URL()
 	e.mongoURI, e.db = testinfra.Mongo(t)
-	e.startNATS()
-	nc, err := nats.Connect(e.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	e.nc = nc
-	e.js, _ = jetstream.New(nc)
+	e.js = testinfra.JetStream(t, e.natsURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := e.js.CreateOrUpdateStream(ctx, events.StreamConfig(time.Hour, 1)); err != nil {
 		t.Fatal(err)
 	}
 	return e
-}
-
-func (e *env) startNATS() {
-	srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: e.natsDir, Port: e.natsAddr})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.nats = srv
-	e.natsURL = srv.URL()
-	e.t.Cleanup(srv.Shutdown)
-}
-
-func (e *env) restartNATS(down time.Duration) {
-	e.nats.Shutdown()
-	time.Sleep(down)
-	e.startNATS()
 }
 
 // config is the service's configuration for tests: loopback allowed, short timeouts and retries.
@@ -126,11 +87,7 @@ func (e *env) config() webhooksvc.Config {
 	}
 }
 
-func (e *env) env() map[string]string {
-	return map[string]string{"NATS_URL": e.natsURL, "MONGODB_URI": e.mongoURI, "MONGODB_DATABASE": e.db}
-}
-
-// start runs the service in-process.
+// start runs the service in-process until the test ends.
 func (e *env) start(mods ...func(*webhooksvc.Config)) {
 	e.t.Helper()
 	cfg := e.config()
@@ -140,43 +97,19 @@ func (e *env) start(mods ...func(*webhooksvc.Config)) {
 		m(&cfg)
 	}
 	e.cfg = cfg
-	log := slog.New(slog.NewTextHandler(&testLog{t: e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := webhooksvc.New(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		e.t.Fatal(err)
-	}
-	e.svc, e.cancel, e.done = svc, cancel, make(chan error, 1)
-	go func() { e.done <- svc.Run(ctx) }()
-	conn, err := grpc.NewClient(svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	log := testinfra.Logger(e.t)
+	svcs := testinfra.StartServices(e.t)
+	svc, err := webhooksvc.New(svcs.Context(), cfg, log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.conn = conn
-	e.client = casekeeperv1.NewWebhookServiceClient(conn)
-	e.t.Cleanup(e.stop)
-}
-
-func (e *env) stop() {
-	if e.cancel == nil {
-		return
-	}
-	e.cancel()
-	select {
-	case err := <-e.done:
-		if err != nil {
-			e.t.Errorf("service stopped with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		e.t.Error("service did not stop within 30s")
-	}
-	_ = e.conn.Close()
-	e.cancel = nil
+	svcs.Run("webhook service", svc.Run)
+	e.svc = svc
+	e.client = casekeeperv1.NewWebhookServiceClient(testinfra.Dial(e.t, svc.GRPCAddr()))
 }
 
 func as(token string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	return testinfra.Bearer(context.Background(), token)
 }
 
 func (e *env) createEndpoint(url string, mod ...func(*casekeeperv1.Endpoint)) (*casekeeperv1.Endpoint, string) {
@@ -237,94 +170,22 @@ func waitAll(ctx context.Context, t testing.TB, fs []jetstream.PubAckFuture) {
 }
 
 // receiver is a local webhook endpoint that records what arrives and answers as told.
-type receiver struct {
-	*httptest.Server
-	mu      sync.Mutex
-	got     []received
-	respond func(n int, r *http.Request) int // status for the n-th request (1-based)
-}
-
-type received struct {
-	Header http.Header
-	Body   []byte
-	At     time.Time
-	Status int // what the receiver answered
-}
+type receiver struct{ *testinfra.Recorder }
 
 func newReceiver(t testing.TB, respond func(n int, r *http.Request) int) *receiver {
-	return newReceiverOn(t, nil, respond)
-}
-
-// newReceiverOn serves on lis (nil: a fresh loopback port).
-func newReceiverOn(t testing.TB, lis net.Listener, respond func(n int, r *http.Request) int) *receiver {
-	rc := &receiver{respond: respond}
-	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		rc.got = append(rc.got, received{Header: r.Header.Clone(), Body: body, At: time.Now()})
-		n := len(rc.got)
-		rc.mu.Unlock()
-		code := http.StatusOK
-		if rc.respond != nil {
-			code = rc.respond(n, r)
-		}
-		rc.mu.Lock()
-		rc.got[n-1].Status = code
-		rc.mu.Unlock()
-		w.WriteHeader(code)
-		_, _ = w.Write([]byte("ok"))
-	}))
-	if lis != nil {
-		_ = rc.Listener.Close()
-		rc.Listener = lis
-	}
-	rc.Start()
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func (rc *receiver) received() []received {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]received(nil), rc.got...)
+	return &receiver{testinfra.NewRecorder(t, respond)}
 }
 
 // distinctIDs counts distinct webhook-ids that were answered with a success, and all arrivals.
 func (rc *receiver) distinctIDs() (delivered, total int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
+	got := rc.Requests()
 	seen := map[string]bool{}
-	for _, g := range rc.got {
+	for _, g := range got {
 		if g.Status >= 200 && g.Status < 300 {
 			seen[g.Header.Get("webhook-id")] = true
 		}
 	}
-	return len(seen), len(rc.got)
-}
-
-// eventually polls cond every 50ms until it holds or the timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type testLog struct {
-	t  testing.TB
-	mu sync.Mutex
-}
-
-func (w *testLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	defer func() { _ = recover() }() // a log line after the test ended
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return len(seen), len(got)
 }
 
 // dumpState logs delivery states and the work stream, to explain a failure.

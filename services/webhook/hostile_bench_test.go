@@ -144,7 +144,7 @@ func benchHostile(b *testing.B, quarantine string) {
 	e := newEnv(b)
 	rc := newBenchReceiver(b)
 	hostile := newBenchReceiver(b)
-	bin := buildService(b)
+	bin := testinfra.Build(b, "./cmd/webhook")
 	e.seedTenantEndpoint(b, "globex", "ep_globexbenchaaaaaaaaaaaaa"[:27], rc.URL, 32, "")
 	for i, prog := range hostilePrograms {
 		e.seedTenantEndpoint(b, "acme", fmt.Sprintf("ep_hostile%017d", i), hostile.URL, 8, prog)
@@ -171,7 +171,7 @@ func benchHostile(b *testing.B, quarantine string) {
 			}
 			var all int64
 			var parts []string
-			for i, pid := range family(cmd.Process.Pid) {
+			for i, pid := range family(cmd.Cmd.Process.Pid) {
 				all += pssKiB(pid) << 10
 				parts = append(parts, fmt.Sprintf("%d:%dMiB(data %dMiB)", pid, pssKiB(pid)>>10, rssKiB(pid, "VmData")>>10))
 				if i == 0 {
@@ -193,18 +193,18 @@ func benchHostile(b *testing.B, quarantine string) {
 
 	deliver := func(what string) float64 {
 		rc.count.Store(0)
-		svc0, dead0 := cpuTicks(cmd.Process.Pid)
-		live0 := liveWorkerTicks(cmd.Process.Pid)
+		svc0, dead0 := cpuTicks(cmd.Cmd.Process.Pid)
+		live0 := liveWorkerTicks(cmd.Cmd.Process.Pid)
 		self0, _ := cpuTicks(os.Getpid())
 		start := time.Now()
 		e.publishFor(b, "globex", burst)
 		waitCount(b, &rc.count, burst, 5*time.Minute)
 		r := float64(burst) / time.Since(start).Seconds()
-		svc1, dead1 := cpuTicks(cmd.Process.Pid)
+		svc1, dead1 := cpuTicks(cmd.Cmd.Process.Pid)
 		self1, _ := cpuTicks(os.Getpid())
 		b.Logf("%s: %d deliveries of globex in %s: %.0f/s; CPU ticks: service %d, workers %d, NATS+FerretDB+receiver %d",
 			what, burst, time.Since(start).Round(time.Millisecond), r, svc1-svc0,
-			dead1-dead0+liveWorkerTicks(cmd.Process.Pid)-live0, self1-self0)
+			dead1-dead0+liveWorkerTicks(cmd.Cmd.Process.Pid)-live0, self1-self0)
 		return r
 	}
 	// Warm-up, then the rate with no hostile tenant.
@@ -233,12 +233,12 @@ func benchHostile(b *testing.B, quarantine string) {
 	b.ReportMetric(base, "globex-deliveries/s-alone")
 	b.ReportMetric(withHostile, "globex-deliveries/s-hostile")
 	b.ReportMetric(withHostile/base, "ratio")
-	b.ReportMetric(float64(rssKiB(cmd.Process.Pid, "VmHWM"))/1024, "service-peak-rss-MiB")
+	b.ReportMetric(float64(rssKiB(cmd.Cmd.Process.Pid, "VmHWM"))/1024, "service-peak-rss-MiB")
 	b.ReportMetric(float64(peakAll.Load())/(1<<20), "service+workers-peak-pss-MiB")
 	b.ReportMetric(float64(peakBefore)/(1<<20), "service+workers-peak-pss-MiB-alone")
 	b.ReportMetric(float64(nWorkers), "worker-processes")
 	b.Logf("peaks: service RSS %d MiB (VmHWM %d MiB), service+workers PSS %d MiB (%d MiB before the hostile tenant); %d worker processes",
-		peakSelf.Load()>>20, rssKiB(cmd.Process.Pid, "VmHWM")>>10, peakAll.Load()>>20, peakBefore>>20, nWorkers)
+		peakSelf.Load()>>20, rssKiB(cmd.Cmd.Process.Pid, "VmHWM")>>10, peakAll.Load()>>20, peakBefore>>20, nWorkers)
 	b.Logf("at the peak (pid:PSS): %s", peakParts)
 	if peak := peakAll.Load(); peak > 256<<20 {
 		b.Errorf("the service and its workers peaked at %d MiB, above 256 MiB", peak>>20)

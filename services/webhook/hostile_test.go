@@ -86,11 +86,11 @@ func TestHostileTransformCostsOnlyItsEndpoint(t *testing.T) {
 	before := vmHWM(t)
 	e.publish("acme", 20)
 	e.publish("globex", 20)
-	eventually(t, 20*time.Second, "every event at the other tenant's receiver", func() bool { return len(other.received()) == 20 })
-	eventually(t, 60*time.Second, "the hostile endpoint's deliveries dead-lettered", func() bool {
+	testinfra.Eventually(t, 20*time.Second, "every event at the other tenant's receiver", func() bool { return len(other.Requests()) == 20 })
+	testinfra.Eventually(t, 60*time.Second, "the hostile endpoint's deliveries dead-lettered", func() bool {
 		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)) == 20
 	})
-	if n := len(hostile.received()); n != 0 {
+	if n := len(hostile.Requests()); n != 0 {
 		t.Errorf("the hostile endpoint received %d requests", n)
 	}
 	dead := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)

@@ -1,6 +1,7 @@
 package webhooksvc_test
 
 import (
+	"github.com/casekeeper/core/pkg/testinfra"
 	"net/http"
 	"testing"
 	"time"
@@ -35,14 +36,14 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	start := time.Now()
 	e.publish("acme", 20)
 	e.publish("globex", 20)
-	eventually(t, 5*time.Second, "every event at the fast receivers", func() bool {
-		return len(fast.received()) == 20 && len(other.received()) == 20
+	testinfra.Eventually(t, 5*time.Second, "every event at the fast receivers", func() bool {
+		return len(fast.Requests()) == 20 && len(other.Requests()) == 20
 	})
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("fast receivers took %s", el)
 	}
-	if n := len(slow.received()); n > 4 {
+	if n := len(slow.Requests()); n > 4 {
 		t.Fatalf("the slow receiver has %d requests in flight, want at most its concurrency (4)", n)
 	}
-	t.Logf("fast receivers done in %s while the slow one holds %d requests", time.Since(start), len(slow.received()))
+	t.Logf("fast receivers done in %s while the slow one holds %d requests", time.Since(start), len(slow.Requests()))
 }

@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -27,12 +26,7 @@ func TestKeycloakTokens(t *testing.T) {
 		c.Keycloak.URL, c.Keycloak.Realm, c.Keycloak.Audience = kc, "casekeeper", "casekeeper-api"
 	})
 	gateway := auth.NewClientCredentials(kc, "casekeeper", "casekeeper-gateway", "gatewayDevSecret")
-	conn, err := grpc.NewClient(e.svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(auth.DelegatingInterceptor(gateway)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testinfra.Dial(t, e.svc.GRPCAddr(), grpc.WithUnaryInterceptor(auth.DelegatingInterceptor(gateway)))
 	viaGateway := casekeeperv1.NewWebhookServiceClient(conn)
 	admin := auth.WithPrincipal(context.Background(), auth.Principal{Subject: "admin@acme.test", Tenant: "acme",
 		Roles: []string{auth.RoleWebhooksManage, auth.RoleCasesRead}})
@@ -52,12 +46,7 @@ func TestKeycloakTokens(t *testing.T) {
 		t.Errorf("other tenant: %v, want NotFound", err)
 	}
 
-	backend := auth.NewClientCredentials(kc, "casekeeper", "acme-backend", "acmeBackendDevSecret")
-	token, err := backend.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	ctx := testinfra.Bearer(context.Background(), testinfra.ClientToken(t, "acme-backend", "acmeBackendDevSecret"))
 	if _, err := e.client.ListEndpoints(ctx, &casekeeperv1.ListEndpointsRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("acme-backend token: %v, want PermissionDenied", err)
 	}
@@ -66,7 +55,7 @@ func TestKeycloakTokens(t *testing.T) {
 	if _, err := e.client.ListEndpoints(ctx, &casekeeperv1.ListEndpointsRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("acme-backend asserting an identity: %v, want PermissionDenied", err)
 	}
-	ctx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer not-a-token")
+	ctx = testinfra.Bearer(context.Background(), "not-a-token")
 	if _, err := e.client.ListEndpoints(ctx, &casekeeperv1.ListEndpointsRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("garbage token: %v, want Unauthenticated", err)
 	}

@@ -1,6 +1,7 @@
 package webhooksvc_test
 
 import (
+	"github.com/casekeeper/core/pkg/testinfra"
 	"net/http"
 	"testing"
 	"time"
@@ -22,8 +23,8 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	})
 	e.createEndpoint(rc.URL, func(ep *casekeeperv1.Endpoint) { ep.MaxConcurrency = 8 })
 	e.publish("acme", before)
-	eventually(t, slowdown*30*time.Second, "deliveries under way", func() bool { _, n := rc.distinctIDs(); return n >= before/5 })
-	e.restartNATS(2 * time.Second)
+	testinfra.Eventually(t, slowdown*30*time.Second, "deliveries under way", func() bool { _, n := rc.distinctIDs(); return n >= before/5 })
+	e.nats.Restart(2 * time.Second)
 	d, _ := rc.distinctIDs()
 	t.Logf("NATS restarted with %d of %d delivered", d, before)
 	e.publish("acme", after)

@@ -33,7 +33,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusGone })
 	ep, _ := e.createEndpoint(rc.URL)
 	e.publish("acme", 1)
-	eventually(t, 10*time.Second, "the endpoint disabled", func() bool {
+	testinfra.Eventually(t, 10*time.Second, "the endpoint disabled", func() bool {
 		g, err := e.client.GetEndpoint(as("acme-admin"), &casekeeperv1.GetEndpointRequest{Id: ep.GetId()})
 		return err == nil && g.GetEndpoint().GetDisabled() && strings.Contains(g.GetEndpoint().GetDisabledReason(), "410")
 	})
@@ -47,7 +47,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	// A disabled endpoint gets nothing more.
 	e.publish("acme", 3)
 	time.Sleep(time.Second)
-	if n := len(rc.received()); n != 1 {
+	if n := len(rc.Requests()); n != 1 {
 		t.Fatalf("%d requests to a disabled endpoint", n)
 	}
 }
@@ -70,11 +70,11 @@ func TestFailingEndpointDisabledThenRecovered(t *testing.T) {
 	ep, _ := e.createEndpoint(rc.URL)
 	since := time.Now().Add(-time.Minute)
 	e.publish("acme", 2)
-	eventually(t, 20*time.Second, "the endpoint disabled after failing", func() bool {
+	testinfra.Eventually(t, 20*time.Second, "the endpoint disabled after failing", func() bool {
 		g, _ := e.client.GetEndpoint(as("acme-admin"), &casekeeperv1.GetEndpointRequest{Id: ep.GetId()})
 		return g.GetEndpoint().GetDisabled()
 	})
-	eventually(t, 20*time.Second, "both deliveries dead", func() bool {
+	testinfra.Eventually(t, 20*time.Second, "both deliveries dead", func() bool {
 		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)) == 2
 	})
 	healthy.Store(true)
@@ -86,7 +86,7 @@ func TestFailingEndpointDisabledThenRecovered(t *testing.T) {
 	if err != nil || rec.GetRecovered() != 2 {
 		t.Fatalf("recover %v %v", rec, err)
 	}
-	eventually(t, 15*time.Second, "both recovered deliveries succeeded", func() bool {
+	testinfra.Eventually(t, 15*time.Second, "both recovered deliveries succeeded", func() bool {
 		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)) == 2
 	})
 	d := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)[0]
@@ -94,13 +94,13 @@ func TestFailingEndpointDisabledThenRecovered(t *testing.T) {
 	if err != nil || res.GetDelivery().GetStatus() != casekeeperv1.DeliveryStatus_DELIVERY_STATUS_PENDING {
 		t.Fatalf("resend %v %v", res, err)
 	}
-	eventually(t, 10*time.Second, "the resent delivery", func() bool {
+	testinfra.Eventually(t, 10*time.Second, "the resent delivery", func() bool {
 		g, _ := e.client.GetDelivery(as("acme-admin"), &casekeeperv1.GetDeliveryRequest{Id: d.GetId()})
 		return g.GetDelivery().GetStatus() == casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED &&
 			g.GetDelivery().GetAttemptCount() == d.GetAttemptCount()+1
 	})
 	ids := map[string]int{}
-	for _, r := range rc.received() {
+	for _, r := range rc.Requests() {
 		ids[r.Header.Get("webhook-id")]++
 	}
 	if len(ids) != 2 {
@@ -121,8 +121,8 @@ func TestRetryAfterHonoured(t *testing.T) {
 	rc.Config.Handler = retryAfter("3", rc.Config.Handler)
 	e.createEndpoint(rc.URL)
 	e.publish("acme", 1)
-	eventually(t, 15*time.Second, "the second attempt", func() bool { return len(rc.received()) == 2 })
-	got := rc.received()
+	testinfra.Eventually(t, 15*time.Second, "the second attempt", func() bool { return len(rc.Requests()) == 2 })
+	got := rc.Requests()
 	if gap := got[1].At.Sub(got[0].At); gap < 3*time.Second {
 		t.Fatalf("second attempt after %s, want at least the 3 s of Retry-After", gap)
 	}
@@ -151,22 +151,22 @@ func TestPayloadFormats(t *testing.T) {
 		p.JqTransform = `error("no such field")`
 	})
 	e.publish("acme", 1)
-	eventually(t, 10*time.Second, "thin and jq webhooks", func() bool { return len(thin.received()) == 1 && len(jq.received()) == 1 })
+	testinfra.Eventually(t, 10*time.Second, "thin and jq webhooks", func() bool { return len(thin.Requests()) == 1 && len(jq.Requests()) == 1 })
 	var tb struct {
 		Data map[string]any `json:"data"`
 	}
-	_ = json.Unmarshal(thin.received()[0].Body, &tb)
-	if tb.Data["url"] != "https://api.example/v1/cases/case_0" || tb.Data["case_id"] != "case_0" || strings.Contains(string(thin.received()[0].Body), "Test Person") {
-		t.Errorf("thin body %s", thin.received()[0].Body)
+	_ = json.Unmarshal(thin.Requests()[0].Body, &tb)
+	if tb.Data["url"] != "https://api.example/v1/cases/case_0" || tb.Data["case_id"] != "case_0" || strings.Contains(string(thin.Requests()[0].Body), "Test Person") {
+		t.Errorf("thin body %s", thin.Requests()[0].Body)
 	}
-	if got := string(jq.received()[0].Body); got != `{"case":"case_0","kind":"case.created","ref":"ref"}` {
+	if got := string(jq.Requests()[0].Body); got != `{"case":"case_0","kind":"case.created","ref":"ref"}` {
 		t.Errorf("jq body %s", got)
 	}
-	eventually(t, 10*time.Second, "the failed jq attempt recorded", func() bool {
+	testinfra.Eventually(t, 10*time.Second, "the failed jq attempt recorded", func() bool {
 		ds := e.deliveries(t, bad.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)
 		return len(ds) == 1 && strings.Contains(ds[0].GetLastError(), "no such field")
 	})
-	if n := len(broken.received()); n != 0 {
+	if n := len(broken.Requests()); n != 0 {
 		t.Errorf("the broken transform sent %d requests", n)
 	}
 }
@@ -180,9 +180,9 @@ func TestRateLimit(t *testing.T) {
 	e.createEndpoint(free.URL)
 	start := time.Now()
 	e.publish("acme", 20)
-	eventually(t, 3*time.Second, "the unlimited endpoint", func() bool { return len(free.received()) == 20 })
-	eventually(t, 15*time.Second, "the limited endpoint", func() bool { return len(limited.received()) == 20 })
-	got := limited.received()
+	testinfra.Eventually(t, 3*time.Second, "the unlimited endpoint", func() bool { return len(free.Requests()) == 20 })
+	testinfra.Eventually(t, 15*time.Second, "the limited endpoint", func() bool { return len(limited.Requests()) == 20 })
+	got := limited.Requests()
 	// A burst of 5, then 5 per second: 20 requests span at least 3 s.
 	if span := got[len(got)-1].At.Sub(got[0].At); span < 2500*time.Millisecond {
 		t.Fatalf("20 requests at 5/s took %s", span)

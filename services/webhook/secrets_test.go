@@ -64,12 +64,12 @@ func TestHeaderValuesWriteOnlyAndSealedAtRest(t *testing.T) {
 
 	sendTest := func() http.Header {
 		t.Helper()
-		n := len(rc.received())
+		n := len(rc.Requests())
 		if _, err := e.client.SendTestEvent(ctx, &casekeeperv1.SendTestEventRequest{Id: ep.GetId()}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the test event", func() bool { return len(rc.received()) > n })
-		return rc.received()[n].Header
+		testinfra.Eventually(t, 5*time.Second, "the test event", func() bool { return len(rc.Requests()) > n })
+		return rc.Requests()[n].Header
 	}
 	if h := sendTest(); h.Get("Authorization") != credential {
 		t.Fatalf("the receiver got Authorization %q", h.Get("Authorization"))

@@ -2,6 +2,7 @@ package webhooksvc_test
 
 import (
 	"encoding/json"
+	"github.com/casekeeper/core/pkg/testinfra"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,7 @@ func standardWebhooksPython(t testing.TB) string {
 }
 
 // verifyWithPyPI verifies one received webhook with standardwebhooks.Webhook(secret).verify.
-func verifyWithPyPI(t testing.TB, py, secret string, r received) error {
+func verifyWithPyPI(t testing.TB, py, secret string, r testinfra.Request) error {
 	t.Helper()
 	headers, _ := json.Marshal(map[string]string{
 		"webhook-id":        r.Header.Get("webhook-id"),
@@ -79,8 +80,8 @@ func TestSignaturesVerifyWithPyPIStandardWebhooks(t *testing.T) {
 	rc := newReceiver(t, nil)
 	ep, secret := e.createEndpoint(rc.URL)
 	e.publish("acme", 1)
-	eventually(t, 10*time.Second, "the first webhook", func() bool { return len(rc.received()) == 1 })
-	first := rc.received()[0]
+	testinfra.Eventually(t, 10*time.Second, "the first webhook", func() bool { return len(rc.Requests()) == 1 })
+	first := rc.Requests()[0]
 	if err := verifyWithPyPI(t, py, secret, first); err != nil {
 		t.Fatalf("standardwebhooks refused our signature: %v", err)
 	}
@@ -106,8 +107,8 @@ func TestSignaturesVerifyWithPyPIStandardWebhooks(t *testing.T) {
 	}
 	newSecret := rot.GetSecret().GetSecret()
 	e.publish("acme", 1)
-	eventually(t, 10*time.Second, "the webhook after rotation", func() bool { return len(rc.received()) == 2 })
-	second := rc.received()[1]
+	testinfra.Eventually(t, 10*time.Second, "the webhook after rotation", func() bool { return len(rc.Requests()) == 2 })
+	second := rc.Requests()[1]
 	if n := len(strings.Fields(second.Header.Get("webhook-signature"))); n != 2 {
 		t.Fatalf("%d signatures after rotation, want 2", n)
 	}

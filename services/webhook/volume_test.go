@@ -1,6 +1,7 @@
 package webhooksvc_test
 
 import (
+	"github.com/casekeeper/core/pkg/testinfra"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestTenThousandEventsToThreeEndpoints(t *testing.T) {
 	t.Logf("published %d events in %s", events, time.Since(start))
 	progress := time.NewTicker(5 * time.Second)
 	defer progress.Stop()
-	eventually(t, slowdown*120*time.Second, "every pair delivered", func() bool {
+	testinfra.Eventually(t, slowdown*120*time.Second, "every pair delivered", func() bool {
 		select {
 		case <-progress.C:
 			var counts []int
@@ -50,7 +51,7 @@ func TestTenThousandEventsToThreeEndpoints(t *testing.T) {
 			want[delivery.DeliveryID(id, eps[i].GetId())] = true
 		}
 		got := map[string]int{}
-		for _, r := range rc.received() {
+		for _, r := range rc.Requests() {
 			got[r.Header.Get("webhook-id")]++
 		}
 		missing, dups := 0, 0

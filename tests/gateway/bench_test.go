@@ -126,7 +126,7 @@ func BenchmarkVerifyToken(b *testing.B) {
 		cache int
 	}{{"cached", 0}, {"uncached", -1}} {
 		b.Run(bc.name, func(b *testing.B) {
-			v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: h.kc, Realm: realm, Audience: "casekeeper-api", CacheSize: bc.cache}, nil)
+			v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api", CacheSize: bc.cache}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

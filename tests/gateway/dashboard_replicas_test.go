@@ -195,7 +195,7 @@ func TestDashboardSignInAcrossGatewayProcesses(t *testing.T) {
 	// 1. The sign-in starts on gateway 0: the login cookie (state, nonce, PKCE verifier) and the redirect to Keycloak.
 	resp, _ := br.get(lb.via(0).srv.URL + "/dashboard/login?next=/dashboard/webhooks")
 	authURL := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(authURL, h.kc+"/realms/"+realm+"/protocol/openid-connect/auth") {
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(authURL, h.kc+"/realms/"+testinfra.Realm+"/protocol/openid-connect/auth") {
 		t.Fatalf("login on gateway 0: %d to %q", resp.StatusCode, authURL)
 	}
 	// 2. Keycloak's real login page, and the form posted as a browser would.

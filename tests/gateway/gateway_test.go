@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
@@ -69,14 +67,14 @@ func testTenantIsolation(t *testing.T, h *harness) {
 		}
 	}
 	client := casekeeperv1.NewCaseQueryServiceClient(h.grpcConn(t))
-	if _, err := client.GetCase(bearer(t.Context(), acme), &casekeeperv1.GetCaseRequest{Id: g.GetId()}); status.Code(err) != codes.NotFound {
+	if _, err := client.GetCase(testinfra.Bearer(t.Context(), acme), &casekeeperv1.GetCaseRequest{Id: g.GetId()}); status.Code(err) != codes.NotFound {
 		t.Fatalf("gRPC cross-tenant read: %v", err)
 	}
 	// The list is the case service's projection of its stream, which follows a write by a moment.
 	var list *casekeeperv1.ListCasesResponse
 	testinfra.Eventually(t, 10*time.Second, "acme's new case in acme's list", func() bool {
 		var err error
-		list, err = client.ListCases(bearer(t.Context(), acme), &casekeeperv1.ListCasesRequest{})
+		list, err = client.ListCases(testinfra.Bearer(t.Context(), acme), &casekeeperv1.ListCasesRequest{})
 		return err == nil && slices.ContainsFunc(list.GetCases(), func(c *casekeeperv1.Case) bool { return c.GetId() == a.GetId() })
 	})
 	for _, c := range list.GetCases() {
@@ -100,9 +98,8 @@ func testRejectsUntrustedTokens(t *testing.T, h *harness) {
 	unsigned := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
 	ensureTestClients(t, h.kc)
 	user := h.user(t, "viewer@acme.test", "viewer")
-	master := tokenSource{kc: h.kc}.request(t, "master", url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"},
-		"username": {"admin"}, "password": {"admin"}}).AccessToken
-	noAud := h.tokens.client(t, testNoAudClient, testNoAudSecret)
+	master := testinfra.PasswordLogin(t, "master", "admin-cli", "", "admin", "admin").AccessToken
+	noAud := testinfra.ClientToken(t, testNoAudClient, testNoAudSecret)
 
 	tokens := map[string]string{
 		"no token":                  "",
@@ -123,7 +120,7 @@ func testRejectsUntrustedTokens(t *testing.T, h *harness) {
 		}
 		ctx := t.Context()
 		if tok != "" {
-			ctx = bearer(ctx, tok)
+			ctx = testinfra.Bearer(ctx, tok)
 		}
 		if _, err := client.GetCase(ctx, &casekeeperv1.GetCaseRequest{Id: c.GetId()}); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("%s: gRPC %v", name, err)
@@ -152,7 +149,7 @@ func testRejectsUntrustedTokens(t *testing.T, h *harness) {
 func testMissingRole(t *testing.T, h *harness) {
 	// casekeeper-webhook has no cases:read; the gateway's own token holds only service:delegate; a viewer has no
 	// webhooks:manage for the audit.
-	for _, tok := range []string{h.tokens.client(t, "casekeeper-webhook", "webhookDevSecret"), h.tokens.client(t, "casekeeper-gateway", "gatewayDevSecret")} {
+	for _, tok := range []string{testinfra.ClientToken(t, "casekeeper-webhook", "webhookDevSecret"), testinfra.ClientToken(t, "casekeeper-gateway", "gatewayDevSecret")} {
 		if resp, body := h.get(t, "/v1/cases/any", tok); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("no cases:read: HTTP %d %s", resp.StatusCode, body)
 		}
@@ -407,7 +404,7 @@ func testWatchResume(t *testing.T, h *harness) {
 	}
 	var got []string
 	// First connection: take 3 events, then drop the connection.
-	ctx, cancel := context.WithCancel(bearer(t.Context(), acme))
+	ctx, cancel := context.WithCancel(testinfra.Bearer(t.Context(), acme))
 	stream, err := client.WatchCaseEvents(ctx, &casekeeperv1.WatchCaseEventsRequest{After: cursor})
 	if err != nil {
 		t.Fatal(err)
@@ -428,7 +425,7 @@ func testWatchResume(t *testing.T, h *harness) {
 	}
 	// globex's events never show up in acme's stream.
 	h.publish(t, "globex", "watch-globex", events.TypeCreated, 1)
-	ctx, cancel = context.WithTimeout(bearer(t.Context(), acme), 10*time.Second)
+	ctx, cancel = context.WithTimeout(testinfra.Bearer(t.Context(), acme), 10*time.Second)
 	defer cancel()
 	stream, err = client.WatchCaseEvents(ctx, &casekeeperv1.WatchCaseEventsRequest{After: last})
 	if err != nil {
@@ -455,7 +452,7 @@ func testWatchResume(t *testing.T, h *harness) {
 		t.Fatalf("resumed stream:\n got %v\nwant %v", got, want)
 	}
 	// Filtered by type.
-	ctx2, cancel2 := context.WithTimeout(bearer(t.Context(), acme), 5*time.Second)
+	ctx2, cancel2 := context.WithTimeout(testinfra.Bearer(t.Context(), acme), 5*time.Second)
 	defer cancel2()
 	h.publish(t, "acme", "watch-typed", events.TypeStatusChanged, 2)
 	s2, err := client.WatchCaseEvents(ctx2, &casekeeperv1.WatchCaseEventsRequest{After: cursor, Types: []string{events.TypeStatusChanged}})
@@ -684,12 +681,8 @@ func testRateLimit(t *testing.T, h *harness) {
 		t.Fatalf("other client: %d", resp.StatusCode)
 	}
 	// gRPC callers share the budget: ResourceExhausted.
-	conn, err := grpc.NewClient(gw.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_, err = casekeeperv1.NewCaseQueryServiceClient(conn).ListCaseEvents(bearer(t.Context(), tok), &casekeeperv1.ListCaseEventsRequest{})
+	conn := testinfra.Dial(t, gw.GRPCAddr())
+	_, err := casekeeperv1.NewCaseQueryServiceClient(conn).ListCaseEvents(testinfra.Bearer(t.Context(), tok), &casekeeperv1.ListCaseEventsRequest{})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("gRPC over budget: %v", err)
 	}
@@ -795,7 +788,7 @@ func testSteadyState(t *testing.T, h *harness) {
 // testIntrospection: with AUTH_INTROSPECT on, a token revoked in Keycloak is refused by a verifier that has not
 // seen it yet, and an active token costs one introspection however often it is used.
 func testIntrospection(t *testing.T, h *harness) {
-	v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: h.kc, Realm: realm, Audience: "casekeeper-api",
+	v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api",
 		Introspect: true, ClientID: "casekeeper-gateway", ClientSecret: "gatewayDevSecret"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -810,7 +803,7 @@ func testIntrospection(t *testing.T, h *harness) {
 		t.Fatalf("introspections for one token used 5 times = %d", n)
 	}
 	revoked := h.acme()
-	resp, err := http.PostForm(h.kc+"/realms/"+realm+"/protocol/openid-connect/revoke", url.Values{
+	resp, err := http.PostForm(h.kc+"/realms/"+testinfra.Realm+"/protocol/openid-connect/revoke", url.Values{
 		"token": {revoked}, "token_type_hint": {"access_token"}, "client_id": {"acme-backend"}, "client_secret": {"acmeBackendDevSecret"}})
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,9 @@ package gateway_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -32,8 +29,6 @@ import (
 	gatewaysvc "github.com/casekeeper/core/services/gateway"
 )
 
-const realm = "casekeeper"
-
 // harness runs the gateway against the real Keycloak, the real case service, embedded NATS and FerretDB, and a
 // stand-in webhook service that records who called it.
 type harness struct {
@@ -42,14 +37,13 @@ type harness struct {
 	gw       *gatewaysvc.Service
 	base     string // http://gateway
 	caseAddr string
+	cases    casekeeperv1.CaseServiceClient
 	js       jetstream.JetStream
 	webhooks *fakeWebhooks
 	kcCalls  *atomic.Int64
 	clock    *offsetClock
-	tokens   tokenSource
 
-	ctx                   context.Context
-	run                   func(string, func(context.Context) error)
+	svcs                  *testinfra.Services
 	natsURL, mongoURI, db string
 }
 
@@ -65,17 +59,17 @@ func (h *harness) startGateway(mod func(*gatewaysvc.Config)) *gatewaysvc.Service
 		RequestTimeout: 10 * time.Second, FeedConsumer: "gateway-feed", FeedRetention: time.Hour, DrainTimeout: 2 * time.Second,
 		NATS:     config.NATS{URL: h.natsURL, StreamReplicas: 1},
 		Mongo:    config.Mongo{URI: config.Secret(h.mongoURI), Database: h.db},
-		Keycloak: config.Keycloak{URL: h.kc, Realm: realm, Audience: "casekeeper-api", ClientID: "casekeeper-gateway", ClientSecret: "gatewayDevSecret"},
+		Keycloak: config.Keycloak{URL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api", ClientID: "casekeeper-gateway", ClientSecret: "gatewayDevSecret"},
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	gw, err := gatewaysvc.New(h.ctx, cfg, logging.Discard(), gatewaysvc.WithKeycloakHTTPClient(counting),
+	gw, err := gatewaysvc.New(h.svcs.Context(), cfg, logging.Discard(), gatewaysvc.WithKeycloakHTTPClient(counting),
 		gatewaysvc.WithClock(h.clock.now), gatewaysvc.WithRecheck(2*time.Second))
 	if err != nil {
 		h.t.Fatalf("gateway: %v", err)
 	}
-	h.run("gateway", gw.Run)
+	h.svcs.Run("gateway", gw.Run)
 	return gw
 }
 
@@ -89,26 +83,14 @@ type harnessOptions struct {
 
 func newHarness(t testing.TB, ho harnessOptions) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, kc: testinfra.KeycloakURL(t), kcCalls: &atomic.Int64{}, clock: &offsetClock{}}
-	h.tokens = tokenSource{kc: h.kc}
 	ns := testinfra.NATS(t)
 	uri, db := testinfra.Mongo(t)
-	log := logging.Discard()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		}()
-	}
+	h.natsURL, h.mongoURI, h.db = ns.URL(), uri, db
+	h.svcs = testinfra.StartServices(t)
 
 	if ho.inMemoryCases {
-		h.caseAddr = startMemCases(t, h.kc, run)
+		h.caseAddr = serveAuthenticated(t, h, casekeeperv1.CaseService_ServiceDesc, auth.RoleCasesRead, memCases{})
 	} else {
 		// Configured through its environment, as deployed: the case service's Config is its own business.
 		caseCfg, err := config.Load[casesvc.Config](map[string]string{
@@ -120,30 +102,48 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		if err != nil {
 			t.Fatalf("case service configuration: %v", err)
 		}
-		cs, err := casesvc.New(ctx, caseCfg, log)
+		cs, err := casesvc.New(h.svcs.Context(), caseCfg, logging.Discard())
 		if err != nil {
 			t.Fatalf("case service: %v", err)
 		}
 		h.caseAddr = cs.GRPCAddr()
-		run("case service", cs.Run)
+		h.svcs.Run("case service", cs.Run)
 	}
+	h.cases = casekeeperv1.NewCaseServiceClient(testinfra.Dial(t, h.caseAddr))
 
-	_, js, err := natsbus.Connect(ns.URL(), "test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.js = js
-	if _, err := natsbus.EnsureStream(ctx, js, events.StreamConfig(time.Hour, 1)); err != nil {
+	h.js = testinfra.JetStream(t, ns.URL())
+	if _, err := natsbus.EnsureStream(h.svcs.Context(), h.js, events.StreamConfig(time.Hour, 1)); err != nil {
 		t.Fatal(err)
 	}
 
-	h.webhooks = startFakeWebhooks(t, ctx, h.kc, run)
+	h.webhooks = &fakeWebhooks{}
+	h.webhooks.addr = serveAuthenticated(t, h, casekeeperv1.WebhookService_ServiceDesc, auth.RoleWebhooksManage, h.webhooks)
 
-	h.natsURL, h.mongoURI, h.db = ns.URL(), uri, db
-	h.ctx, h.run = ctx, run
 	h.gw = h.startGateway(func(c *gatewaysvc.Config) { c.RateLimit, c.RateBurst = ho.rateLimit, max(1, ho.rateBurst) })
 	h.base = "http://" + h.gw.HTTPAddr()
 	return h
+}
+
+// serveAuthenticated serves impl, an implementation of the gRPC service desc, on a loopback port the way the real
+// services do (realm tokens only, every method requiring role), and returns its address.
+func serveAuthenticated(t testing.TB, h *harness, desc grpc.ServiceDesc, role string, impl any) string {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]string{}
+	for _, m := range desc.Methods {
+		roles["/"+desc.ServiceName+"/"+m.MethodName] = role
+	}
+	srv := grpcserver.New(grpcserver.Options{Log: logging.Discard(), Verifier: v, Policy: auth.Policy{Roles: roles}})
+	srv.RegisterService(&desc, impl)
+	lis, err := lifecycle.Listen("test", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.svcs.Run("stand-in "+desc.ServiceName, lifecycle.GRPCServer(desc.ServiceName, srv.Server, lis, time.Second).Run)
+	return lis.Addr().String()
 }
 
 // offsetClock lets a test move the gateway's clock forward (token expiry) without waiting.
@@ -161,64 +161,31 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(r)
 }
 
-// tokenSource fetches real tokens from Keycloak.
-type tokenSource struct{ kc string }
-
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	IDToken      string `json:"id_token"`
-	RefreshToken string `json:"refresh_token"`
-	Error        string `json:"error"`
+func (h *harness) clientToken(id, secret string) string {
+	return testinfra.ClientToken(h.t, id, secret)
 }
 
-func (ts tokenSource) request(t testing.TB, realmName string, form url.Values) tokenResponse {
-	t.Helper()
-	resp, err := http.PostForm(ts.kc+"/realms/"+realmName+"/protocol/openid-connect/token", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tr tokenResponse
-	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || tr.AccessToken == "" {
-		t.Fatalf("token for %v: %v %s", form.Get("client_id"), err, tr.Error)
-	}
-	return tr
-}
-
-// client returns a service-account access token.
-func (ts tokenSource) client(t testing.TB, id, secret string) string {
-	return ts.request(t, realm, url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}).AccessToken
-}
-
-// Clients of the realm file (secrets from the contract).
-func (h *harness) acme() string { return h.tokens.client(h.t, "acme-backend", "acmeBackendDevSecret") }
-func (h *harness) globex() string {
-	return h.tokens.client(h.t, "globex-backend", "globexBackendDevSecret")
-}
+// Clients of the realm file (secrets from the contract). Each call gets a new token: the key rotation test needs
+// one signed after the rotation.
+func (h *harness) acme() string   { return h.clientToken("acme-backend", "acmeBackendDevSecret") }
+func (h *harness) globex() string { return h.clientToken("globex-backend", "globexBackendDevSecret") }
 func (h *harness) acmeProvider() string {
-	return h.tokens.client(h.t, "acme-provider", "acmeProviderDevSecret")
+	return h.clientToken("acme-provider", "acmeProviderDevSecret")
 }
 func (h *harness) globexProvider() string {
-	return h.tokens.client(h.t, "globex-provider", "globexProviderDevSecret")
+	return h.clientToken("globex-provider", "globexProviderDevSecret")
 }
 
 // user logs a realm user in through the test client (password grant), returning access and ID tokens.
-func (h *harness) user(t testing.TB, username, password string) tokenResponse {
+func (h *harness) user(t testing.TB, username, password string) testinfra.Tokens {
 	ensureTestClients(t, h.kc)
-	return h.tokens.request(t, realm, url.Values{"grant_type": {"password"}, "client_id": {testUserClient},
-		"client_secret": {testUserSecret}, "username": {username}, "password": {password}, "scope": {"openid"}})
+	return testinfra.PasswordLogin(t, testinfra.Realm, testUserClient, testUserSecret, username, password, "openid")
 }
 
 // createCase writes a case through the real case service with a provider's token.
 func (h *harness) createCase(t testing.TB, token, ref string) *casekeeperv1.Case {
 	t.Helper()
-	conn, err := grpc.NewClient(h.caseAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
-	resp, err := casekeeperv1.NewCaseServiceClient(conn).CreateCase(ctx, &casekeeperv1.CreateCaseRequest{
+	resp, err := h.cases.CreateCase(testinfra.Bearer(context.Background(), token), &casekeeperv1.CreateCaseRequest{
 		RequestId: ref, ExternalRef: ref, Level: casekeeperv1.VerificationLevel_VERIFICATION_LEVEL_BASIC,
 		Applicant: &casekeeperv1.Applicant{FullName: "Test Person " + ref, Email: ref + "@example.test"},
 	})
@@ -247,18 +214,7 @@ func (h *harness) publish(t testing.TB, tenant, caseID, typ string, version int6
 }
 
 // grpcConn dials the gateway's gRPC port.
-func (h *harness) grpcConn(t testing.TB) *grpc.ClientConn {
-	conn, err := grpc.NewClient(h.gw.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
-}
-
-func bearer(ctx context.Context, token string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}
+func (h *harness) grpcConn(t testing.TB) *grpc.ClientConn { return testinfra.Dial(t, h.gw.GRPCAddr()) }
 
 // get performs an HTTP GET with a token and extra headers ("Name: value").
 func (h *harness) get(t testing.TB, path, token string, headers ...string) (*http.Response, []byte) {
@@ -290,27 +246,6 @@ type fakeWebhooks struct {
 	md   metadata.MD
 }
 
-func startFakeWebhooks(t testing.TB, ctx context.Context, kc string, run func(string, func(context.Context) error)) *fakeWebhooks {
-	v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: kc, Realm: realm, Audience: "casekeeper-api"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roles := map[string]string{}
-	for _, m := range casekeeperv1.WebhookService_ServiceDesc.Methods {
-		roles["/casekeeper.v1.WebhookService/"+m.MethodName] = auth.RoleWebhooksManage
-	}
-	srv := grpcserver.New(grpcserver.Options{Log: logging.Discard(), Verifier: v, Policy: auth.Policy{Roles: roles}})
-	f := &fakeWebhooks{}
-	casekeeperv1.RegisterWebhookServiceServer(srv, f)
-	lis, err := lifecycle.Listen("test", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.addr = lis.Addr().String()
-	run("fake webhook service", lifecycle.GRPCServer("webhooks", srv.Server, lis, time.Second).Run)
-	return f
-}
-
 func (f *fakeWebhooks) ListEndpoints(ctx context.Context, _ *casekeeperv1.ListEndpointsRequest) (*casekeeperv1.ListEndpointsResponse, error) {
 	p, _ := auth.FromContext(ctx)
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -330,25 +265,6 @@ func (f *fakeWebhooks) seen() (auth.Principal, metadata.MD) {
 // caller's tenant.
 type memCases struct {
 	casekeeperv1.UnimplementedCaseServiceServer
-}
-
-func startMemCases(t testing.TB, kc string, run func(string, func(context.Context) error)) string {
-	v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: kc, Realm: realm, Audience: "casekeeper-api"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roles := map[string]string{}
-	for _, m := range casekeeperv1.CaseService_ServiceDesc.Methods {
-		roles["/casekeeper.v1.CaseService/"+m.MethodName] = auth.RoleCasesRead
-	}
-	srv := grpcserver.New(grpcserver.Options{Log: logging.Discard(), Verifier: v, Policy: auth.Policy{Roles: roles}})
-	casekeeperv1.RegisterCaseServiceServer(srv, memCases{})
-	lis, err := lifecycle.Listen("test", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("in-memory case service", lifecycle.GRPCServer("cases", srv.Server, lis, time.Second).Run)
-	return lis.Addr().String()
 }
 
 func (memCases) GetCase(ctx context.Context, r *casekeeperv1.GetCaseRequest) (*casekeeperv1.GetCaseResponse, error) {

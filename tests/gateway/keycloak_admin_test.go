@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/casekeeper/core/pkg/testinfra"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -47,8 +48,7 @@ type kcAdmin struct {
 }
 
 func (a kcAdmin) token() string {
-	return tokenSource{kc: a.kc}.request(a.t, "master", url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"},
-		"username": {"admin"}, "password": {"admin"}}).AccessToken
+	return testinfra.PasswordLogin(a.t, "master", "admin-cli", "", "admin", "admin").AccessToken
 }
 
 func (a kcAdmin) do(method, path string, body any, out any) int {
@@ -60,7 +60,7 @@ func (a kcAdmin) do(method, path string, body any, out any) int {
 	} else {
 		rd = bytes.NewReader(nil)
 	}
-	req, _ := http.NewRequest(method, a.kc+"/admin/realms/"+realm+path, rd)
+	req, _ := http.NewRequest(method, a.kc+"/admin/realms/"+testinfra.Realm+path, rd)
 	req.Header.Set("Authorization", "Bearer "+a.token())
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
