@@ -20,6 +20,7 @@ type Recorder struct {
 
 // Request is one request a Recorder answered.
 type Request struct {
+	Path   string
 	Header http.Header
 	Body   []byte
 	At     time.Time
@@ -49,7 +50,7 @@ func NewRecorderOn(t testing.TB, lis net.Listener, respond func(n int, r *http.R
 func (rc *Recorder) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	rc.mu.Lock()
-	rc.got = append(rc.got, Request{Header: r.Header.Clone(), Body: body, At: time.Now()})
+	rc.got = append(rc.got, Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, At: time.Now()})
 	n := len(rc.got)
 	rc.mu.Unlock()
 	code := http.StatusOK

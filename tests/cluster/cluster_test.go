@@ -10,10 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -26,7 +24,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -38,7 +35,10 @@ import (
 	pb "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
-const realm = "casekeeper"
+const realm = testinfra.Realm
+
+// secretsKey seals the webhook service's secrets at rest (base64 of 32 bytes); any fixed key does for a test.
+const secretsKey = "Y2x1c3Rlci10ZXN0LXNlY3JldHMta2V5LTMyLWJ5dGU="
 
 func TestClusterLosesNothing(t *testing.T) {
 	writes := 600
@@ -54,8 +54,14 @@ func TestClusterLosesNothing(t *testing.T) {
 	cluster := startNATSCluster(t, bins.nats)
 	dbAddr := testinfra.FreeAddr(t)
 	startProcess(t, "ferretdb", bins.ferretdb, []string{"FERRETDB_ADDR=" + dbAddr, "FERRETDB_DIR=" + t.TempDir()}, "")
-	waitTCP(t, dbAddr)
-	rec := newRecorder(t)
+	testinfra.Eventually(t, time.Minute, "the database listening", func() bool {
+		c, err := net.DialTimeout("tcp", dbAddr, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
+	rec := testinfra.NewRecorder(t, nil)
 
 	common := []string{"NATS_URL=" + cluster.urls(), "EVENTS_STREAM_REPLICAS=3", "MONGODB_URI=mongodb://" + dbAddr,
 		"KEYCLOAK_URL=" + kc, "LOG_LEVEL=warn"}
@@ -63,7 +69,7 @@ func TestClusterLosesNothing(t *testing.T) {
 	for i := range 2 {
 		grpcAddr, httpAddr := testinfra.FreeAddr(t), testinfra.FreeAddr(t)
 		cases[i] = startProcess(t, fmt.Sprint("case-", i+1), bins.caseSvc, append(common, "MONGODB_DATABASE=casekeeper",
-			"CASE_GRPC_ADDR="+grpcAddr, "CASE_HTTP_ADDR="+httpAddr), httpAddr)
+			"CASE_GRPC_ADDR="+grpcAddr, "CASE_HTTP_ADDR="+httpAddr), "http://"+httpAddr+"/readyz")
 		cases[i].grpc = grpcAddr
 	}
 	for i := range 2 {
@@ -72,7 +78,8 @@ func TestClusterLosesNothing(t *testing.T) {
 			"WEBHOOK_GRPC_ADDR="+grpcAddr, "WEBHOOK_HTTP_ADDR="+httpAddr, "WEBHOOK_ALLOW_LOOPBACK_HTTP=true",
 			"WEBHOOK_RETRY_SCHEDULE=0s,1s,1s,2s,2s,5s,5s,10s", "WEBHOOK_REQUEST_TIMEOUT=5s",
 			// An hour: no periodic reload hides a routing table that missed a change.
-			"WEBHOOK_ENDPOINT_REFRESH=1h", "GATEWAY_PUBLIC_URL=https://api.casekeeper.example.com"), httpAddr)
+			"WEBHOOK_ENDPOINT_REFRESH=1h", "GATEWAY_PUBLIC_URL=https://api.casekeeper.example.com",
+			"WEBHOOK_SECRETS_KEY="+secretsKey), "http://"+httpAddr+"/readyz")
 		hooks[i].grpc = grpcAddr
 	}
 
@@ -88,8 +95,8 @@ func TestClusterLosesNothing(t *testing.T) {
 	var caseAPI [2]pb.CaseServiceClient
 	var hookAPI [2]pb.WebhookServiceClient
 	for i := range 2 {
-		caseAPI[i] = pb.NewCaseServiceClient(dial(t, cases[i].grpc))
-		hookAPI[i] = pb.NewWebhookServiceClient(dial(t, hooks[i].grpc, grpc.WithUnaryInterceptor(auth.DelegatingInterceptor(gateway))))
+		caseAPI[i] = pb.NewCaseServiceClient(testinfra.Dial(t, cases[i].grpc))
+		hookAPI[i] = pb.NewWebhookServiceClient(testinfra.Dial(t, hooks[i].grpc, grpc.WithUnaryInterceptor(auth.DelegatingInterceptor(gateway))))
 	}
 
 	// The first endpoint exists before any case does; the others are created while events flow.
@@ -240,7 +247,7 @@ func TestClusterLosesNothing(t *testing.T) {
 	defer epMu.Unlock()
 	missing := func() (total int, detail string) {
 		for _, ep := range endpoints {
-			got := rec.events(ep.path)
+			got := received(t, rec, ep.path)
 			n, expected := 0, 0
 			var first []string
 			for _, ev := range stored.events {
@@ -274,7 +281,7 @@ func TestClusterLosesNothing(t *testing.T) {
 		storedAt[ev.id] = ev.stored
 	}
 	for _, ep := range endpoints {
-		for id, n := range rec.events(ep.path) {
+		for id, n := range received(t, rec, ep.path) {
 			duplicates += n - 1
 			if at, ok := storedAt[id]; ok && at.Before(ep.created) {
 				t.Errorf("endpoint %s (created %s) got event %s stored before it, at %s", ep.id, ep.created, id, at)
@@ -318,45 +325,19 @@ func registryTime(t *testing.T, url string) (time.Time, error) {
 	return entry.Created(), nil
 }
 
-// recorder is the receiver: it counts each event per endpoint path.
-type recorder struct {
-	*httptest.Server
-	mu  sync.Mutex
-	got map[string]map[string]int
-}
-
-func newRecorder(t *testing.T) *recorder {
-	r := &recorder{got: map[string]map[string]int{}}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
+// received counts, per event id, the deliveries the receiver got on path (each endpoint has its own path).
+func received(t *testing.T, rec *testinfra.Recorder, path string) map[string]int {
+	out := map[string]int{}
+	for _, r := range rec.Requests() {
+		if r.Path != path {
+			continue
 		}
-		ev, err := webhooks.Decode(webhooks.FormatThin, body)
+		ev, err := webhooks.Decode(webhooks.FormatThin, r.Body)
 		if err != nil || ev.Thin == nil {
-			t.Errorf("a delivery to %s does not decode as a thin event: %v", req.URL.Path, err)
-			w.WriteHeader(http.StatusBadRequest)
-			return
+			t.Errorf("a delivery to %s does not decode as a thin event: %v", path, err)
+			continue
 		}
-		r.mu.Lock()
-		if r.got[req.URL.Path] == nil {
-			r.got[req.URL.Path] = map[string]int{}
-		}
-		r.got[req.URL.Path][ev.Thin.EventID]++
-		r.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *recorder) events(path string) map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]int, len(r.got[path]))
-	for k, v := range r.got[path] {
-		out[k] = v
+		out[ev.Thin.EventID]++
 	}
 	return out
 }
@@ -414,16 +395,6 @@ func readStream(t *testing.T, url string) streamContents {
 		out.versions[ev.GetCaseId()] = append(out.versions[ev.GetCaseId()], ev.GetCaseVersion())
 	}
 	return out
-}
-
-func dial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
 
 // retryable reports whether a failed write may simply be repeated.

@@ -1,16 +1,10 @@
 package cluster_test
 
 import (
-	"bytes"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,21 +19,12 @@ type binaries struct {
 // server at the version the workspace pins, and the embedded database's command.
 func buildBinaries(t *testing.T) binaries {
 	t.Helper()
-	dir := t.TempDir()
-	b := binaries{nats: filepath.Join(dir, "nats-server"), ferretdb: filepath.Join(dir, "ferretdb"),
-		caseSvc: filepath.Join(dir, "case"), webhookSvc: filepath.Join(dir, "webhook")}
-	for out, pkg := range map[string]string{
-		b.nats: "github.com/nats-io/nats-server/v2", b.ferretdb: "./cluster/ferretdb",
-		b.caseSvc: "github.com/casekeeper/core/services/case/cmd/case", b.webhookSvc: "github.com/casekeeper/core/services/webhook/cmd/webhook",
-	} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
-		}
+	return binaries{
+		nats:       testinfra.Build(t, "github.com/nats-io/nats-server/v2"),
+		ferretdb:   testinfra.Build(t, "./ferretdb"),
+		caseSvc:    testinfra.Build(t, "github.com/casekeeper/core/services/case/cmd/case"),
+		webhookSvc: testinfra.Build(t, "github.com/casekeeper/core/services/webhook/cmd/webhook"),
 	}
-	return b
 }
 
 // process is one OS process of the cluster, which can be SIGKILLed and started again with the same settings.
@@ -48,97 +33,46 @@ type process struct {
 	bin   string
 	args  []string
 	env   []string
-	ready string // an address whose /readyz (or /healthz for NATS) answers 200 once it serves; empty: none
+	ready string // a URL that answers 200 once it serves; empty: none
 	grpc  string
 	url   string
-
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
+	p     *testinfra.Process
 }
 
 func startProcess(t *testing.T, name, bin string, env []string, ready string, args ...string) *process {
 	t.Helper()
 	p := &process{name: name, bin: bin, args: args, env: env, ready: ready}
-	t.Cleanup(func() { p.stop(t) })
-	if err := p.start(); err != nil {
-		t.Fatal(err)
-	}
+	p.launch(t)
+	p.waitReady(t)
 	return p
 }
 
-// start runs the process and waits until it is ready.
-func (p *process) start() error {
-	p.out = &lockedBuffer{}
-	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %v", p.name, err)
+// launch starts the process without waiting for it.
+func (p *process) launch(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	p.p = testinfra.StartProcess(t, cmd)
+}
+
+func (p *process) waitReady(t *testing.T) {
+	t.Helper()
+	if p.ready != "" {
+		p.p.WaitReady(t, p.ready, 90*time.Second)
 	}
-	p.done = make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	if p.ready == "" {
-		return nil
-	}
-	path := "/readyz"
-	if strings.HasPrefix(p.name, "nats") {
-		path = "/healthz"
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited at start:\n%s", p.name, p.out.String())
-		default:
-		}
-		if resp, err := http.Get("http://" + p.ready + path); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready within 90s:\n%s", p.name, p.out.String())
 }
 
 func (p *process) kill(t *testing.T) {
 	t.Helper()
 	t.Logf("SIGKILL %s", p.name)
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	p.p.Kill()
 }
 
 func (p *process) restart(t *testing.T) {
 	t.Helper()
-	if err := p.start(); err != nil {
-		t.Fatal(err)
-	}
+	p.launch(t)
+	p.waitReady(t)
 	t.Logf("%s is back", p.name)
-}
-
-// stop ends the process with SIGTERM, as Kubernetes does, and fails the test when it does not end in time.
-func (p *process) stop(t *testing.T) {
-	if p.cmd == nil || p.done == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-		t.Errorf("%s did not stop within 30s of SIGTERM", p.name)
-	}
-	if t.Failed() {
-		t.Logf("output of %s:\n%s", p.name, p.out.String())
-	}
 }
 
 // natsCluster is three nats-server processes routed to each other, each with JetStream and its own store.
@@ -162,20 +96,14 @@ func startNATSCluster(t *testing.T, bin string) *natsCluster {
 			"-n", fmt.Sprint("nats-", i+1), "--cluster_name", "casekeeper", "--cluster", routeURLs[i],
 			"--routes", strings.Join(routeURLs, ","), "-js", "-sd", t.TempDir()}
 		c.nodes[i] = &process{name: fmt.Sprint("nats-", i+1), bin: bin, args: args,
-			ready: fmt.Sprintf("127.0.0.1:%d", monitor[i]), url: fmt.Sprintf("nats://127.0.0.1:%d", client[i])}
+			ready: fmt.Sprintf("http://127.0.0.1:%d/healthz", monitor[i]), url: fmt.Sprintf("nats://127.0.0.1:%d", client[i])}
 	}
-	// The nodes wait for each other before JetStream is healthy: start them together.
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i, n := range c.nodes {
-		t.Cleanup(func() { n.stop(t) })
-		wg.Go(func() { errs[i] = n.start() })
+	// A node is healthy only once it has met the others: start all three, then wait.
+	for _, n := range c.nodes {
+		n.launch(t)
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, n := range c.nodes {
+		n.waitReady(t)
 	}
 	return c
 }
@@ -186,34 +114,4 @@ func (c *natsCluster) urls() string {
 		out = append(out, n.url)
 	}
 	return strings.Join(out, ",")
-}
-
-func waitTCP(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %s after 60s", addr)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

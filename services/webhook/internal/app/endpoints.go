@@ -79,6 +79,8 @@ func (u *Endpoints) Create(ctx context.Context, tenant string, e delivery.Endpoi
 		u.Log.Warn("the registry did not take a new endpoint; nothing is stored", "error", err)
 		return delivery.Endpoint{}, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	// To the millisecond, as the database keeps it: every instance routes by the same instant.
+	now = now.Truncate(time.Millisecond)
 	e.CreatedAt, e.UpdatedAt = now, now
 	e.Secrets = []delivery.Secret{{Value: secret, CreatedAt: now}}
 	e.FailingSince = time.Time{}
