@@ -2,7 +2,6 @@ package gatewaysvc_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,17 +17,6 @@ import (
 
 // Start-up failures: New returns the error that names what failed, within STARTUP_TIMEOUT and without a panic;
 // the binary turns it into one error line and exit status 1.
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
-}
 
 const testSessionKey = "c3RhcnQtdXAgdGVzdHMgc2Vzc2lvbiBrZXkgMzJiISE="
 
@@ -64,7 +52,7 @@ func startupError(t *testing.T, env map[string]string) error {
 }
 
 func TestStartupWithUnreachableDatabase(t *testing.T) {
-	err := startupError(t, environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t)))
+	err := startupError(t, environment("nats://"+testinfra.FreeAddr(t), "mongodb://"+testinfra.FreeAddr(t)))
 	if !strings.Contains(err.Error(), "MONGODB_URI") {
 		t.Errorf("error %q does not name MONGODB_URI", err)
 	}
@@ -72,7 +60,7 @@ func TestStartupWithUnreachableDatabase(t *testing.T) {
 
 func TestStartupWithUnreachableNATS(t *testing.T) {
 	uri, _ := testinfra.Mongo(t)
-	err := startupError(t, environment("nats://"+closedAddr(t), uri))
+	err := startupError(t, environment("nats://"+testinfra.FreeAddr(t), uri))
 	if !strings.Contains(err.Error(), "NATS_URL") || !strings.Contains(err.Error(), "DASHBOARD_SESSIONS") {
 		t.Errorf("error %q does not say that the session bucket could not be declared on NATS (NATS_URL)", err)
 	}
@@ -80,13 +68,13 @@ func TestStartupWithUnreachableNATS(t *testing.T) {
 
 func TestStartupRefusesABadSessionKey(t *testing.T) {
 	for _, key := range []string{"", "c2hvcnQ=", "not base64!"} {
-		env := environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t))
+		env := environment("nats://"+testinfra.FreeAddr(t), "mongodb://"+testinfra.FreeAddr(t))
 		env["GATEWAY_SESSION_KEY"] = key
 		if err := startupError(t, env); !strings.Contains(err.Error(), "GATEWAY_SESSION_KEY") {
 			t.Errorf("key %q: error %q does not name GATEWAY_SESSION_KEY", key, err)
 		}
 	}
-	env := environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t))
+	env := environment("nats://"+testinfra.FreeAddr(t), "mongodb://"+testinfra.FreeAddr(t))
 	env["GATEWAY_TRUSTED_PROXIES"] = "10.0.0.0/8,ingress.example"
 	if err := startupError(t, env); !strings.Contains(err.Error(), "GATEWAY_TRUSTED_PROXIES") {
 		t.Errorf("error %q does not name GATEWAY_TRUSTED_PROXIES", err)
@@ -105,7 +93,7 @@ func TestBinaryExitsWithOneErrorLine(t *testing.T) {
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = os.Environ()
-	for k, v := range environment("nats://"+closedAddr(t), "mongodb://"+closedAddr(t)) {
+	for k, v := range environment("nats://"+testinfra.FreeAddr(t), "mongodb://"+testinfra.FreeAddr(t)) {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	done := make(chan struct{})

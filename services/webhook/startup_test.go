@@ -19,18 +19,6 @@ import (
 // Start-up failures: the constructor returns the error that names what failed — no panic, nothing left open —
 // within its bound, and the binary turns it into one error line and exit status 1.
 
-// closedAddr is an address nobody listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
-}
-
 func startupConfig(natsURL, mongoURI string) webhooksvc.Config {
 	cfg := (&env{}).config()
 	cfg.NATS.URL, cfg.NATS.StreamReplicas = natsURL, 1
@@ -56,7 +44,7 @@ func newMustNotPanic(t *testing.T, cfg webhooksvc.Config) (err error) {
 
 func TestStartupWithUnreachableNATSReturnsAnError(t *testing.T) {
 	started := time.Now()
-	err := newMustNotPanic(t, startupConfig("nats://"+closedAddr(t), "mongodb://"+closedAddr(t)))
+	err := newMustNotPanic(t, startupConfig("nats://"+testinfra.FreeAddr(t), "mongodb://"+testinfra.FreeAddr(t)))
 	if d := time.Since(started); d > 10*time.Second {
 		t.Errorf("New took %v with a 2s STARTUP_TIMEOUT", d)
 	}
@@ -67,7 +55,7 @@ func TestStartupWithUnreachableNATSReturnsAnError(t *testing.T) {
 
 func TestStartupWithUnreachableDatabaseReturnsAnError(t *testing.T) {
 	srv := testinfra.NATS(t)
-	err := newMustNotPanic(t, startupConfig(srv.URL(), "mongodb://"+closedAddr(t)))
+	err := newMustNotPanic(t, startupConfig(srv.URL(), "mongodb://"+testinfra.FreeAddr(t)))
 	if !strings.Contains(err.Error(), "MONGODB_URI") {
 		t.Errorf("error %q does not name MONGODB_URI", err)
 	}
@@ -77,7 +65,7 @@ func TestStartupWithUnreachableDatabaseReturnsAnError(t *testing.T) {
 // of the wait.
 func TestStartupWithStreamsNATSCannotPlaceFailsAtOnce(t *testing.T) {
 	srv := testinfra.NATS(t)
-	cfg := startupConfig(srv.URL(), "mongodb://"+closedAddr(t))
+	cfg := startupConfig(srv.URL(), "mongodb://"+testinfra.FreeAddr(t))
 	cfg.NATS.StreamReplicas = 3
 	cfg.StartupTimeout = 20 * time.Second
 	started := time.Now()
@@ -118,8 +106,8 @@ func TestBinaryExitsWithOneErrorLine(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "NATS_URL=nats://"+closedAddr(t), "MONGODB_URI=mongodb://"+closedAddr(t),
-		"KEYCLOAK_URL=http://"+closedAddr(t), "STARTUP_TIMEOUT=2s", "WEBHOOK_GRPC_ADDR=127.0.0.1:0",
+	cmd.Env = append(os.Environ(), "NATS_URL=nats://"+testinfra.FreeAddr(t), "MONGODB_URI=mongodb://"+testinfra.FreeAddr(t),
+		"KEYCLOAK_URL=http://"+testinfra.FreeAddr(t), "STARTUP_TIMEOUT=2s", "WEBHOOK_GRPC_ADDR=127.0.0.1:0",
 		"WEBHOOK_HTTP_ADDR=127.0.0.1:0")
 	done := make(chan struct{})
 	var out []byte

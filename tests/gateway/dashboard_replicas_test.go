@@ -10,12 +10,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,98 +24,34 @@ import (
 // pods behind the ingress would: the sign-in starts on one and its callback lands on the other, pages then load
 // alternately through both, and a restarted gateway still knows the session.
 
-// gatewayProcess is one gateway process.
+// gatewayProcess is one gateway process; a restart keeps its ports.
 type gatewayProcess struct {
 	bin, http, grpc string
 	env             []string
-	cmd             *exec.Cmd
-	out             *lockedOutput
-	done            chan struct{}
-}
-
-type lockedOutput struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// buildGateway builds cmd/gateway into the test's temporary directory.
-func buildGateway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/casekeeper/core/services/gateway/cmd/gateway")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/gateway: %v\n%s", err, out)
-	}
-	return bin
+	p               *testinfra.Process
 }
 
 func startGatewayProcess(t *testing.T, bin string, env []string) *gatewayProcess {
 	t.Helper()
 	g := &gatewayProcess{bin: bin, http: testinfra.FreeAddr(t), grpc: testinfra.FreeAddr(t), env: env}
 	g.start(t)
-	t.Cleanup(func() { g.stop(t) })
 	return g
 }
 
 func (g *gatewayProcess) start(t *testing.T) {
 	t.Helper()
-	g.out = &lockedOutput{}
-	g.cmd = exec.Command(g.bin)
-	g.cmd.Env = append(append(os.Environ(), g.env...), "GATEWAY_HTTP_ADDR="+g.http, "GATEWAY_GRPC_ADDR="+g.grpc)
-	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g.done = make(chan struct{})
-	go func() { _ = g.cmd.Wait(); close(g.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-g.done:
-			t.Fatalf("gateway process exited at start:\n%s", g.out.String())
-		default:
-		}
-		if resp, err := http.Get("http://" + g.http + "/readyz"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("gateway process not ready within 60s:\n%s", g.out.String())
+	cmd := exec.Command(g.bin)
+	cmd.Env = append(append(os.Environ(), g.env...), "GATEWAY_HTTP_ADDR="+g.http, "GATEWAY_GRPC_ADDR="+g.grpc)
+	g.p = testinfra.StartProcess(t, cmd)
+	g.p.WaitReady(t, "http://"+g.http+"/readyz", 60*time.Second)
 }
 
 // stop sends SIGTERM and waits for the process to drain and exit.
 func (g *gatewayProcess) stop(t *testing.T) {
-	select {
-	case <-g.done:
-		return
-	default:
-	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(15 * time.Second):
-		t.Errorf("gateway process did not stop within 15s of SIGTERM")
-		_ = g.cmd.Process.Kill()
-		<-g.done
-	}
-	if strings.Contains(g.out.String(), "panic:") {
-		t.Errorf("gateway process panicked:\n%s", g.out.String())
+	t.Helper()
+	g.p.Stop(t)
+	if strings.Contains(g.p.Output.String(), "panic:") {
+		t.Errorf("gateway process panicked:\n%s", g.p.Output.String())
 	}
 }
 
@@ -178,7 +111,7 @@ var loginFormAction = regexp.MustCompile(`<form id="kc-form-login"[^>]*action="(
 
 func TestDashboardSignInAcrossGatewayProcesses(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	bin := buildGateway(t)
+	bin := testinfra.Build(t, "github.com/casekeeper/core/services/gateway/cmd/gateway")
 	lb := newBalancer(t)
 	env := []string{
 		"LOG_LEVEL=warn", "NATS_URL=" + h.natsURL, "MONGODB_URI=" + h.mongoURI, "MONGODB_DATABASE=" + h.db,
@@ -259,7 +192,7 @@ func TestDashboardSignInAcrossGatewayProcesses(t *testing.T) {
 		}
 	}
 	for i, g := range lb.replicas {
-		if out := g.out.String(); strings.Contains(out, `"level":"ERROR"`) {
+		if out := g.p.Output.String(); strings.Contains(out, `"level":"ERROR"`) {
 			t.Errorf("gateway %d logged errors:\n%s", i, out)
 		}
 	}
