@@ -1,7 +1,9 @@
 // Package cluster_test runs Case-keeper as it runs in production, on one machine: every component is a separate OS
 // process (a 3-node NATS cluster with the streams at 3 replicas, the embedded-default database, two replicas of the
-// case and the webhook service), and one replica of each plus one NATS node is SIGKILLed while writes and endpoint
-// changes flow. It then reconciles what was acknowledged against what the stream and the receiver hold.
+// case service, the webhook service and the gateway behind a balancer standing in for the ingress). One replica of
+// each and one NATS node are SIGKILLed while case writes and endpoint creations flow and a tenant admin, signed into
+// the dashboard through alternating gateways, keeps loading pages. It then reconciles what was acknowledged against
+// what the stream and the receiver hold.
 //
 // The short form runs in `make test`; `make cluster-test` runs the long form (CLUSTER_WRITES=10000).
 package cluster_test
@@ -36,8 +38,12 @@ import (
 
 const realm = testinfra.Realm
 
-// secretsKey seals the webhook service's secrets at rest (base64 of 32 bytes); any fixed key does for a test.
-const secretsKey = "Y2x1c3Rlci10ZXN0LXNlY3JldHMta2V5LTMyLWJ5dGU="
+// Keys every replica shares (base64 of 32 bytes; any fixed key does for a test): the webhook service's secrets at
+// rest, the gateways' dashboard sessions.
+const (
+	secretsKey = "Y2x1c3Rlci10ZXN0LXNlY3JldHMta2V5LTMyLWJ5dGU="
+	sessionKey = "Y2x1c3Rlci10ZXN0LXNlc3Npb24ta2V5LTMyLWJ5dGU="
+)
 
 func TestClusterLosesNothing(t *testing.T) {
 	writes := 600
@@ -81,6 +87,38 @@ func TestClusterLosesNothing(t *testing.T) {
 			"WEBHOOK_SECRETS_KEY="+secretsKey), "http://"+httpAddr+"/readyz")
 		hooks[i].grpc = grpcAddr
 	}
+
+	// Two gateways behind a balancer standing in for the ingress; each talks to "its" case and webhook replica.
+	lb := testinfra.NewBalancer(t)
+	var gateways [2]*process
+	for i := range 2 {
+		grpcAddr, httpAddr := testinfra.FreeAddr(t), testinfra.FreeAddr(t)
+		gateways[i] = startProcess(t, fmt.Sprint("gateway-", i+1), bins.gateway, append(common, "MONGODB_DATABASE=casekeeper_gateway",
+			"GATEWAY_GRPC_ADDR="+grpcAddr, "GATEWAY_HTTP_ADDR="+httpAddr, "GATEWAY_PUBLIC_URL="+lb.URL,
+			"CASE_SERVICE_ADDR="+cases[i].grpc, "WEBHOOK_SERVICE_ADDR="+hooks[i].grpc,
+			"KEYCLOAK_CLIENT_ID=casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET=gatewayDevSecret",
+			"DASHBOARD_CLIENT_SECRET=dashboardDevSecret", "DASHBOARD_COOKIE_SECURE=false", "GATEWAY_SESSION_KEY="+sessionKey,
+			"GATEWAY_TRUSTED_PROXIES=127.0.0.1/32", "GATEWAY_RATE_LIMIT=0"), "http://"+httpAddr+"/readyz")
+		gateways[i].http = httpAddr
+	}
+	lb.Route(gateways[0].http, gateways[1].http)
+	// A tenant admin signs into the dashboard: the login on one gateway, the callback on the other.
+	browser := testinfra.NewBrowser(t)
+	browser.SignIn(func() string { return lb.Via(0) }, func() string { return lb.Via(1) }, kc, "admin@acme.test", "admin", "/dashboard/webhooks")
+	// dashboard loads the webhook settings through both gateways and checks that they list want endpoints.
+	dashboard := func(want int) {
+		t.Helper()
+		for i := range 2 {
+			resp, page := browser.Get(lb.Via(i) + "/dashboard/webhooks")
+			if resp.StatusCode != 200 || !strings.Contains(page, "admin@acme.test") {
+				t.Fatalf("the dashboard through gateway %d: %d to %q", i+1, resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if n := strings.Count(page, "cluster endpoint "); n < want {
+				t.Fatalf("the dashboard through gateway %d lists %d endpoints, want %d", i+1, n, want)
+			}
+		}
+	}
+	dashboard(0)
 
 	provider := auth.NewClientCredentials(kc, realm, "acme-provider", "acmeProviderDevSecret")
 	tok, err := provider.Token(t.Context())
@@ -200,13 +238,19 @@ func TestClusterLosesNothing(t *testing.T) {
 	for step, fault := range []func(){
 		func() { cases[0].kill(t); cases[0].restart(t) },
 		func() { hooks[1].kill(t); hooks[1].restart(t) },
+		func() { gateways[0].kill(t); gateways[0].restart(t) },
 		func() { cluster.nodes[2].kill(t); cluster.nodes[2].restart(t) },
 	} {
-		at(float64(step+1) / 5)
+		at(float64(step+1) / 6)
 		if err := createEndpoint(step % 2); err != nil {
 			t.Fatalf("creating an endpoint: %v", err)
 		}
 		fault()
+		// The session lives in NATS, not in a gateway: it survives every fault, on both gateways.
+		epMu.Lock()
+		n := len(endpoints)
+		epMu.Unlock()
+		dashboard(n)
 	}
 	at(0.9)
 	if err := createEndpoint(1); err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 type binaries struct {
-	nats, ferretdb, caseSvc, webhookSvc string
+	nats, ferretdb, caseSvc, webhookSvc, gateway string
 }
 
 // buildBinaries builds every program the cluster runs, from this checkout: the services' own commands, the NATS
@@ -24,6 +24,7 @@ func buildBinaries(t *testing.T) binaries {
 		ferretdb:   testinfra.Build(t, "./ferretdb"),
 		caseSvc:    testinfra.Build(t, "github.com/casekeeper/core/services/case/cmd/case"),
 		webhookSvc: testinfra.Build(t, "github.com/casekeeper/core/services/webhook/cmd/webhook"),
+		gateway:    testinfra.Build(t, "github.com/casekeeper/core/services/gateway/cmd/gateway"),
 	}
 }
 
@@ -35,6 +36,7 @@ type process struct {
 	env   []string
 	ready string // a URL that answers 200 once it serves; empty: none
 	grpc  string
+	http  string
 	url   string
 	p     *testinfra.Process
 }
