@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,26 @@ func (p *process) kill(t *testing.T) {
 	t.Helper()
 	t.Logf("SIGKILL %s", p.name)
 	p.p.Kill()
+}
+
+// terminate sends SIGTERM, as Kubernetes does on a rolling update, and fails t unless the process exits with
+// status 0 within bound; it returns how long the exit took.
+func (p *process) terminate(t *testing.T, bound time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_ = p.p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.p.Exited():
+	case <-time.After(bound):
+		t.Errorf("%s still running %s after SIGTERM", p.name, bound)
+		p.p.Kill()
+	}
+	took := time.Since(start)
+	if code := p.p.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("%s exited with status %d after SIGTERM", p.name, code)
+	}
+	t.Logf("SIGTERM %s: exited in %s", p.name, took.Round(time.Millisecond))
+	return took
 }
 
 func (p *process) restart(t *testing.T) {
