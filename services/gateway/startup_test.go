@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,12 +84,7 @@ func TestBinaryExitsWithOneErrorLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cmd/gateway")
 	}
-	bin := filepath.Join(t.TempDir(), "gateway")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/gateway")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testinfra.Build(t, "./cmd/gateway")
 	cmd := exec.Command(bin)
 	cmd.Env = os.Environ()
 	for k, v := range environment("nats://"+testinfra.FreeAddr(t), "mongodb://"+testinfra.FreeAddr(t)) {

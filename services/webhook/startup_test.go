@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -99,16 +98,11 @@ func TestBinaryExitsWithOneErrorLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cmd/webhook")
 	}
-	bin := filepath.Join(t.TempDir(), "webhook")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/webhook")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testinfra.Build(t, "./cmd/webhook")
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "NATS_URL=nats://"+testinfra.FreeAddr(t), "MONGODB_URI=mongodb://"+testinfra.FreeAddr(t),
 		"KEYCLOAK_URL=http://"+testinfra.FreeAddr(t), "STARTUP_TIMEOUT=2s", "WEBHOOK_GRPC_ADDR=127.0.0.1:0",
-		"WEBHOOK_HTTP_ADDR=127.0.0.1:0")
+		"WEBHOOK_HTTP_ADDR=127.0.0.1:0", "WEBHOOK_SECRETS_KEY="+testSecretsKey.Reveal())
 	done := make(chan struct{})
 	var out []byte
 	var err error
