@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -45,4 +46,16 @@ func Connect(ctx context.Context, uri, appName string) (*mongo.Client, error) {
 // Ping is a readiness check.
 func Ping(client *mongo.Client) func(ctx context.Context) error {
 	return func(ctx context.Context) error { return client.Ping(ctx, readpref.Primary()) }
+}
+
+// IsFerretDB reports whether the server is FerretDB (the embedded default) rather than MongoDB. FerretDB 1.24 on
+// SQLite turns only an equality on _id into an indexed lookup and scans for every other filter, so a secondary index
+// there serves no query while every write maintains it: stores create theirs on MongoDB only.
+func IsFerretDB(ctx context.Context, db *mongo.Database) (bool, error) {
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, fmt.Errorf("mongodb: buildInfo: %w", err)
+	}
+	_, ferret := info["ferretdbVersion"]
+	return ferret, nil
 }
