@@ -706,3 +706,34 @@ func TestClientCredentialsWaitersShareOneLogin(t *testing.T) {
 		t.Fatalf("token endpoint calls = %d, want 2", n)
 	}
 }
+
+// A stream ends when its token would no longer be accepted: the principal carries that moment, cached or not,
+// and a delegated identity keeps the expiry of the token that carried it.
+func TestPrincipalCarriesTheTokenExpiry(t *testing.T) {
+	f := newFakeRealm(t)
+	v := f.verifier(t, nil)
+	c := f.claims()
+	exp := time.Unix(c["exp"].(int64), 0)
+	tok := f.sign("k1", c)
+	for range 2 { // verified, then from the cache
+		p, err := v.Verify(context.Background(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := exp.Add(time.Second); !p.ExpiresAt.Equal(want) {
+			t.Fatalf("ExpiresAt = %v, want exp plus leeway %v", p.ExpiresAt, want)
+		}
+	}
+	gw := f.claims()
+	gw["azp"], gw["sub"] = "casekeeper-gateway", "sa-gateway"
+	gw["realm_access"] = map[string]any{"roles": []string{RoleDelegate}}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+f.sign("k1", gw),
+		mdSubject, "u1", mdTenant, "acme", mdRoles, "cases:read"))
+	ctx, err := Authenticate(ctx, v, Policy{Roles: map[string]string{"/m": RoleCasesRead}}, "/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := FromContext(ctx); p.ExpiresAt.IsZero() || p.Via != "casekeeper-gateway" {
+		t.Fatalf("delegated principal: %+v", p)
+	}
+}
