@@ -6,6 +6,8 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -536,5 +538,202 @@ func TestClientCredentialsRenewInBackground(t *testing.T) {
 	clock.Store(&expired)
 	if _, err := creds.Token(ctx); err == nil {
 		t.Fatal("expired token handed out")
+	}
+}
+
+// slowTokenEndpoint is a token endpoint whose answers after the first wait until release is closed.
+type slowTokenEndpoint struct {
+	srv     *httptest.Server
+	calls   atomic.Int64
+	entered chan struct{} // one value per request that reached the endpoint
+	release chan struct{}
+}
+
+func newSlowTokenEndpoint(t *testing.T, life int) *slowTokenEndpoint {
+	e := &slowTokenEndpoint{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := e.calls.Add(1)
+		e.entered <- struct{}{}
+		if n > 1 {
+			select {
+			case <-e.release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": fmt.Sprintf("tok%d", n), "expires_in": life})
+	}))
+	t.Cleanup(e.srv.Close)
+	t.Cleanup(e.releaseOnce)
+	return e
+}
+
+func (e *slowTokenEndpoint) releaseOnce() {
+	select {
+	case <-e.release:
+	default:
+		close(e.release)
+	}
+}
+
+func (e *slowTokenEndpoint) waitEntered(t *testing.T) {
+	t.Helper()
+	select {
+	case <-e.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no request reached the token endpoint")
+	}
+}
+
+func TestClientCredentialsRenewalDoesNotBlockValidToken(t *testing.T) {
+	e := newSlowTokenEndpoint(t, 40)
+	creds := NewClientCredentials(e.srv.URL, "r", "gw", "s")
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	creds.now = func() time.Time { return *clock.Load() }
+	ctx := context.Background()
+	first, err := creds.Token(ctx)
+	if err != nil || first != "tok1" {
+		t.Fatalf("first token %q: %v", first, err)
+	}
+	e.waitEntered(t)
+
+	// Past 3/4 of its life: the renewal starts and hangs at Keycloak.
+	later := now.Add(31 * time.Second)
+	clock.Store(&later)
+	if tok, err := creds.Token(ctx); err != nil || tok != first {
+		t.Fatalf("token during renewal %q: %v", tok, err)
+	}
+	e.waitEntered(t)
+
+	// While it hangs, many callers get the still-valid token at once.
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			start := time.Now()
+			tok, err := creds.Token(ctx)
+			switch {
+			case err != nil:
+				errs <- err
+			case tok != first:
+				errs <- fmt.Errorf("token %q, want %q", tok, first)
+			case time.Since(start) > 500*time.Millisecond:
+				errs <- fmt.Errorf("caller waited %v for the renewal", time.Since(start))
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("callers with a valid token blocked behind the renewal")
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := e.calls.Load(); n != 2 {
+		t.Fatalf("token endpoint calls = %d, want 2 (one renewal in flight, however many callers)", n)
+	}
+
+	// The renewal completes and its token is swapped in.
+	e.releaseOnce()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tok, err := creds.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok == "tok2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("token not renewed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := e.calls.Load(); n != 2 {
+		t.Fatalf("token endpoint calls = %d, want 2", n)
+	}
+}
+
+func TestClientCredentialsWaitersShareOneLogin(t *testing.T) {
+	e := newSlowTokenEndpoint(t, 40)
+	creds := NewClientCredentials(e.srv.URL, "r", "gw", "s")
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	creds.now = func() time.Time { return *clock.Load() }
+	if _, err := creds.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitEntered(t)
+
+	// Expired: callers must wait, but for one shared login; a caller whose context ends stops waiting.
+	expired := now.Add(time.Hour)
+	clock.Store(&expired)
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := creds.Token(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting caller with an ended context: %v", err)
+	}
+	e.waitEntered(t)
+	var wg sync.WaitGroup
+	toks := make(chan string, 20)
+	for range 20 {
+		wg.Go(func() {
+			tok, err := creds.Token(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			toks <- tok
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	e.releaseOnce()
+	wg.Wait()
+	close(toks)
+	for tok := range toks {
+		if tok != "tok2" {
+			t.Fatalf("token %q, want tok2", tok)
+		}
+	}
+	if n := e.calls.Load(); n != 2 {
+		t.Fatalf("token endpoint calls = %d, want 2", n)
+	}
+}
+
+// A stream ends when its token would no longer be accepted: the principal carries that moment, cached or not,
+// and a delegated identity keeps the expiry of the token that carried it.
+func TestPrincipalCarriesTheTokenExpiry(t *testing.T) {
+	f := newFakeRealm(t)
+	v := f.verifier(t, nil)
+	c := f.claims()
+	exp := time.Unix(c["exp"].(int64), 0)
+	tok := f.sign("k1", c)
+	for range 2 { // verified, then from the cache
+		p, err := v.Verify(context.Background(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := exp.Add(time.Second); !p.ExpiresAt.Equal(want) {
+			t.Fatalf("ExpiresAt = %v, want exp plus leeway %v", p.ExpiresAt, want)
+		}
+	}
+	gw := f.claims()
+	gw["azp"], gw["sub"] = "casekeeper-gateway", "sa-gateway"
+	gw["realm_access"] = map[string]any{"roles": []string{RoleDelegate}}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+f.sign("k1", gw),
+		mdSubject, "u1", mdTenant, "acme", mdRoles, "cases:read"))
+	ctx, err := Authenticate(ctx, v, Policy{Roles: map[string]string{"/m": RoleCasesRead}}, "/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := FromContext(ctx); p.ExpiresAt.IsZero() || p.Via != "casekeeper-gateway" {
+		t.Fatalf("delegated principal: %+v", p)
 	}
 }

@@ -12,25 +12,33 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
 
 // ClientCredentials is a service's own access token, obtained with its client id and secret and renewed before it
-// expires. Renewal happens in the background once the token is past 3/4 of its life, so callers never wait for
-// Keycloak while the current token is still valid; they wait only for the very first token or after it expired.
+// expires. One login runs at a time (single flight) and never under the lock: the new token is swapped in when it
+// arrives. Once the token is past 3/4 of its life a renewal starts in the background, so callers holding a still-valid
+// token never wait for Keycloak; they wait only for the very first token or after it expired, and then all of them
+// wait for the same login.
 type ClientCredentials struct {
 	login      clientcredentials.Config
 	now        func() time.Time
 	httpClient *http.Client
 
-	mu        sync.Mutex
+	mu        sync.Mutex // guards token, renewAt and expiresAt; never held across a login
 	token     string
 	renewAt   time.Time
 	expiresAt time.Time
-	renewing  bool
-	logins    atomic.Int64
+
+	logins singleflight.Group
+	count  atomic.Int64
 }
+
+// loginTimeout bounds one login; it does not depend on the caller that happened to start it, since every caller
+// waiting at the time shares its result.
+const loginTimeout = 15 * time.Second
 
 // CredentialsOption adjusts a ClientCredentials.
 type CredentialsOption func(*ClientCredentials)
@@ -61,46 +69,47 @@ func NewClientCredentials(keycloakURL, realm, clientID, clientSecret string, opt
 }
 
 // Logins counts the logins made so far (one per token lifetime in steady state).
-func (c *ClientCredentials) Logins() int64 { return c.logins.Load() }
+func (c *ClientCredentials) Logins() int64 { return c.count.Load() }
 
 // Token returns a valid access token.
 func (c *ClientCredentials) Token(ctx context.Context) (string, error) {
 	c.mu.Lock()
+	token, renewAt, expiresAt := c.token, c.renewAt, c.expiresAt
+	c.mu.Unlock()
 	now := c.now()
-	if c.token != "" && now.Before(c.renewAt) {
-		t := c.token
-		c.mu.Unlock()
-		return t, nil
-	}
-	if c.token != "" && now.Before(c.expiresAt) {
-		// Still valid: hand it out and renew once, in the background.
-		t := c.token
-		if !c.renewing {
-			c.renewing = true
-			go c.renewInBackground()
+	if token != "" && now.Before(expiresAt) {
+		if !now.Before(renewAt) {
+			// Starts a renewal unless one is in flight; nobody waits for it. A failure leaves the current token in
+			// place and the next call tries again.
+			c.logins.DoChan("login", c.renew)
 		}
-		c.mu.Unlock()
-		return t, nil
+		return token, nil
 	}
-	defer c.mu.Unlock()
-	return c.loginLocked(ctx)
+	select {
+	case r := <-c.logins.DoChan("login", c.renew):
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("client credentials login of %s: %w", c.login.ClientID, ctx.Err())
+	}
 }
 
-func (c *ClientCredentials) renewInBackground() {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
+// renew logs in and swaps the new token in. It runs in its own goroutine, one at a time.
+func (c *ClientCredentials) renew() (any, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.renewing = false
-	if c.now().Before(c.renewAt) {
-		return
+	if c.token != "" && c.now().Before(c.renewAt) {
+		// A login finished between the caller's look and this flight.
+		token := c.token
+		c.mu.Unlock()
+		return token, nil
 	}
-	// A failure leaves the current token in place; the next call past renewAt tries again.
-	_, _ = c.loginLocked(ctx)
-}
+	c.mu.Unlock()
 
-func (c *ClientCredentials) loginLocked(ctx context.Context) (string, error) {
-	c.logins.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), loginTimeout)
+	defer cancel()
+	c.count.Add(1)
 	// Config.Token logs in anew on every call; when to renew is decided here, not by an oauth2.TokenSource, which
 	// would renew only once the token is about to expire and make that caller wait.
 	tok, err := c.login.Token(context.WithValue(ctx, oauth2.HTTPClient, c.httpClient))
@@ -113,10 +122,12 @@ func (c *ClientCredentials) loginLocked(ctx context.Context) (string, error) {
 		return "", errors.New("client credentials login returned no usable token")
 	}
 	now := c.now()
+	c.mu.Lock()
 	c.token = tok.AccessToken
 	c.renewAt = now.Add(life * 3 / 4)
 	c.expiresAt = now.Add(life - 5*time.Second)
-	return c.token, nil
+	c.mu.Unlock()
+	return tok.AccessToken, nil
 }
 
 // DelegatingInterceptor authenticates outgoing calls with the service's own token and names the caller found in

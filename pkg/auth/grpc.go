@@ -89,11 +89,12 @@ func delegated(md metadata.MD, via Principal) (Principal, error) {
 		}
 	}
 	p := Principal{
-		Subject:  first(md, mdSubject),
-		ClientID: first(md, mdClient),
-		Tenant:   first(md, mdTenant),
-		Roles:    strings.Fields(first(md, mdRoles)),
-		Via:      via.ClientID,
+		Subject:   first(md, mdSubject),
+		ClientID:  first(md, mdClient),
+		Tenant:    first(md, mdTenant),
+		Roles:     strings.Fields(first(md, mdRoles)),
+		Via:       via.ClientID,
+		ExpiresAt: via.ExpiresAt,
 	}
 	if p.Tenant != "" && !tenant.Valid(p.Tenant) {
 		return Principal{}, status.Errorf(codes.InvalidArgument, "metadata %s is not a tenant id", mdTenant)

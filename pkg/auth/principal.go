@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 )
 
 // Roles of the casekeeper realm.
@@ -39,6 +40,9 @@ type Principal struct {
 	Roles    []string
 	// Via is the client id of the service that asserted this identity; empty when the caller presented its own token.
 	Via string
+	// ExpiresAt is when the token presented stops being accepted: its exp claim plus the verifier's leeway, the
+	// moment a new call with it would be refused. A long-running call (a stream) ends then. Zero when unknown.
+	ExpiresAt time.Time
 }
 
 // Has reports whether the principal holds the role.

@@ -212,10 +212,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		roles = append(roles, client.Roles...)
 	}
 	p := Principal{
-		Subject:  claims.Subject,
-		ClientID: claims.AuthorizedBy,
-		Tenant:   claims.Tenant,
-		Roles:    roles,
+		Subject:   claims.Subject,
+		ClientID:  claims.AuthorizedBy,
+		Tenant:    claims.Tenant,
+		Roles:     roles,
+		ExpiresAt: exp.Add(v.cfg.Leeway),
 	}
 	if v.verified != nil {
 		v.verified.Add(sum, cacheEntry{principal: p, until: exp.Add(v.cfg.Leeway)})

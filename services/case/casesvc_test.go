@@ -341,6 +341,28 @@ func TestBadInputIsRefusedNamingTheFieldAndWritesNothing(t *testing.T) {
 			_, err := st.api.Submit(ctx, &pb.SubmitRequest{Id: c.Id, ExpectedVersion: -1})
 			return err
 		}, "expected_version"},
+		{"empty request id", func() error {
+			_, err := st.api.CreateCase(ctx, &pb.CreateCaseRequest{ExternalRef: "cust-x", Applicant: jane()})
+			return err
+		}, "request_id"},
+		{"NUL in external ref", func() error {
+			_, err := st.api.CreateCase(ctx, &pb.CreateCaseRequest{RequestId: "nul-1", ExternalRef: "cust\x00-1", Applicant: jane()})
+			return err
+		}, "external_ref"},
+		{"ESC in the applicant's name", func() error {
+			_, err := st.api.UpdateApplicant(ctx, &pb.UpdateApplicantRequest{Id: c.Id, Applicant: &pb.Applicant{FullName: "Jane \x1b[2JRoe"}})
+			return err
+		}, "applicant.full_name"},
+		{"right-to-left override in a label", func() error {
+			_, err := st.api.UpdateCase(ctx, &pb.UpdateCaseRequest{Id: c.Id, Labels: []string{"vip\u202egpj.exe"},
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels"}}})
+			return err
+		}, "labels[0]"},
+		{"bidi isolate in external ref on update", func() error {
+			_, err := st.api.UpdateCase(ctx, &pb.UpdateCaseRequest{Id: c.Id, ExternalRef: "cust\u2066-1",
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"external_ref"}}})
+			return err
+		}, "external_ref"},
 		{"unknown update mask path", func() error {
 			_, err := st.api.UpdateCase(ctx, &pb.UpdateCaseRequest{Id: c.Id, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"status"}}})
 			return err

@@ -63,6 +63,8 @@ type Config struct {
 	// RateLimit is the sustained requests per second of one client (token azp), RateBurst its burst. 0 disables.
 	RateLimit float64 `env:"GATEWAY_RATE_LIMIT" envDefault:"100"`
 	RateBurst int     `env:"GATEWAY_RATE_BURST" envDefault:"200"`
+	// MaxStreamsPerClient caps the event streams (SSE and WatchCaseEvents) one principal holds open per replica.
+	MaxStreamsPerClient int `env:"GATEWAY_MAX_STREAMS_PER_CLIENT" envDefault:"8"`
 	// FailedAuthLimit is how many 401s per second one client address may cause (burst 4×) before it gets 429s.
 	FailedAuthLimit float64 `env:"GATEWAY_FAILED_AUTH_LIMIT" envDefault:"5"`
 	// TrustedProxies (CIDR prefixes or addresses) are the proxies whose X-Forwarded-For names the client: the
@@ -98,6 +100,7 @@ func (c *Config) Validate() error {
 	check.Require("GATEWAY_FEED_CONSUMER", c.FeedConsumer)
 	check.That(c.RateLimit >= 0, "GATEWAY_RATE_LIMIT", "must not be negative")
 	check.That(c.RateBurst >= 1, "GATEWAY_RATE_BURST", "must be at least 1")
+	check.That(c.MaxStreamsPerClient >= 1, "GATEWAY_MAX_STREAMS_PER_CLIENT", "must be at least 1")
 	check.That(c.FailedAuthLimit >= 0, "GATEWAY_FAILED_AUTH_LIMIT", "must not be negative")
 	if _, err := clientaddr.New(c.TrustedProxies); err != nil {
 		check.That(false, "GATEWAY_TRUSTED_PROXIES", "%v", err)
@@ -263,6 +266,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	casekeeperv1.RegisterCaseQueryServiceServer(s.grpc, &grpcapi.Server{
 		Cases: casekeeperv1.NewCaseServiceClient(caseConn), Feed: feedStore, Notifier: hub,
 		Audit: writer, AuditLog: auditStore, Log: log, Recheck: o.recheck,
+		MaxStreamsPerClient: cfg.MaxStreamsPerClient, Now: o.now,
 	})
 
 	// HTTP reaches the gRPC server through an in-process listener, so it passes the very same interceptors.

@@ -40,6 +40,8 @@ func TestGateway(t *testing.T) {
 	t.Run("LongPollWakesWithin100ms", func(t *testing.T) { testLongPoll(t, h) })
 	t.Run("WatchResumesWithoutGapOrDuplicate", func(t *testing.T) { testWatchResume(t, h) })
 	t.Run("SSEResumesWithLastEventID", func(t *testing.T) { testSSEResume(t, h) })
+	t.Run("StreamsEndWhenTheTokenExpires", func(t *testing.T) { testStreamsEndAtTokenExpiry(t, h) })
+	t.Run("StreamsAreCappedPerClient", func(t *testing.T) { testStreamCap(t, h) })
 	t.Run("FeedThroughRealCaseService", func(t *testing.T) { testFeedFromCaseService(t, h) })
 	t.Run("AccessAuditForAdmins", func(t *testing.T) { testAudit(t, h) })
 	t.Run("WebhookRoutesDelegate", func(t *testing.T) { testWebhookRoutes(t, h) })

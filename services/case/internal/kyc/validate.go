@@ -41,9 +41,12 @@ func fieldError(field, format string, args ...any) error {
 	return errs
 }
 
+// checkText is the one check of the API's free text: valid UTF-8 on one line, no control characters and no
+// bidirectional controls (the shared validation.TextProblem), at most max characters. No field of the case API is
+// documented to hold line breaks, so none may.
 func checkText(field, v string, max int) error {
-	if !utf8.ValidString(v) {
-		return fieldError(field, "must be valid UTF-8")
+	if msg := validation.TextProblem(v, validation.TextRule{}); msg != "" {
+		return fieldError(field, "%s", msg)
 	}
 	if utf8.RuneCountInString(v) > max {
 		return fieldError(field, "must be at most %d characters", max)
@@ -54,6 +57,9 @@ func checkText(field, v string, max int) error {
 // Validate checks a creation request.
 func (in NewCase) Validate() error {
 	var errs validation.Errors
+	if in.RequestID == "" {
+		errs.Add("request_id", "must be 1 to %d characters: the idempotency key of the creation", maxRequestID)
+	}
 	text(&errs, "request_id", in.RequestID, maxRequestID)
 	text(&errs, "external_ref", in.ExternalRef, maxRef)
 	text(&errs, "assignee", in.Assignee, maxName)
@@ -226,6 +232,11 @@ func metadata(errs *validation.Errors, field string, m map[string]string) {
 	for k, v := range m {
 		if k == "" {
 			errs.Add(field, "keys must not be empty")
+		}
+		if msg := validation.TextProblem(k, validation.TextRule{}); msg != "" {
+			// The key cannot name the field: it would carry the very characters refused.
+			errs.Add(field, "key %q %s", k, msg)
+			continue
 		}
 		text(errs, field+"."+k, k, maxMetaKey)
 		text(errs, field+"."+k, v, maxMetaValue)

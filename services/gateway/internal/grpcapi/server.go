@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -75,6 +76,57 @@ type Server struct {
 	// Recheck is how often a waiting reader looks at the store even without a notification: the safety net for a
 	// notification lost between instances (default 10s).
 	Recheck time.Duration
+	// MaxStreamsPerClient caps the WatchCaseEvents streams one principal (tenant, client, subject) holds open on
+	// this instance (default DefaultMaxStreamsPerClient).
+	MaxStreamsPerClient int
+	// Now is the clock that decides when a stream's token has expired (default time.Now).
+	Now func() time.Time
+
+	streamsMu sync.Mutex
+	streams   map[streamOwner]int
+}
+
+// DefaultMaxStreamsPerClient is the per-principal stream cap when none is configured.
+const DefaultMaxStreamsPerClient = 8
+
+// streamOwner is whom a stream counts against: one token's identity, so a dashboard user and a backend of the same
+// tenant have caps of their own.
+type streamOwner struct{ tenant, client, subject string }
+
+// errTokenExpired ends a stream whose token expired; the client reconnects with a fresh one and the cursor of the
+// last event it received.
+var errTokenExpired = status.Error(codes.Unauthenticated, "access token expired: reconnect with a fresh token and the last cursor")
+
+// openStream takes one of the principal's stream slots; release gives it back.
+func (s *Server) openStream(p auth.Principal) (release func(), err error) {
+	limit := s.MaxStreamsPerClient
+	if limit <= 0 {
+		limit = DefaultMaxStreamsPerClient
+	}
+	owner := streamOwner{p.Tenant, p.ClientID, p.Subject}
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams[owner] >= limit {
+		return nil, status.Errorf(codes.ResourceExhausted, "at most %d open event streams per client; close one first", limit)
+	}
+	if s.streams == nil {
+		s.streams = map[streamOwner]int{}
+	}
+	s.streams[owner]++
+	return func() {
+		s.streamsMu.Lock()
+		defer s.streamsMu.Unlock()
+		if s.streams[owner]--; s.streams[owner] <= 0 {
+			delete(s.streams, owner)
+		}
+	}, nil
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // StreamOpenedHeader is sent once WatchCaseEvents has validated its request and starts streaming, so that the
@@ -247,7 +299,8 @@ func (s *Server) page(ctx context.Context, q feed.Query) ([]feed.Entry, int64, e
 
 // WatchCaseEvents streams the feed after the cursor: what is stored first, then each new event as the projector
 // writes it. Every event carries its cursor, so a client that reconnects with the last one it received continues
-// exactly after it.
+// exactly after it. The stream ends with UNAUTHENTICATED when the caller's token expires (it was authenticated once,
+// at the start), and a principal holds at most MaxStreamsPerClient streams at a time.
 func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, stream grpc.ServerStreamingServer[casekeeperv1.WatchCaseEventsResponse]) error {
 	ctx := stream.Context()
 	p, err := auth.TenantOf(ctx)
@@ -258,12 +311,30 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 	if errs, ok := validation.As(err); ok {
 		return grpcserver.InvalidArgument(errs)
 	}
+	expired := func() bool { return !p.ExpiresAt.IsZero() && !s.now().Before(p.ExpiresAt) }
+	if expired() {
+		return errTokenExpired
+	}
+	release, err := s.openStream(p)
+	if err != nil {
+		return err
+	}
+	defer release()
+	var expiry <-chan time.Time // nil, never ready, when the token's expiry is unknown
+	if !p.ExpiresAt.IsZero() {
+		t := time.NewTimer(p.ExpiresAt.Sub(s.now()))
+		defer t.Stop()
+		expiry = t.C
+	}
 	if err := stream.SendHeader(metadata.Pairs(StreamOpenedHeader, "1")); err != nil {
 		return err
 	}
 	recheck := time.NewTicker(s.recheck())
 	defer recheck.Stop()
 	for {
+		if expired() {
+			return errTokenExpired
+		}
 		changed := s.Notifier.Changed(p.Tenant)
 		entries, next, err := s.page(ctx, q)
 		if err != nil {
@@ -290,6 +361,8 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 		select {
 		case <-changed:
 		case <-recheck.C:
+		case <-expiry:
+			return errTokenExpired
 		case <-ctx.Done():
 			return nil
 		}

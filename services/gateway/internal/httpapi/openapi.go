@@ -41,7 +41,10 @@ func openAPISpec(publicURL string) ([]byte, error) {
 	paths["/v1/events:stream"] = map[string]any{"get": map[string]any{
 		"summary": "The change feed as Server-Sent Events, resumable with Last-Event-ID.",
 		"description": "Streams the tenant's events after `after` (or the Last-Event-ID header), then new ones as they " +
-			"happen. Each event is `id: <cursor>`, `event: <type>`, `data: <CaseEvent JSON>`. Needs cases:read.",
+			"happen. Each event is `id: <cursor>`, `event: <type>`, `data: <CaseEvent JSON>`. Needs cases:read. " +
+			"When the access token expires the stream sends a final `event: error` (an UNAUTHENTICATED status) and " +
+			"closes: reconnect with a fresh token and the last cursor. A client holds at most " +
+			"GATEWAY_MAX_STREAMS_PER_CLIENT streams (default 8) per gateway replica; one more is a 429.",
 		"operationId": "CaseQueryService_StreamCaseEvents",
 		"tags":        []string{"CaseQueryService"},
 		"produces":    []string{"text/event-stream"},
@@ -52,6 +55,7 @@ func openAPISpec(publicURL string) ([]byte, error) {
 		},
 		"responses": map[string]any{
 			"200":     map[string]any{"description": "An event stream.", "schema": map[string]any{"type": "string"}},
+			"429":     map[string]any{"description": "Too many open streams for this client.", "schema": map[string]any{"$ref": "#/definitions/rpcStatus"}},
 			"default": map[string]any{"description": "An error.", "schema": map[string]any{"$ref": "#/definitions/rpcStatus"}},
 		},
 	}}
