@@ -1,9 +1,9 @@
 // Package cluster_test runs Case-keeper as it runs in production, on one machine: every component is a separate OS
 // process (a 3-node NATS cluster with the streams at 3 replicas, the embedded-default database, two replicas of the
 // case service, the webhook service and the gateway behind a balancer standing in for the ingress). One replica of
-// each and one NATS node are SIGKILLed while case writes and endpoint creations flow and a tenant admin, signed into
-// the dashboard through alternating gateways, keeps loading pages. It then reconciles what was acknowledged against
-// what the stream and the receiver hold.
+// each and one NATS node are SIGKILLed while case writes flow and a tenant admin, signed into the dashboard through
+// alternating gateways, saves new webhook endpoints and keeps loading pages; then each service's second replica gets
+// SIGTERM under load. It reconciles what was acknowledged against what the stream and the receiver hold.
 //
 // The short form runs in `make test`; `make cluster-test` runs the long form (CLUSTER_WRITES=10000).
 package cluster_test
@@ -14,7 +14,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,26 +145,31 @@ func TestClusterLosesNothing(t *testing.T) {
 		epMu      sync.Mutex
 		endpoints []createdEndpoint
 	)
-	// An endpoint is created through one replica or the other; a call that fails because a process or a NATS node
-	// just died is repeated, through the other replica, as a client would, for up to a minute.
+	// An endpoint is created as a tenant admin does it: Webhook Settings → Webhook URL → Save in the dashboard,
+	// through one gateway or the other. A save that fails because a process or a NATS node just died is repeated,
+	// through the other gateway, as the admin would, for up to a minute.
 	createEndpoint := func(via int) error {
 		n := len(endpoints)
-		var resp *pb.CreateEndpointResponse
-		var err error
+		var id string
 		for try := 0; ; try++ {
-			ctx, cancel := context.WithTimeout(admin, 10*time.Second)
-			resp, err = hookAPI[(via+try)%2].CreateEndpoint(ctx, &pb.CreateEndpointRequest{Endpoint: &pb.Endpoint{
-				Url: rec.URL + "/ep/" + strconv.Itoa(n), Description: fmt.Sprint("cluster endpoint ", n),
-				PayloadFormat: pb.PayloadFormat_PAYLOAD_FORMAT_THIN}})
-			cancel()
-			if err == nil || !retryable(err) || try == 60 {
+			gw := (via + try) % 2
+			var err error
+			if id, err = saveEndpoint(browser, lb.Via(gw), lb.URL, rec.URL+"/ep/"+strconv.Itoa(n), fmt.Sprint("cluster endpoint ", n)); err == nil {
 				break
+			} else if try == 60 {
+				return err
+			} else {
+				t.Logf("saving endpoint %d through gateway %d: %v; repeating", n, gw+1, err)
 			}
-			t.Logf("creating endpoint %d: %v; repeating", n, err)
 			time.Sleep(time.Second)
 		}
+		ctx, cancel := context.WithTimeout(admin, 10*time.Second)
+		defer cancel()
+		resp, err := hookAPI[0].GetEndpoint(ctx, &pb.GetEndpointRequest{Id: id})
 		if err != nil {
-			return err
+			if resp, err = hookAPI[1].GetEndpoint(ctx, &pb.GetEndpointRequest{Id: id}); err != nil {
+				return err
+			}
 		}
 		// The endpoint is visible to every instance from its record in the registry, which the call made before it
 		// returned: events stored after that must reach it. Events stored before its creation must not (no history);
@@ -171,7 +179,7 @@ func TestClusterLosesNothing(t *testing.T) {
 			return err
 		}
 		epMu.Lock()
-		endpoints = append(endpoints, createdEndpoint{path: "/ep/" + strconv.Itoa(n), id: resp.GetEndpoint().GetId(),
+		endpoints = append(endpoints, createdEndpoint{path: "/ep/" + strconv.Itoa(n), id: id,
 			created: resp.GetEndpoint().GetCreatedAt().AsTime(), visible: visible})
 		epMu.Unlock()
 		return nil
@@ -345,6 +353,28 @@ func TestClusterLosesNothing(t *testing.T) {
 		t.Fatalf("%d (event, endpoint) pairs were never delivered:%s", n, detail)
 	}
 	t.Logf("%d events on the stream, %d endpoints, every pair delivered, %d duplicate deliveries", len(stored.events), len(endpoints), duplicates)
+}
+
+var csrfToken = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// saveEndpoint fills in and saves the dashboard's new-endpoint form through base (a gateway behind the balancer,
+// whose public URL is origin) and returns the new endpoint's id.
+func saveEndpoint(b *testinfra.Browser, base, origin, endpointURL, description string) (string, error) {
+	resp, page := b.Get(base + "/dashboard/webhooks/new")
+	m := csrfToken.FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		return "", fmt.Errorf("the new-endpoint form: %d", resp.StatusCode)
+	}
+	form := url.Values{"csrf_token": {m[1]}, "url": {endpointURL}, "description": {description}, "payload_format": {"thin"}}
+	req, _ := http.NewRequest(http.MethodPost, base+"/dashboard/webhooks/new", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	resp, page = b.Do(req)
+	id, ok := strings.CutPrefix(resp.Header.Get("Location"), "/dashboard/webhooks/")
+	if resp.StatusCode != http.StatusSeeOther || !ok || id == "" {
+		return "", fmt.Errorf("saving the form: %d to %q: %.300s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	return id, nil
 }
 
 type createdEndpoint struct {
