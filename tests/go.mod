@@ -35,7 +35,7 @@ require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/caarlos0/env/v11 v11.4.2 // indirect
-	github.com/casekeeper/core/pkg/devinfra v0.0.0 // indirect
+	github.com/casekeeper/core/pkg/devinfra v0.0.0
 	github.com/casekeeper/core/services/gateway v0.0.0
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

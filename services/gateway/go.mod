@@ -17,7 +17,15 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require github.com/casekeeper/core/pkg/webhooks v0.0.0 // indirect
+require (
+	github.com/Nerzal/gocloak/v13 v13.9.0 // indirect
+	github.com/casekeeper/core/pkg/webhooks v0.0.0 // indirect
+	github.com/go-resty/resty/v2 v2.7.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	github.com/opentracing/opentracing-go v1.2.0 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/segmentio/ksuid v1.0.4 // indirect
+)
 
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect
