@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -105,4 +106,30 @@ func Ready(url string) bool {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// FailedStart runs cmd, a service binary given a configuration it cannot start with, and fails t unless it exits
+// with status 1 within bound. It returns the error lines of its JSON log and its whole output.
+func FailedStart(t testing.TB, cmd *exec.Cmd, bound time.Duration) (errorLines []string, output string) {
+	t.Helper()
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(bound):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("testinfra: %s did not exit within %s:\n%s", cmd, bound, out)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("testinfra: %s: %v, want exit status 1\n%s", cmd, err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) {
+			errorLines = append(errorLines, line)
+		}
+	}
+	return errorLines, string(out)
 }

@@ -90,26 +90,8 @@ func TestBinaryExitsWithOneErrorLine(t *testing.T) {
 	for k, v := range environment("nats://"+testinfra.FreeAddr(t), "mongodb://"+testinfra.FreeAddr(t)) {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("the gateway did not exit within 30s of a 2s STARTUP_TIMEOUT")
-	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-		t.Fatalf("exit: %v, want status 1\n%s", err, out)
-	}
-	var errorLines []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.Contains(line, `"level":"ERROR"`) {
-			errorLines = append(errorLines, line)
-		}
-	}
-	if len(errorLines) != 1 || !strings.Contains(errorLines[0], "MONGODB_URI") || strings.Contains(string(out), "panic") {
+	errorLines, out := testinfra.FailedStart(t, cmd, 30*time.Second)
+	if len(errorLines) != 1 || !strings.Contains(errorLines[0], "MONGODB_URI") || strings.Contains(out, "panic") {
 		t.Fatalf("want one error line naming MONGODB_URI and no panic, got:\n%s", out)
 	}
 }

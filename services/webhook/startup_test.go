@@ -103,29 +103,11 @@ func TestBinaryExitsWithOneErrorLine(t *testing.T) {
 	cmd.Env = append(os.Environ(), "NATS_URL=nats://"+testinfra.FreeAddr(t), "MONGODB_URI=mongodb://"+testinfra.FreeAddr(t),
 		"KEYCLOAK_URL=http://"+testinfra.FreeAddr(t), "STARTUP_TIMEOUT=2s", "WEBHOOK_GRPC_ADDR=127.0.0.1:0",
 		"WEBHOOK_HTTP_ADDR=127.0.0.1:0", "WEBHOOK_SECRETS_KEY="+testSecretsKey.Reveal())
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("the service did not exit within 30s of a 2s STARTUP_TIMEOUT")
-	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-		t.Fatalf("exit: %v, want status 1\n%s", err, out)
-	}
-	var errorLines []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.Contains(line, `"level":"ERROR"`) {
-			errorLines = append(errorLines, line)
-		}
-	}
-	if len(errorLines) != 1 || !strings.Contains(errorLines[0], "NATS_URL") || strings.Contains(string(out), "panic") {
+	errorLines, out := testinfra.FailedStart(t, cmd, 30*time.Second)
+	if len(errorLines) != 1 || !strings.Contains(errorLines[0], "NATS_URL") || strings.Contains(out, "panic") {
 		t.Fatalf("want one error line naming NATS_URL and no panic, got:\n%s", out)
 	}
-	if !strings.Contains(string(out), "waiting for JetStream") {
+	if !strings.Contains(out, "waiting for JetStream") {
 		t.Errorf("no log line about waiting for JetStream:\n%s", out)
 	}
 }
