@@ -513,10 +513,15 @@ func TestOverlayServiceConfig(t *testing.T) {
 			common := configMap(t, objs, "casekeeper-config")
 			wantCommon := map[string]string{
 				"NATS_URL":         "nats://nats:4222",
-				"KEYCLOAK_URL":     "http://keycloak:8080",
 				"KEYCLOAK_REALM":   "casekeeper",
 				"AUTH_AUDIENCE":    "casekeeper-api",
 				"MONGODB_DATABASE": "casekeeper",
+			}
+			// Dev talks to Keycloak over plain HTTP inside the cluster; prod over HTTPS only (TestProdKeycloakTLS).
+			if strings.HasSuffix(dir, "prod") {
+				wantCommon["KEYCLOAK_URL"] = "https://keycloak:8443"
+			} else {
+				wantCommon["KEYCLOAK_URL"] = "http://keycloak:8080"
 			}
 			for k, v := range wantCommon {
 				if common[k] != v {

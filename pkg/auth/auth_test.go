@@ -737,3 +737,40 @@ func TestPrincipalCarriesTheTokenExpiry(t *testing.T) {
 		t.Fatalf("delegated principal: %+v", p)
 	}
 }
+
+// TestIntrospectionAnswerBoundedInTime: a token revoked after it was introspected active is refused once
+// IntrospectCache has passed, although it has not expired and its principal is still in the verified cache.
+func TestIntrospectionAnswerBoundedInTime(t *testing.T) {
+	f := newFakeRealm(t)
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	v := f.verifier(t, func(c *VerifierConfig) {
+		c.Introspect, c.ClientID, c.ClientSecret = true, "gw", "s"
+		c.IntrospectCache = 10 * time.Second
+		c.Now = func() time.Time { return *clock.Load() }
+	})
+	tok := f.sign("k1", f.claims())
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.active = false // revoked in Keycloak
+	f.mu.Unlock()
+	soon := now.Add(5 * time.Second)
+	clock.Store(&soon)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("within the cache bound: %v", err)
+	}
+	if n := f.introspectCalls.Load(); n != 1 {
+		t.Fatalf("introspection calls within the bound = %d, want 1", n)
+	}
+	later := now.Add(11 * time.Second)
+	clock.Store(&later)
+	if _, err := v.Verify(context.Background(), tok); status.Code(ToStatus(err)) != codes.Unauthenticated {
+		t.Fatalf("revoked token after the cache bound: %v", err)
+	}
+	if n := f.introspectCalls.Load(); n != 2 {
+		t.Fatalf("introspection calls = %d, want 2", n)
+	}
+}

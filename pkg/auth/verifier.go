@@ -28,11 +28,15 @@ type VerifierConfig struct {
 	// the one it puts in its tokens (a cluster-internal name, a proxy).
 	Issuer   string
 	Audience string
-	// Introspect asks Keycloak whether each new token is still active (revocation); needs ClientID and ClientSecret.
-	// The answer is cached until the token expires, so each token costs one call, not each request.
-	Introspect   bool
-	ClientID     string
-	ClientSecret string
+	// Introspect asks Keycloak whether a token is still active (revocation); needs ClientID and ClientSecret.
+	// An answer is reused for at most IntrospectCache, so a revoked token stops being accepted within that bound;
+	// each token costs one call per IntrospectCache, not one per request.
+	Introspect bool
+	// IntrospectCache bounds how long an introspection answer is reused (default 30s; never past the token's
+	// expiry).
+	IntrospectCache time.Duration
+	ClientID        string
+	ClientSecret    string
 	// KeyRefreshInterval bounds how often an unknown key id may trigger a fetch of the realm's keys (default 2s).
 	KeyRefreshInterval time.Duration
 	// KeyMaxAge is how long fetched keys are used before they are fetched again in the background (default 10m), so
@@ -105,6 +109,9 @@ func NewVerifier(cfg VerifierConfig, log *slog.Logger) (*Verifier, error) {
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = 10000
 	}
+	if cfg.IntrospectCache <= 0 {
+		cfg.IntrospectCache = 30 * time.Second
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -170,6 +177,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if v.verified != nil {
 		sum = sha256.Sum256([]byte(raw))
 		if e, ok := v.verified.Get(sum); ok && now.Before(e.until) {
+			// The signature and claims need no second look, but revocation does: the introspection answer has
+			// its own, shorter bound.
+			if v.intro != nil {
+				if err := v.checkActive(ctx, raw, e.until); err != nil {
+					return Principal{}, err
+				}
+			}
 			return e.principal, nil
 		}
 	}
@@ -278,10 +292,12 @@ func (v *Verifier) KeyFetches() int64 { return v.keys.fetches.Load() }
 // Introspections counts calls to Keycloak's introspection endpoint.
 func (v *Verifier) Introspections() int64 { return v.introspects.Load() }
 
-// checkActive asks Keycloak once per token whether it is still active, and remembers the answer until it expires.
+// checkActive asks Keycloak whether the token is still active, and remembers the answer for IntrospectCache at
+// most (never past exp): a token revoked in Keycloak is refused within that bound.
 func (v *Verifier) checkActive(ctx context.Context, raw string, exp time.Time) error {
 	sum := sha256.Sum256([]byte(raw))
-	if e, ok := v.introspected.Get(sum); ok && v.now().Before(e.until) {
+	now := v.now()
+	if e, ok := v.introspected.Get(sum); ok && now.Before(e.until) {
 		if !e.active {
 			return fmt.Errorf("%w: token is not active", ErrInvalidToken)
 		}
@@ -292,7 +308,11 @@ func (v *Verifier) checkActive(ctx context.Context, raw string, exp time.Time) e
 	if err != nil {
 		return fmt.Errorf("introspecting token: %w", err)
 	}
-	v.introspected.Add(sum, cacheEntry{active: active, until: exp})
+	until := now.Add(v.cfg.IntrospectCache)
+	if exp.Before(until) {
+		until = exp
+	}
+	v.introspected.Add(sum, cacheEntry{active: active, until: until})
 	if !active {
 		return fmt.Errorf("%w: token is not active", ErrInvalidToken)
 	}
@@ -314,6 +334,7 @@ func (t *jsonTime) time() time.Time {
 func ConfigFrom(k config.Keycloak) VerifierConfig {
 	return VerifierConfig{
 		KeycloakURL: k.URL, Realm: k.Realm, Issuer: k.Issuer, Audience: k.Audience,
-		Introspect: k.IntrospectTokens, ClientID: k.ClientID, ClientSecret: k.ClientSecret.Reveal(),
+		Introspect: k.IntrospectTokens, IntrospectCache: k.IntrospectCache,
+		ClientID: k.ClientID, ClientSecret: k.ClientSecret.Reveal(),
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -55,8 +56,10 @@ type Keycloak struct {
 	Audience     string `env:"AUTH_AUDIENCE" envDefault:"casekeeper-api"`
 	ClientID     string `env:"KEYCLOAK_CLIENT_ID"`
 	ClientSecret Secret `env:"KEYCLOAK_CLIENT_SECRET"`
-	// IntrospectTokens asks Keycloak whether a token was revoked (once per token, cached until it expires).
-	IntrospectTokens bool `env:"AUTH_INTROSPECT" envDefault:"false"`
+	// IntrospectTokens asks Keycloak whether a token was revoked; an answer is reused for IntrospectCache at most,
+	// so a revoked token stops working within that bound.
+	IntrospectTokens bool          `env:"AUTH_INTROSPECT" envDefault:"false"`
+	IntrospectCache  time.Duration `env:"AUTH_INTROSPECT_CACHE" envDefault:"30s"`
 }
 
 // Validator is implemented by config structs that check more than types.
