@@ -115,4 +115,12 @@ const server = createServer((req, res) => {
 });
 
 server.listen(port, "127.0.0.1", () => console.error(`receiver listening on 127.0.0.1:${port}`));
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => server.close(() => process.exit(0)));
+// On SIGINT/SIGTERM: stop accepting, let requests in flight finish, close keep-alive connections as they go idle
+// (a sender with more to deliver would otherwise keep one busy), and cut whatever is left after 10 s.
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    server.close(() => process.exit(0));
+    setInterval(() => server.closeIdleConnections(), 100).unref();
+    setTimeout(() => server.closeAllConnections(), 10_000).unref();
+  });
+}
