@@ -83,9 +83,9 @@ func New(ctx context.Context, o Options) (*API, error) {
 	a.spec = spec
 
 	budget := failedAuth{lim: o.FailedAuth, addr: o.ClientAddress, verify: o.Verifier}
-	api := withLimits(o.MaxBodyBytes, o.RequestTimeout, budget.wrap(withConditionalGET(gw)))
+	api := withLimits(o.MaxBodyBytes, o.RequestTimeout, budget.wrap(withValidUTF8(withConditionalGET(gw))))
 	a.Mux.Handle("/v1/", api)
-	a.Mux.Handle("GET /v1/events:stream", budget.wrap(http.HandlerFunc(a.streamEvents)))
+	a.Mux.Handle("GET /v1/events:stream", budget.wrap(withValidUTF8(http.HandlerFunc(a.streamEvents))))
 	a.Mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(a.spec)
