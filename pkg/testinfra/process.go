@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,4 +133,25 @@ func FailedStart(t testing.TB, cmd *exec.Cmd, bound time.Duration) (errorLines [
 		}
 	}
 	return errorLines, string(out)
+}
+
+// PeakRSS is this process's high-water mark of resident memory (VmHWM), in bytes. The services run on Linux, where
+// /proc always has it; its absence fails t rather than skipping a memory bound.
+func PeakRSS(t testing.TB) int64 {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatalf("testinfra: reading the peak resident memory: %v", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				if kib, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kib << 10
+				}
+			}
+		}
+	}
+	t.Fatal("testinfra: no VmHWM in /proc/self/status")
+	return 0
 }

@@ -14,9 +14,6 @@ import (
 // TestBinaryExitsWithOneErrorLine: a start-up failure (here the gRPC port is taken) ends the process with status 1
 // and one error line that names the variable to fix, without a panic.
 func TestBinaryExitsWithOneErrorLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds cmd/case")
-	}
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

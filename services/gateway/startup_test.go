@@ -81,9 +81,6 @@ func TestStartupRefusesABadSessionKey(t *testing.T) {
 }
 
 func TestBinaryExitsWithOneErrorLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds cmd/gateway")
-	}
 	bin := testinfra.Build(t, "./cmd/gateway")
 	cmd := exec.Command(bin)
 	cmd.Env = os.Environ()

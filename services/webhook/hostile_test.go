@@ -2,7 +2,6 @@ package webhooksvc_test
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,20 +52,6 @@ func TestTransformThatCannotFinishIsRefused(t *testing.T) {
 	}
 }
 
-func vmHWM(t testing.TB) int64 {
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc")
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kib, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kib << 10
-		}
-	}
-	return 0
-}
-
 // A program that passes the sample but explodes on real events costs its own endpoint its deliveries (failed
 // attempts, dead letters, one operational notice) and nothing else: the service's memory stays where it was and
 // another tenant's deliveries arrive.
@@ -83,7 +68,7 @@ func TestHostileTransformCostsOnlyItsEndpoint(t *testing.T) {
 			JqTransform: `{id: .data.id, type}`}}); err != nil {
 		t.Fatal(err)
 	}
-	before := vmHWM(t)
+	before := testinfra.PeakRSS(t)
 	e.publish("acme", 20)
 	e.publish("globex", 20)
 	testinfra.Eventually(t, 20*time.Second, "every event at the other tenant's receiver", func() bool { return len(other.Requests()) == 20 })
@@ -97,7 +82,7 @@ func TestHostileTransformCostsOnlyItsEndpoint(t *testing.T) {
 	if msg := dead[0].GetLastError(); !strings.Contains(msg, "limits of a transform") {
 		t.Errorf("last error %q does not name the limit", msg)
 	}
-	if grew := vmHWM(t) - before; grew > 128<<20 {
+	if grew := testinfra.PeakRSS(t) - before; grew > 128<<20 {
 		t.Errorf("the service's peak RSS grew by %d MiB", grew>>20)
 	}
 	ops, err := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db), testKeyring(t)).Operations(context.Background(), "acme")

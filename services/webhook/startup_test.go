@@ -95,9 +95,6 @@ func TestStartupWithPortInUseNamesTheVariable(t *testing.T) {
 
 // The binary: exit status 1, one JSON error line naming the variable, no panic.
 func TestBinaryExitsWithOneErrorLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds cmd/webhook")
-	}
 	bin := testinfra.Build(t, "./cmd/webhook")
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "NATS_URL=nats://"+testinfra.FreeAddr(t), "MONGODB_URI=mongodb://"+testinfra.FreeAddr(t),

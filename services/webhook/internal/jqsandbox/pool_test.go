@@ -3,13 +3,13 @@ package jqsandbox
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/casekeeper/core/pkg/testinfra"
 	"github.com/casekeeper/core/services/webhook/internal/payload"
 )
 
@@ -26,22 +26,6 @@ func newPool(t *testing.T, o Options) *Pool {
 	}
 	t.Cleanup(p.Close)
 	return p
-}
-
-// peakRSS is this process's high-water mark of resident memory, in bytes.
-func peakRSS(t *testing.T) int64 {
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc")
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kib, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kib << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
 }
 
 func TestRunsTransforms(t *testing.T) {
@@ -64,7 +48,7 @@ func TestRunsTransforms(t *testing.T) {
 // worker is replaced and the next run works.
 func TestHostileProgramsFailTheirRunOnly(t *testing.T) {
 	p := newPool(t, Options{Workers: 2, Quarantine: time.Millisecond})
-	before := peakRSS(t)
+	before := testinfra.PeakRSS(t)
 	for _, prog := range []string{
 		`def f: f; f`,
 		`"x" * 400000000`,
@@ -89,7 +73,7 @@ func TestHostileProgramsFailTheirRunOnly(t *testing.T) {
 			t.Fatalf("after %s: the next run got %s, %v", prog, out, err)
 		}
 	}
-	if grew := peakRSS(t) - before; grew > 64<<20 {
+	if grew := testinfra.PeakRSS(t) - before; grew > 64<<20 {
 		t.Errorf("this process's peak RSS grew by %d MiB", grew>>20)
 	}
 }
