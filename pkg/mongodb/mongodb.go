@@ -59,3 +59,45 @@ func IsFerretDB(ctx context.Context, db *mongo.Database) (bool, error) {
 	_, ferret := info["ferretdbVersion"]
 	return ferret, nil
 }
+
+// Index is a secondary index a store's queries use on MongoDB.
+type Index struct {
+	Collection *mongo.Collection
+	Name       string
+	Keys       bson.D
+}
+
+// EnsureIndexes creates indexes on MongoDB, and on FerretDB drops them instead (see IsFerretDB), along with the
+// legacy ones, which go everywhere. It is idempotent. One index per call: FerretDB drops the connection when one
+// createIndexes names two or more indexes that already exist.
+func EnsureIndexes(ctx context.Context, db *mongo.Database, indexes []Index, legacy ...Index) error {
+	ferret, err := IsFerretDB(ctx, db)
+	if err != nil {
+		return err
+	}
+	drop := legacy
+	if ferret {
+		drop = append(drop, indexes...)
+	} else {
+		for _, idx := range indexes {
+			model := mongo.IndexModel{Keys: idx.Keys, Options: options.Index().SetName(idx.Name)}
+			if _, err := idx.Collection.Indexes().CreateOne(ctx, model); err != nil {
+				return fmt.Errorf("mongodb: creating index %s on %s: %w", idx.Name, idx.Collection.Name(), err)
+			}
+		}
+	}
+	for _, idx := range drop {
+		specs, err := idx.Collection.Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return fmt.Errorf("mongodb: listing indexes of %s: %w", idx.Collection.Name(), err)
+		}
+		for _, spec := range specs {
+			if spec.Name == idx.Name {
+				if err := idx.Collection.Indexes().DropOne(ctx, idx.Name); err != nil {
+					return fmt.Errorf("mongodb: dropping index %s on %s: %w", idx.Name, idx.Collection.Name(), err)
+				}
+			}
+		}
+	}
+	return nil
+}

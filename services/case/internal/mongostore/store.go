@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -33,57 +32,22 @@ func New(db *mongo.Database) *Store {
 	return &Store{cases: db.Collection("cases")}
 }
 
-// legacyIndexes were needed when the collection was the record (idempotent creation, the outbox sweep); a unique
-// index on a field the projection no longer writes would refuse the second case on MongoDB.
-var legacyIndexes = []string{"tenant_request_id", "outbox_at"}
-
-// listIndexes serve ListCases on MongoDB: pages by id within a tenant, optionally by status, reference or time.
-var listIndexes = []struct {
-	name string
-	keys bson.D
-}{
-	{"tenant_id", bson.D{{Key: "tenant", Value: 1}, {Key: "_id", Value: 1}}},
-	{"tenant_status_id", bson.D{{Key: "tenant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: 1}}},
-	{"tenant_external_ref", bson.D{{Key: "tenant", Value: 1}, {Key: "external_ref", Value: 1}}},
-	{"tenant_updated_at", bson.D{{Key: "tenant", Value: 1}, {Key: "updated_at", Value: 1}}},
-}
-
 // EnsureIndexes creates the indexes the list queries need and drops the legacy ones; it is idempotent. On FerretDB
-// the list indexes are dropped instead: its lists scan whatever the indexes (see mongodb.IsFerretDB), and each of
+// the list indexes are dropped instead (mongodb.EnsureIndexes): its lists scan whatever the indexes, and each of
 // them costs every projector write an evaluation of its JSON expression on the old and the new document. Without
 // them the projection's p50 at 500 writes/s with 100,000 cases stored went from 750 ms to 75 ms (docs/benchmarks.md).
-// One index per call: FerretDB drops the connection when one createIndexes names two or more indexes that already
-// exist.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	ferret, err := mongodb.IsFerretDB(ctx, s.cases.Database())
-	if err != nil {
-		return err
-	}
-	drop := legacyIndexes
-	if ferret {
-		for _, idx := range listIndexes {
-			drop = append(drop, idx.name)
-		}
-	} else {
-		for _, idx := range listIndexes {
-			model := mongo.IndexModel{Keys: idx.keys, Options: options.Index().SetName(idx.name)}
-			if _, err := s.cases.Indexes().CreateOne(ctx, model); err != nil {
-				return fmt.Errorf("creating case index: %w", err)
-			}
-		}
-	}
-	specs, err := s.cases.Indexes().ListSpecifications(ctx)
-	if err != nil {
-		return fmt.Errorf("listing case indexes: %w", err)
-	}
-	for _, spec := range specs {
-		if slices.Contains(drop, spec.Name) {
-			if err := s.cases.Indexes().DropOne(ctx, spec.Name); err != nil {
-				return fmt.Errorf("dropping case index %s: %w", spec.Name, err)
-			}
-		}
-	}
-	return nil
+	c := s.cases
+	return mongodb.EnsureIndexes(ctx, c.Database(), []mongodb.Index{
+		// ListCases pages by id within a tenant, optionally by status, reference or time.
+		{Collection: c, Name: "tenant_id", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "_id", Value: 1}}},
+		{Collection: c, Name: "tenant_status_id", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: 1}}},
+		{Collection: c, Name: "tenant_external_ref", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "external_ref", Value: 1}}},
+		{Collection: c, Name: "tenant_updated_at", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "updated_at", Value: 1}}},
+	},
+		// Needed when the collection was the record (idempotent creation, the outbox sweep); a unique index on a
+		// field the projection no longer writes would refuse the second case on MongoDB.
+		mongodb.Index{Collection: c, Name: "tenant_request_id"}, mongodb.Index{Collection: c, Name: "outbox_at"})
 }
 
 // Put writes the cases of one projector batch, each only if it is newer than what the projection holds, and returns

@@ -3,7 +3,6 @@ package mongostore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/casekeeper/core/pkg/mongodb"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/keyring"
 )
@@ -40,23 +40,17 @@ func New(db *mongo.Database, keys *keyring.Keyring) *Store {
 
 // EnsureIndexes creates the indexes the queries need; it is idempotent.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	idx := []struct {
-		c    *mongo.Collection
-		keys bson.D
-	}{
-		{s.endpoints, bson.D{{Key: "tenant", Value: 1}, {Key: "_id", Value: 1}}},
-		{s.deliveries, bson.D{{Key: "tenant", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-		{s.deliveries, bson.D{{Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1}}},
-		{s.deliveries, bson.D{{Key: "endpoint_id", Value: 1}, {Key: "status", Value: 1}, {Key: "updated_at", Value: 1}}},
-		{s.deliveries, bson.D{{Key: "event_id", Value: 1}}},
-		{s.attempts, bson.D{{Key: "delivery_id", Value: 1}, {Key: "n", Value: 1}}},
-	}
-	for _, i := range idx {
-		if _, err := i.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
-			return fmt.Errorf("index on %s: %w", i.c.Name(), err)
-		}
-	}
-	return nil
+	// Named as the driver names them by default, which is what earlier versions created on MongoDB. On FerretDB
+	// they are dropped instead: its queries use no index but _id, and each of them costs every write of a delivery
+	// or an attempt an evaluation of its JSON expression (mongodb.EnsureIndexes).
+	return mongodb.EnsureIndexes(ctx, s.deliveries.Database(), []mongodb.Index{
+		{Collection: s.endpoints, Name: "tenant_1__id_1", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "_id", Value: 1}}},
+		{Collection: s.deliveries, Name: "tenant_1_created_at_-1__id_-1", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+		{Collection: s.deliveries, Name: "status_1_next_attempt_at_1", Keys: bson.D{{Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1}}},
+		{Collection: s.deliveries, Name: "endpoint_id_1_status_1_updated_at_1", Keys: bson.D{{Key: "endpoint_id", Value: 1}, {Key: "status", Value: 1}, {Key: "updated_at", Value: 1}}},
+		{Collection: s.deliveries, Name: "event_id_1", Keys: bson.D{{Key: "event_id", Value: 1}}},
+		{Collection: s.attempts, Name: "delivery_id_1_n_1", Keys: bson.D{{Key: "delivery_id", Value: 1}, {Key: "n", Value: 1}}},
+	})
 }
 
 // --- endpoints ---
