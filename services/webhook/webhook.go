@@ -2,9 +2,10 @@
 // to each tenant's endpoints, retries them durably, dead-letters what cannot be delivered and serves
 // casekeeper.v1.WebhookService to manage endpoints and inspect deliveries.
 //
-// Data flow: CASES stream → fan-out consumer (natsconsumer.Fanout) → one delivery per (event, endpoint) in MongoDB
-// and one job on WEBHOOK_DELIVERIES → per-endpoint consumer (natsconsumer.Endpoints) → app.Deliverer: POST,
-// record the attempt, schedule the retry as a JetStream scheduled message. A sweeper re-enqueues whatever a crash
+// Data flow: CASES stream → fan-out consumer (natsconsumer.Fanout) → one job per (event, endpoint) on
+// WEBHOOK_DELIVERIES → per-endpoint consumer (natsconsumer.Endpoints) → app.Deliverer: POST, record the outcome on
+// WEBHOOK_OUTCOMES, schedule the retry as a JetStream scheduled message. The delivery-log projector
+// (natsconsumer.DeliveryLog) writes the outcomes to MongoDB in batches. A sweeper re-enqueues whatever a crash
 // left behind.
 package webhooksvc
 
@@ -18,7 +19,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -130,12 +130,12 @@ type Service struct {
 	httpLis  net.Listener
 	registry *prometheus.Registry
 
-	routes    *app.Routes
-	jq        *jqsandbox.Pool
-	recorder  *mongostore.Batcher[delivery.Outcome, struct{}]
-	fanout    *natsconsumer.Fanout
-	endpoints *natsconsumer.Endpoints
-	sweeper   *app.Sweeper
+	routes      *app.Routes
+	jq          *jqsandbox.Pool
+	deliveryLog *natsconsumer.DeliveryLog
+	fanout      *natsconsumer.Fanout
+	endpoints   *natsconsumer.Endpoints
+	sweeper     *app.Sweeper
 }
 
 // New connects to NATS and MongoDB, declares the streams and binds both listeners. It waits for NATS and MongoDB
@@ -171,20 +171,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	wait := cmp.Or(cfg.StartupTimeout, 30*time.Second)
 	sctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	// CASES belongs to the case service, which sets its retention (EVENTS_STREAM_MAX_AGE): use it as it is, and
-	// create it with the defaults only when this service starts first.
-	// The lookup is bounded on its own: a NATS that is not reachable yet must leave the wait to EnsureStream, which
-	// logs it.
-	lctx, lcancel := context.WithTimeout(sctx, min(5*time.Second, wait/3))
-	_, err = js.Stream(lctx, events.Stream)
-	lcancel()
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err := natsbus.EnsureStream(sctx, js, events.StreamConfig(720*time.Hour, cfg.StreamReplicas), natsbus.LogWaits(log)); err != nil {
-			return nil, err
-		}
-	}
+	// The service's own streams first: declaring them waits for NATS (a cluster electing its leader) and logs why.
 	if _, err := natsbus.EnsureStream(sctx, js, natsqueue.StreamConfig(cfg.StreamReplicas), natsbus.LogWaits(log)); err != nil {
 		return nil, err
+	}
+	outcomeStream, err := natsbus.EnsureStream(sctx, js, natsqueue.OutcomesStreamConfig(cfg.StreamReplicas), natsbus.LogWaits(log))
+	if err != nil {
+		return nil, err
+	}
+	// CASES belongs to the case service, which sets its retention (EVENTS_STREAM_MAX_AGE): use it as it is, and
+	// create it with the defaults only when this service starts first.
+	caseStream, err := js.Stream(sctx, events.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		caseStream, err = natsbus.EnsureStream(sctx, js, events.StreamConfig(720*time.Hour, cfg.StreamReplicas), natsbus.LogWaits(log))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the %s stream: %w", events.Stream, err)
 	}
 	if s.mongo, err = mongodb.Connect(sctx, cfg.URI.Reveal(), "casekeeper-webhook"); err != nil {
 		return nil, err
@@ -224,25 +226,26 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	}
 	registry := natsqueue.NewRegistry(nc, registryKV)
 	s.routes = app.NewRoutes(store, registry, log)
-	// Batches of up to 256 records, lingering 2 ms: invisible next to an HTTP round trip, yet under load hundreds of
-	// attempts share one database round trip. One batch at a time: on FerretDB/SQLite two concurrent batches
-	// contend for the single writer and halve the throughput (measured).
-	s.recorder = store.NewRecorder(256, 2*time.Millisecond, 1)
-	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Loader: store.NewLoader(), Recorder: s.recorder, Queue: queue,
+	// An attempt is on record once its outcome is on the stream; the delivery log in the database follows in
+	// batches (docs/design.md, "Deliveries: the outcome stream is the record").
+	outcomes := natsqueue.NewOutcomes(js, outcomeStream)
+	caseEvents := natsqueue.NewCaseEvents(caseStream)
+	s.deliveryLog = natsconsumer.NewDeliveryLog(js, store, log, s.registry)
+	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now}
-	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Store: store, Queue: queue, Now: now},
+	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
 		AckWait: 6 * time.Second, Drain: cfg.RequestTimeout + 5*time.Second, HandleTimeout: cfg.RequestTimeout + time.Minute}
-	s.sweeper = &app.Sweeper{Store: store, Queue: queue, Routes: s.routes, Metrics: metrics, Log: log,
+	s.sweeper = &app.Sweeper{Store: store, Events: caseEvents, Queue: queue, Routes: s.routes, Metrics: metrics, Log: log,
 		Every: cfg.SweepInterval, Grace: cfg.SweepGrace, Now: now, LagProbe: s.lag}
 
 	s.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: s.registry, Verifier: verifier, Policy: grpcapi.Policy()})
 	casekeeperv1.RegisterWebhookServiceServer(s.grpc, &grpcapi.Server{
 		Endpoints: &app.Endpoints{Store: store, Queue: queue, Routes: s.routes, Registry: registry, Notifier: notifier, Deliverer: deliverer,
 			AllowLoopback: cfg.AllowLoopbackHTTP, Log: log, Now: now},
-		Deliveries: &app.Deliveries{Store: store, Queue: queue, Now: now},
+		Deliveries: &app.Deliveries{Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue, Now: now},
 		Store:      store,
 	})
 	mux := http.NewServeMux()
@@ -274,15 +277,10 @@ func (s *Service) HTTPAddr() string { return s.httpLis.Addr().String() }
 // Registry holds the service's metrics.
 func (s *Service) Registry() *prometheus.Registry { return s.registry }
 
-// Run serves and delivers until ctx ends, then drains: servers and consumers stop first, attempts in flight
-// finish and are recorded, then the batchers flush and the connections close.
+// Run serves and delivers until ctx ends, then drains: servers and consumers stop, attempts in flight finish and
+// are recorded, then the connections close.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
-	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
-	var batchers sync.WaitGroup
-	batchers.Go(func() { _ = s.recorder.Run(bctx) })
-	defer func() { stopBatchers(); batchers.Wait() }()
-
 	s.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	return lifecycle.Run(ctx, s.log,
 		lifecycle.GRPCServer("grpc", s.grpc.Server, s.grpcLis, 10*time.Second),
@@ -290,6 +288,7 @@ func (s *Service) Run(ctx context.Context) error {
 		lifecycle.Worker{Name: "routes", Run: s.watchRoutes},
 		lifecycle.Worker{Name: "fanout", Run: s.fanout.Run},
 		lifecycle.Worker{Name: "endpoints", Run: s.endpoints.Run},
+		lifecycle.Worker{Name: "delivery-log", Run: s.deliveryLog.Run},
 		lifecycle.Worker{Name: "sweeper", Run: s.sweeper.Run},
 	)
 }

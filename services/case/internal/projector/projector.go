@@ -11,16 +11,15 @@ package projector
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/lifecycle"
+	"github.com/casekeeper/core/pkg/natsbus"
 	"github.com/casekeeper/core/services/case/internal/kyc"
 	"github.com/casekeeper/core/services/case/internal/protoconv"
 )
@@ -153,42 +152,13 @@ func (p *Projector) Run(ctx context.Context) error {
 	return nil
 }
 
-// consume applies what the consumer delivers until ctx ends or the consumer goes away. Messages arrive
-// continuously, up to 2 × Batch ahead of what is applied, so while one batch is being written the next one
-// accumulates: a round takes everything that is there (up to Batch) and waits no longer than MaxWait for more.
-// Under low load a round is one event written at once; under high load rounds grow and cost less per event.
+// consume applies what the consumer delivers until ctx ends or the consumer goes away: a round takes everything
+// that is there (up to Batch) and waits no longer than MaxWait for more, so while one batch is being written the
+// next one accumulates. Under low load a round is one event written at once; under high load rounds grow and cost
+// less per event.
 func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(2*p.opts.Batch))
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for ctx.Err() == nil {
-		first, err := it.Next(jetstream.NextMaxWait(time.Second))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
-				errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return err
-			}
-			if !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-				p.log.Debug("waiting for events to project", "error", err)
-			}
-			p.lag.Set(0)
-			continue
-		}
-		msgs := []jetstream.Msg{first}
-		for len(msgs) < p.opts.Batch {
-			m, err := it.Next(jetstream.NextMaxWait(p.opts.MaxWait))
-			if err != nil {
-				break
-			}
-			msgs = append(msgs, m)
-		}
-		p.apply(ctx, msgs)
-	}
-	return nil
+	return natsbus.ConsumeBatches(ctx, cons, natsbus.BatchOptions{Batch: p.opts.Batch, MaxWait: p.opts.MaxWait,
+		Group: priorityGroup, Idle: func() { p.lag.Set(0) }}, func(msgs []jetstream.Msg) { p.apply(ctx, msgs) })
 }
 
 // apply projects one batch and acknowledges what is done; what failed comes back after RetryDelay.

@@ -34,7 +34,7 @@ type Deliverer struct {
 	Routes     *Routes
 	Store      Store
 	Loader     Loader
-	Recorder   Recorder
+	Outcomes   OutcomeLog
 	Queue      Queue
 	Sender     Sender
 	Transforms Transformer
@@ -58,7 +58,7 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	// by that attempt) and is unique by its message id; anything else reads the delivery's state.
 	var state *delivery.Delivery
 	if j.Attempt > 1 || j.Redelivered {
-		if state, err = d.Loader.Do(ctx, j.DeliveryID); err != nil {
+		if state, err = currentState(ctx, d.Outcomes, d.Loader, j.Tenant, j.DeliveryID); err != nil {
 			return fmt.Errorf("%w: loading delivery: %v", ErrRetryLater, err)
 		}
 	}
@@ -83,7 +83,7 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	}
 	now := d.Now()
 	id := delivery.Delivery{ID: j.DeliveryID, Tenant: j.Tenant, EndpointID: j.EndpointID, EventID: ev.GetId(),
-		EventType: ev.GetType(), CaseID: ev.GetCaseId()}
+		EventSeq: j.EventSeq, EventType: ev.GetType(), CaseID: ev.GetCaseId()}
 	route, ok := d.Routes.Get(j.EndpointID)
 	if !ok || route.Disabled {
 		// Enqueued by an instance that already knew of a change this one has not loaded yet: catch up before
@@ -153,7 +153,7 @@ func (d *Deliverer) record(ctx context.Context, j natsqueue.Job, id delivery.Del
 			v.NextAttemptAt = r.Add(time.Second)
 		}
 	}
-	if _, err := d.Recorder.Do(ctx, delivery.Outcome{Delivery: id, Attempt: a, Status: v.Status, NextAttemptAt: v.NextAttemptAt}); err != nil {
+	if err := d.Outcomes.Record(ctx, delivery.Outcome{Delivery: id, Attempt: a, Status: v.Status, NextAttemptAt: v.NextAttemptAt}); err != nil {
 		return fmt.Errorf("%w: recording attempt: %v", ErrRetryLater, err)
 	}
 	d.Metrics.Deliveries.WithLabelValues(v.Status.String()).Inc()

@@ -14,26 +14,38 @@ const maxRecover = 10000
 
 // Deliveries holds the use cases on deliveries: resend and recover (queries go straight to the store).
 type Deliveries struct {
-	Store Store
-	Queue Queue
-	Now   func() time.Time
+	Store    Store
+	Events   EventSource
+	Loader   Loader
+	Outcomes OutcomeLog
+	Queue    Queue
+	Now      func() time.Time
 }
 
-// Resend queues one more attempt of a delivery now, whatever its state; the webhook-id stays the same.
+// Resend queues one more attempt of a delivery now, whatever its state; the webhook-id stays the same. The resend
+// is on the outcome log before the attempt is queued, so the attempt finds the delivery open.
 func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.Delivery, error) {
 	d, err := u.Store.GetDelivery(ctx, tenant, id)
 	if err != nil {
 		return delivery.Delivery{}, err
 	}
-	ev, err := u.Store.GetEvent(ctx, d.EventID)
+	body, err := eventBody(ctx, u.Events, u.Store, d)
 	if err != nil {
 		return delivery.Delivery{}, fmt.Errorf("event of delivery %s: %w", id, err)
 	}
-	d, err = u.Store.Requeue(ctx, tenant, id, u.Now())
-	if err != nil {
+	// The record may not show an attempt whose outcome is still on its way to the database.
+	if cur, err := currentState(ctx, u.Outcomes, u.Loader, tenant, id); err != nil {
+		return delivery.Delivery{}, err
+	} else if cur != nil {
+		d.AttemptCount = cur.AttemptCount
+	}
+	resend := delivery.Requeued(d, u.Now())
+	if err := u.Outcomes.Record(ctx, resend); err != nil {
 		return delivery.Delivery{}, err
 	}
-	job := natsqueue.Job{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, Attempt: d.AttemptCount + 1, Event: ev.Body}
+	d = resend.State()
+	job := natsqueue.Job{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, Attempt: d.AttemptCount + 1,
+		Event: body, EventSeq: d.EventSeq}
 	if err := u.Queue.Enqueue(ctx, []natsqueue.Job{job}); err != nil {
 		// The delivery is open and due: the sweeper enqueues it if this instance cannot.
 		return delivery.Delivery{}, err

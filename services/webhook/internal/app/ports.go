@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
@@ -19,24 +20,60 @@ type Store interface {
 	DeleteEndpoint(ctx context.Context, tenant, id string) error
 	DisableEndpoint(ctx context.Context, id, reason string, now time.Time) (bool, error)
 	SetFailingSince(ctx context.Context, id string, t time.Time) error
-	SaveEvents(ctx context.Context, evs []delivery.Event, now time.Time) error
+	// GetEvent reads an event stored by earlier versions, for records that lack the event's stream position.
 	GetEvent(ctx context.Context, id string) (delivery.Event, error)
 	GetDelivery(ctx context.Context, tenant, id string) (delivery.Delivery, error)
-	Requeue(ctx context.Context, tenant, id string, now time.Time) (delivery.Delivery, error)
 	DeadSince(ctx context.Context, tenant, endpointID string, since time.Time, limit int) ([]delivery.Delivery, error)
 	Overdue(ctx context.Context, before time.Time, limit int) ([]delivery.Delivery, error)
 	CountStatus(ctx context.Context, st delivery.Status) (int64, error)
 	RecordOperation(ctx context.Context, op delivery.Operation) error
 }
 
-// Loader reads delivery state (batched).
+// Loader reads a delivery's record from the delivery log in the database (nil when it has none).
 type Loader interface {
 	Do(ctx context.Context, id string) (*delivery.Delivery, error)
 }
 
-// Recorder writes attempt outcomes (batched).
-type Recorder interface {
-	Do(ctx context.Context, o delivery.Outcome) (struct{}, error)
+// OutcomeLog is the record of attempts and resends (natsqueue.Outcomes): an outcome is on record once Record
+// returned; the database's delivery log is fed from it in batches.
+type OutcomeLog interface {
+	Record(ctx context.Context, o delivery.Outcome) error
+	// Last is the state left by the delivery's newest outcome not yet in the database (nil when none).
+	Last(ctx context.Context, tenant, deliveryID string) (*delivery.Delivery, error)
+}
+
+// EventSource reads case events back from their stream (natsqueue.CaseEvents), for resends and the sweeper.
+type EventSource interface {
+	// Body returns the encoded event at seq, delivery.ErrEventGone when the stream no longer holds it.
+	Body(ctx context.Context, seq uint64, eventID string) ([]byte, error)
+}
+
+// eventBody is what a delivery sends: its event read back from the case event stream or, for a record written
+// before deliveries kept the event's position, from the event store of those versions.
+func eventBody(ctx context.Context, src EventSource, store Store, d delivery.Delivery) ([]byte, error) {
+	if d.EventSeq != 0 {
+		return src.Body(ctx, d.EventSeq, d.EventID)
+	}
+	ev, err := store.GetEvent(ctx, d.EventID)
+	if errors.Is(err, delivery.ErrNotFound) {
+		return nil, delivery.ErrEventGone
+	}
+	return ev.Body, err
+}
+
+// currentState is a delivery's state: the newer of the outcome log's and the database's. The log is read first: an
+// outcome leaves the log only after the database has it, so whatever the log no longer holds, the database read
+// that follows sees.
+func currentState(ctx context.Context, log OutcomeLog, db Loader, tenant, id string) (*delivery.Delivery, error) {
+	fromLog, err := log.Last(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	fromDB, err := db.Do(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return delivery.Newer(fromLog, fromDB), nil
 }
 
 // Queue moves jobs (natsqueue.Queue implements it).

@@ -88,7 +88,7 @@ func TestAnEndpointCreatedOnOneInstanceIsRoutedByAnother(t *testing.T) {
 		t.Fatalf("precondition: instance B should not have loaded the new endpoint yet, has %d", len(got))
 	}
 
-	fanout := &app.Fanout{Routes: b, Store: r.store, Queue: r.queue, Now: time.Now}
+	fanout := &app.Fanout{Routes: b, Queue: r.queue}
 	after := event(t, "evt_after", ep.CreatedAt.Add(time.Millisecond))
 	before := event(t, "evt_before", ep.CreatedAt.Add(-time.Millisecond))
 	if err := fanout.Handle(ctx, []app.Incoming{before, after}); err != nil {

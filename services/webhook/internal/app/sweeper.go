@@ -16,6 +16,7 @@ import (
 // message is dropped by the deliverer's attempt check.
 type Sweeper struct {
 	Store    Store
+	Events   EventSource
 	Queue    Queue
 	Routes   *Routes
 	Metrics  *Metrics
@@ -88,12 +89,12 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 		if has, err := s.Queue.HasSchedule(ctx, job); err != nil || has {
 			continue
 		}
-		ev, err := s.Store.GetEvent(ctx, d.EventID)
+		body, err := eventBody(ctx, s.Events, s.Store, d)
 		if err != nil {
 			s.Log.Warn("overdue delivery without its event", "delivery", d.ID, "error", err)
 			continue
 		}
-		job.Event = ev.Body
+		job.Event, job.EventSeq = body, d.EventSeq
 		if err := s.Queue.Schedule(ctx, job, s.Now()); err != nil {
 			return err
 		}

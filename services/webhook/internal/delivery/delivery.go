@@ -36,10 +36,13 @@ func (s Status) Open() bool { return s == StatusPending || s == StatusRetrying }
 
 // Delivery is one event on its way to one endpoint. Its id is also the webhook-id header.
 type Delivery struct {
-	ID            string
-	Tenant        string
-	EndpointID    string
-	EventID       string
+	ID         string
+	Tenant     string
+	EndpointID string
+	EventID    string
+	// EventSeq is the event's position on the case event stream, where a resend reads it (0 in records written
+	// before deliveries kept it).
+	EventSeq      uint64
 	EventType     string
 	CaseID        string
 	Status        Status
@@ -53,6 +56,9 @@ type Delivery struct {
 	// shows it (nil before the first attempt).
 	Attempts    []Attempt
 	LastAttempt *Attempt
+	// OutcomeSeq is the position of the outcome that left the delivery in this state on the outcome log (0: none
+	// known): of two readings of one delivery's state, the one with the higher position is the newer.
+	OutcomeSeq uint64
 }
 
 // Attempt is one request to the endpoint and what came of it.
@@ -77,7 +83,7 @@ func DeliveryID(eventID, endpointID string) string {
 	return "msg_" + strings.ToLower(idEncoding.EncodeToString(sum[:16]))
 }
 
-// Event is what a delivery sends: the decoded case event, kept by the store for resends.
+// Event is a case event as versions before deliveries kept the event's stream position stored it for resends.
 type Event struct {
 	ID         string
 	Tenant     string
@@ -88,13 +94,45 @@ type Event struct {
 	Body       []byte // binary protobuf CaseEvent
 }
 
-// Outcome is an attempt together with the state it leaves the delivery in. Delivery identifies the delivery
-// (id, tenant, endpoint, event); the first attempt creates the delivery's record from it.
+// Outcome is an attempt together with the state it leaves the delivery in, or a resend that opens the delivery
+// again (Attempt.Number 0, Delivery.AttemptCount the attempts made so far). Delivery identifies the delivery (id,
+// tenant, endpoint, event); the first attempt creates the delivery's record from it.
 type Outcome struct {
 	Delivery      Delivery
 	Attempt       Attempt
 	Status        Status
 	NextAttemptAt time.Time
+	// Seq is the outcome's position on the outcome log, once it was read from there.
+	Seq uint64
+}
+
+// Requeued is the outcome of a resend: the delivery is open again, its next attempt due at `at`.
+func Requeued(d Delivery, at time.Time) Outcome {
+	return Outcome{Delivery: d, Status: StatusPending, NextAttemptAt: at}
+}
+
+// Resend reports whether the outcome is a resend rather than an attempt.
+func (o Outcome) Resend() bool { return o.Attempt.Number == 0 }
+
+// State is the delivery as the outcome leaves it.
+func (o Outcome) State() Delivery {
+	d := o.Delivery
+	d.Status, d.NextAttemptAt, d.OutcomeSeq = o.Status, o.NextAttemptAt, o.Seq
+	if !o.Resend() {
+		a := o.Attempt
+		d.AttemptCount, d.LastStatus, d.LastError, d.UpdatedAt, d.LastAttempt = a.Number, a.StatusCode, a.Error, a.At, &a
+	} else {
+		d.UpdatedAt = o.NextAttemptAt
+	}
+	return d
+}
+
+// Newer returns whichever of two readings of one delivery's state is the newer (nil when neither exists).
+func Newer(a, b *Delivery) *Delivery {
+	if a == nil || (b != nil && b.OutcomeSeq > a.OutcomeSeq) {
+		return b
+	}
+	return a
 }
 
 // DeliveryFilter narrows ListDeliveries; zero fields do not filter.

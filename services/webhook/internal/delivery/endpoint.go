@@ -12,6 +12,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrEventGone is a delivery whose event is no longer stored: past the event stream's retention, or erased
+	// with its redacted case.
+	ErrEventGone = errors.New("the event is no longer stored")
 )
 
 // Format chooses what the webhook body's data holds.

@@ -70,6 +70,8 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, "not found")
 	case errors.Is(err, delivery.ErrConflict):
 		return status.Error(codes.AlreadyExists, "already exists")
+	case errors.Is(err, delivery.ErrEventGone):
+		return status.Error(codes.FailedPrecondition, "the delivery's event is no longer stored: past the event stream's retention, or erased with its redacted case")
 	case errors.Is(err, app.ErrUnavailable):
 		return status.Error(codes.Unavailable, "the endpoint registry is unavailable; retry")
 	}

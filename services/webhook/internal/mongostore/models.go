@@ -118,6 +118,7 @@ type deliveryDoc struct {
 	Tenant        string    `bson:"tenant"`
 	EndpointID    string    `bson:"endpoint_id"`
 	EventID       string    `bson:"event_id"`
+	EventSeq      int64     `bson:"event_seq,omitempty"`
 	EventType     string    `bson:"event_type"`
 	CaseID        string    `bson:"case_id"`
 	Status        int       `bson:"status"`
@@ -133,13 +134,17 @@ type deliveryDoc struct {
 	// LastAttempt is set by every attempt after the first, in the update that attempt makes anyway, so that a
 	// listing shows each delivery's latest attempt without reading the attempts collection.
 	LastAttempt *attemptDoc `bson:"last_attempt,omitempty"`
+	// OutcomeSeq is the outcome log position of the outcome that made this state (absent in records written
+	// before the log existed): an older outcome applied late does not overwrite it.
+	OutcomeSeq int64 `bson:"outcome_seq,omitempty"`
 }
 
 func toDeliveryDoc(d delivery.Delivery) deliveryDoc {
 	doc := deliveryDoc{
-		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventType: d.EventType,
-		CaseID: d.CaseID, Status: int(d.Status), AttemptCount: d.AttemptCount, NextAttemptAt: d.NextAttemptAt.UTC(),
+		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: int64(d.EventSeq),
+		EventType: d.EventType, CaseID: d.CaseID, Status: int(d.Status), AttemptCount: d.AttemptCount, NextAttemptAt: d.NextAttemptAt.UTC(),
 		LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		OutcomeSeq: int64(d.OutcomeSeq),
 	}
 	return doc
 }
@@ -151,10 +156,10 @@ func toAttemptDoc(deliveryID string, a delivery.Attempt) attemptDoc {
 
 func (d deliveryDoc) domain() delivery.Delivery {
 	out := delivery.Delivery{
-		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventType: d.EventType,
-		CaseID: d.CaseID, Status: delivery.Status(d.Status), AttemptCount: d.AttemptCount,
+		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: uint64(d.EventSeq),
+		EventType: d.EventType, CaseID: d.CaseID, Status: delivery.Status(d.Status), AttemptCount: d.AttemptCount,
 		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, OutcomeSeq: uint64(d.OutcomeSeq),
 	}
 	last := d.LastAttempt
 	if last == nil && d.AttemptCount == 1 {

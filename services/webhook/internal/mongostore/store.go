@@ -167,19 +167,8 @@ func (s *Store) SetFailingSince(ctx context.Context, id string, t time.Time) err
 
 // --- events and deliveries ---
 
-// SaveEvents stores events for resends; an event stored before is left as it is.
-func (s *Store) SaveEvents(ctx context.Context, evs []delivery.Event, now time.Time) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	docs := make([]any, len(evs))
-	for i, e := range evs {
-		docs[i] = eventDoc{ID: e.ID, Tenant: e.Tenant, Type: e.Type, CaseID: e.CaseID, Version: e.Version,
-			OccurredAt: e.OccurredAt.UTC(), Body: e.Body, StoredAt: now.UTC()}
-	}
-	return ignoreDuplicates(s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)))
-}
-
+// GetEvent reads an event from the store that versions before deliveries kept the event's stream position wrote
+// for resends; nothing writes it any more.
 func (s *Store) GetEvent(ctx context.Context, id string) (delivery.Event, error) {
 	var d eventDoc
 	err := s.events.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
@@ -212,22 +201,26 @@ func ignoreDuplicates(_ any, err error) error {
 	return err
 }
 
-// ApplyOutcomes records attempts and the state they leave their deliveries in. It is shaped by what is cheap on
-// FerretDB/SQLite, where a batch insert costs about a tenth of a millisecond per document and an update a few
-// milliseconds: a delivery's record is created by its first attempt, which it embeds (one batch insert for all
-// first attempts: the common case costs one insert per delivery); later attempts are batch-inserted into their own
-// collection and update the record.
-// An attempt's _id makes recording it twice a no-op.
+// ApplyOutcomes writes outcomes read from the outcome log (delivery.Outcome.Seq set) to the delivery log. It is
+// shaped by what is cheap on FerretDB/SQLite, where a batch insert costs about a tenth of a millisecond per
+// document and an update a few milliseconds: a delivery's record is created by its first attempt, which it embeds
+// (one batch insert for all first attempts: the common case costs one insert per delivery); later attempts are
+// batch-inserted into their own collection and update the record, and so does a resend.
+//
+// Applying the same outcomes again changes nothing, and neither does applying an older outcome after a newer one
+// (a failed batch that comes back after the next one succeeded): a record holds the position of the outcome that
+// made its state (outcome_seq) and an update applies only over an older one. An update that finds no record
+// creates it, so a later outcome applied before the first attempt's is not lost; the first attempt then only adds
+// its embedded copy.
 func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	var firsts, attempts []any
+	var firsts []deliveryDoc
+	var attempts []any
 	for _, o := range outs {
 		if o.Attempt.Number == 1 {
-			d := o.Delivery
-			d.Status, d.AttemptCount, d.NextAttemptAt = o.Status, 1, o.NextAttemptAt
-			d.LastStatus, d.LastError, d.UpdatedAt = o.Attempt.StatusCode, o.Attempt.Error, o.Attempt.At
+			d := o.State()
 			if d.CreatedAt.IsZero() {
 				d.CreatedAt = o.Attempt.At
 			}
@@ -237,39 +230,94 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) erro
 			firsts = append(firsts, doc)
 			continue
 		}
-		attempts = append(attempts, toAttemptDoc(o.Delivery.ID, o.Attempt))
-	}
-	if len(firsts) > 0 {
-		if err := ignoreDuplicates(s.deliveries.InsertMany(ctx, firsts, options.InsertMany().SetOrdered(false))); err != nil {
-			return err
+		if !o.Resend() {
+			attempts = append(attempts, toAttemptDoc(o.Delivery.ID, o.Attempt))
 		}
+	}
+	if err := s.insertFirsts(ctx, firsts); err != nil {
+		return err
 	}
 	for _, o := range outs {
-		if o.Attempt.Number == 1 {
-			continue
-		}
-		set := bson.D{
-			{Key: "status", Value: int(o.Status)},
-			{Key: "attempt_count", Value: o.Attempt.Number},
-			{Key: "last_status", Value: o.Attempt.StatusCode},
-			{Key: "last_error", Value: o.Attempt.Error},
-			{Key: "updated_at", Value: o.Attempt.At.UTC()},
-			{Key: "last_attempt", Value: toAttemptDoc(o.Delivery.ID, o.Attempt)},
-		}
-		if !o.NextAttemptAt.IsZero() {
-			set = append(set, bson.E{Key: "next_attempt_at", Value: o.NextAttemptAt.UTC()})
-		}
-		// The filter is the _id alone: FerretDB runs it fastest, and the deliverer has read the state and found this
-		// attempt due just before sending.
-		_, err := s.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: o.Delivery.ID}}, bson.D{{Key: "$set", Value: set}})
-		if err != nil {
-			return err
+		if o.Attempt.Number != 1 {
+			if err := s.applyLater(ctx, o); err != nil {
+				return err
+			}
 		}
 	}
 	if len(attempts) == 0 {
 		return nil
 	}
 	return ignoreDuplicates(s.attempts.InsertMany(ctx, attempts, options.InsertMany().SetOrdered(false)))
+}
+
+// insertFirsts creates the records of first attempts. A record that exists already holds the same or a newer
+// state (this outcome applied before, or a later one applied first); it only lacks the embedded first attempt in
+// the second case.
+func (s *Store) insertFirsts(ctx context.Context, docs []deliveryDoc) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	all := make([]any, len(docs))
+	for i := range docs {
+		all[i] = docs[i]
+	}
+	_, err := s.deliveries.InsertMany(ctx, all, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return err
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 || we.Index < 0 || we.Index >= len(docs) {
+			return err
+		}
+		d := docs[we.Index]
+		if _, err := s.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "first_attempt", Value: bson.D{{Key: "$exists", Value: false}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "first_attempt", Value: d.FirstAttempt}}}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyLater applies a later attempt or a resend over an older state.
+func (s *Store) applyLater(ctx context.Context, o delivery.Outcome) error {
+	d := o.State()
+	set := bson.D{
+		{Key: "status", Value: int(d.Status)},
+		{Key: "updated_at", Value: d.UpdatedAt.UTC()},
+		{Key: "outcome_seq", Value: int64(o.Seq)},
+	}
+	if !o.Resend() {
+		set = append(set,
+			bson.E{Key: "attempt_count", Value: d.AttemptCount},
+			bson.E{Key: "last_status", Value: d.LastStatus},
+			bson.E{Key: "last_error", Value: d.LastError},
+			bson.E{Key: "last_attempt", Value: toAttemptDoc(d.ID, o.Attempt)})
+	}
+	if !d.NextAttemptAt.IsZero() {
+		set = append(set, bson.E{Key: "next_attempt_at", Value: d.NextAttemptAt.UTC()})
+	}
+	created := d.CreatedAt
+	if created.IsZero() {
+		created = d.UpdatedAt
+	}
+	onInsert := bson.D{{Key: "tenant", Value: d.Tenant}, {Key: "endpoint_id", Value: d.EndpointID}, {Key: "event_id", Value: d.EventID},
+		{Key: "event_seq", Value: int64(d.EventSeq)}, {Key: "event_type", Value: d.EventType}, {Key: "case_id", Value: d.CaseID}, {Key: "created_at", Value: created.UTC()}}
+	if o.Resend() {
+		onInsert = append(onInsert, bson.E{Key: "attempt_count", Value: d.AttemptCount})
+	}
+	// The filter leads with the _id, which FerretDB turns into a primary-key lookup; the rest is checked on the
+	// one document found.
+	filter := bson.D{{Key: "_id", Value: d.ID}, {Key: "$or", Value: bson.A{
+		bson.D{{Key: "outcome_seq", Value: bson.D{{Key: "$lt", Value: int64(o.Seq)}}}},
+		bson.D{{Key: "outcome_seq", Value: bson.D{{Key: "$exists", Value: false}}}},
+	}}}
+	_, err := s.deliveries.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: onInsert}},
+		options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil // the record holds a newer state
+	}
+	return err
 }
 
 func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (delivery.Delivery, error) {
@@ -352,24 +400,6 @@ func (s *Store) ListDeliveries(ctx context.Context, tenant string, f delivery.De
 		out[i] = d.domain()
 	}
 	return out, nil
-}
-
-// Requeue opens a delivery again for an attempt now, whatever its state.
-func (s *Store) Requeue(ctx context.Context, tenant, id string, now time.Time) (delivery.Delivery, error) {
-	var d deliveryDoc
-	err := s.deliveries.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: int(delivery.StatusPending)},
-			{Key: "next_attempt_at", Value: now.UTC()}, {Key: "updated_at", Value: now.UTC()}}}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After),
-	).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return delivery.Delivery{}, delivery.ErrNotFound
-	}
-	if err != nil {
-		return delivery.Delivery{}, err
-	}
-	return d.domain(), nil
 }
 
 // DeadSince lists an endpoint's dead deliveries that died at or after since.

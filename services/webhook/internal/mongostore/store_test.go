@@ -55,7 +55,7 @@ func TestStore(t *testing.T) {
 		d := base
 		d.ID, d.EventID, d.CreatedAt = id, "evt_"+id, now.Add(time.Duration(i)*time.Second)
 		outs = append(outs, delivery.Outcome{Delivery: d, Attempt: delivery.Attempt{Number: 1, At: d.CreatedAt, StatusCode: 500, Error: "boom"},
-			Status: delivery.StatusRetrying, NextAttemptAt: now.Add(time.Minute)})
+			Status: delivery.StatusRetrying, NextAttemptAt: now.Add(time.Minute), Seq: uint64(i + 1)})
 	}
 	if err := s.ApplyOutcomes(ctx, outs); err != nil {
 		t.Fatal(err)
@@ -65,8 +65,14 @@ func TestStore(t *testing.T) {
 	}
 	second := outs[0]
 	second.Attempt = delivery.Attempt{Number: 2, At: now.Add(time.Minute), StatusCode: 200, Response: "ok"}
-	second.Status, second.NextAttemptAt = delivery.StatusSucceeded, time.Time{}
+	second.Status, second.NextAttemptAt, second.Seq = delivery.StatusSucceeded, time.Time{}, 10
 	if err := s.ApplyOutcomes(ctx, []delivery.Outcome{second}); err != nil {
+		t.Fatal(err)
+	}
+	// An older outcome applied late (its batch failed and came back after this one) changes nothing.
+	late := outs[0]
+	late.Attempt.Number, late.Seq = 2, 5
+	if err := s.ApplyOutcomes(ctx, []delivery.Outcome{late}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.GetDelivery(ctx, "acme", "msg_1")
@@ -105,45 +111,33 @@ func TestStore(t *testing.T) {
 	if err != nil || len(overdue) != 2 {
 		t.Fatalf("overdue %d %v", len(overdue), err)
 	}
-	re, err := s.Requeue(ctx, "acme", "msg_1", now)
-	if err != nil || re.Status != delivery.StatusPending || re.AttemptCount != 2 {
-		t.Fatalf("requeue %+v %v", re, err)
+	resent := delivery.Requeued(d, now.Add(2*time.Minute))
+	resent.Seq = 11
+	if err := s.ApplyOutcomes(ctx, []delivery.Outcome{resent}); err != nil {
+		t.Fatal(err)
 	}
-}
+	re, err := s.NewLoader().Do(ctx, "msg_1")
+	if err != nil || re.Status != delivery.StatusPending || re.AttemptCount != 2 || re.OutcomeSeq != 11 || !re.NextAttemptAt.Equal(now.Add(2*time.Minute)) {
+		t.Fatalf("resent %+v %v", re, err)
+	}
 
-func TestBatcherGroupsConcurrentCalls(t *testing.T) {
-	var calls, items int
-	b := NewBatcher(100, 20*time.Millisecond, 1, func(_ context.Context, in []int) ([]int, error) {
-		calls++
-		items += len(in)
-		out := make([]int, len(in))
-		for i, v := range in {
-			out[i] = v * 2
-		}
-		return out, nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	results := make(chan int, 50)
-	for i := range 50 {
-		go func() {
-			v, err := b.Do(context.Background(), i)
-			if err != nil {
-				t.Error(err)
-			}
-			results <- v - 2*i
-		}()
-	}
-	for range 50 {
-		if d := <-results; d != 0 {
-			t.Fatal("wrong result for an input")
+	// A second attempt applied before the first (the first's batch failed): the record has the second's state and,
+	// once the first comes back, the first attempt too.
+	d4 := base
+	d4.ID, d4.EventID, d4.CreatedAt = "msg_4", "evt_msg_4", now
+	first4 := delivery.Outcome{Delivery: d4, Attempt: delivery.Attempt{Number: 1, At: now, StatusCode: 503},
+		Status: delivery.StatusRetrying, NextAttemptAt: now.Add(time.Second), Seq: 20}
+	second4 := delivery.Outcome{Delivery: d4, Attempt: delivery.Attempt{Number: 2, At: now.Add(time.Second), StatusCode: 204},
+		Status: delivery.StatusSucceeded, Seq: 21}
+	for _, batch := range [][]delivery.Outcome{{second4}, {first4}, {first4, second4}} {
+		if err := s.ApplyOutcomes(ctx, batch); err != nil {
+			t.Fatal(err)
 		}
 	}
-	cancel()
-	<-done
-	if items != 50 || calls > 5 {
-		t.Fatalf("%d calls for %d items", calls, items)
+	got4, err := s.GetDelivery(ctx, "acme", "msg_4")
+	if err != nil || got4.Status != delivery.StatusSucceeded || got4.AttemptCount != 2 || len(got4.Attempts) != 2 ||
+		got4.Attempts[0].StatusCode != 503 || got4.Attempts[1].StatusCode != 204 || got4.EndpointID != "ep_a" || got4.EventID != "evt_msg_4" {
+		t.Fatalf("out of order %+v %v", got4, err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/lifecycle"
+	"github.com/casekeeper/core/pkg/natsbus"
 	"github.com/casekeeper/core/services/webhook/internal/app"
 )
 
@@ -69,43 +70,18 @@ func (f *Fanout) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	var cons jetstream.Consumer
-	for {
-		var err error
-		if cons, err = f.consumer(ctx); err == nil {
-			break
-		}
-		f.Log.Warn("creating the fan-out consumer failed", "error", err)
-		if !lifecycle.Sleep(ctx, time.Second) {
-			return nil
-		}
-	}
-	// Messages keeps pulls outstanding, so that an event is taken as soon as it is stored; the batch is whatever
-	// arrived within a few milliseconds of the first event, up to Batch: small batches when idle (low latency),
-	// full ones under load (few database round trips per event).
-	iter, err := cons.Messages(jetstream.PullMaxMessages(2 * f.Batch))
-	if err != nil {
-		return err
-	}
-	defer iter.Stop()
+	// The batch is whatever has arrived, up to Batch, without waiting for more: one event at a time when idle (no
+	// added latency), full batches under load, when events arrive while the previous batch is enqueued.
 	for ctx.Err() == nil {
-		first, err := iter.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() == nil {
-				f.Log.Warn("reading case events failed", "error", err)
-				lifecycle.Sleep(ctx, 500*time.Millisecond)
-			}
-			continue
+		cons, err := f.consumer(ctx)
+		if err == nil {
+			err = natsbus.ConsumeBatches(ctx, cons, natsbus.BatchOptions{Batch: f.Batch, MaxWait: time.Nanosecond},
+				func(batch []jetstream.Msg) { f.handle(ctx, batch) })
 		}
-		batch := []jetstream.Msg{first}
-		for len(batch) < f.Batch {
-			m, err := iter.Next(jetstream.NextMaxWait(5 * time.Millisecond))
-			if err != nil {
-				break
-			}
-			batch = append(batch, m)
+		if err != nil && ctx.Err() == nil {
+			f.Log.Warn("the fan-out consumer ended; declaring it again", "error", err)
+			lifecycle.Sleep(ctx, time.Second)
 		}
-		f.handle(ctx, batch)
 	}
 	return nil
 }
@@ -129,7 +105,7 @@ func (f *Fanout) handle(ctx context.Context, batch []jetstream.Msg) {
 			continue
 		}
 		msgs = append(msgs, m)
-		in = append(in, app.Incoming{Event: ev, Body: m.Data(), Stored: md.Timestamp})
+		in = append(in, app.Incoming{Event: ev, Body: m.Data(), Stored: md.Timestamp, Seq: md.Sequence.Stream})
 	}
 	if len(msgs) == 0 {
 		return

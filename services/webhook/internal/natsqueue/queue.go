@@ -31,6 +31,8 @@ const (
 	HeaderAttempt  = "Ck-Attempt"
 	HeaderTenant   = "Ck-Tenant"
 	HeaderEndpoint = "Ck-Endpoint-Id"
+	// HeaderEventSeq is the event's position on the CASES stream (absent in jobs queued by earlier versions).
+	HeaderEventSeq = "Ck-Event-Seq"
 )
 
 // DeliverSubject is where the attempts of one endpoint wait.
@@ -70,6 +72,7 @@ type Job struct {
 	EndpointID string
 	Attempt    int
 	Event      []byte
+	EventSeq   uint64
 	// Redelivered is set when JetStream delivers the message again (it was not acknowledged in time).
 	Redelivered bool
 }
@@ -81,6 +84,9 @@ func (j Job) msg(subject string) *nats.Msg {
 	m.Header.Set(HeaderAttempt, strconv.Itoa(j.Attempt))
 	m.Header.Set(HeaderTenant, j.Tenant)
 	m.Header.Set(HeaderEndpoint, j.EndpointID)
+	if j.EventSeq != 0 {
+		m.Header.Set(HeaderEventSeq, strconv.FormatUint(j.EventSeq, 10))
+	}
 	return m
 }
 
@@ -94,6 +100,11 @@ func ParseJob(m jetstream.Msg) (Job, error) {
 	j := Job{DeliveryID: h.Get(HeaderDelivery), Tenant: h.Get(HeaderTenant), EndpointID: h.Get(HeaderEndpoint), Attempt: n, Event: m.Data()}
 	if err != nil || n < 1 || j.DeliveryID == "" || j.EndpointID == "" || j.Tenant == "" {
 		return Job{}, ErrBadMessage
+	}
+	if seq := h.Get(HeaderEventSeq); seq != "" {
+		if j.EventSeq, err = strconv.ParseUint(seq, 10, 64); err != nil {
+			return Job{}, ErrBadMessage
+		}
 	}
 	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
 		j.Redelivered = true
