@@ -65,7 +65,7 @@ func startDashboardStack(t *testing.T) *dashboardStack {
 	whCfg, err := config.Load[webhooksvc.Config](shared(db+"_webhook", map[string]string{
 		"WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_HTTP_ADDR": "127.0.0.1:0", "WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",
 		"WEBHOOK_REQUEST_TIMEOUT": "5s", "WEBHOOK_RETRY_SCHEDULE": "0s,1s,2s", "WEBHOOK_RETRY_JITTER": "0",
-		"GATEWAY_PUBLIC_URL": "http://127.0.0.1:8080", "WEBHOOK_SWEEP_INTERVAL": "5s", "WEBHOOK_SWEEP_GRACE": "30s",
+		"GATEWAY_PUBLIC_URL":       "http://127.0.0.1:8080",
 		"WEBHOOK_ENDPOINT_REFRESH": "1s", "WEBHOOK_FANOUT_BATCH": "64",
 		"WEBHOOK_SECRETS_KEY": "1tA/2S5CnLmUq2z4yQxT0bqSLy0Qv6h8dbsV6lY5H3Y="}))
 	configured("webhook service", err)

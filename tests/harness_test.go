@@ -60,8 +60,8 @@ func startStack(t *testing.T) *stack {
 		"NATS_URL": nats.URL(), "MONGODB_URI": uri, "MONGODB_DATABASE": db + "_webhooks", "KEYCLOAK_URL": kc,
 		"WEBHOOK_ALLOW_LOOPBACK_HTTP": "true", "WEBHOOK_REQUEST_TIMEOUT": "10s",
 		"WEBHOOK_RETRY_SCHEDULE": "0s,1s,1s,2s", "GATEWAY_PUBLIC_URL": "https://api.casekeeper.example.com",
-		"WEBHOOK_SWEEP_INTERVAL": "1s", "WEBHOOK_SWEEP_GRACE": "5s", "WEBHOOK_ENDPOINT_REFRESH": "1s",
-		"WEBHOOK_SECRETS_KEY": "1tA/2S5CnLmUq2z4yQxT0bqSLy0Qv6h8dbsV6lY5H3Y=",
+		"WEBHOOK_ENDPOINT_REFRESH": "1s",
+		"WEBHOOK_SECRETS_KEY":      "1tA/2S5CnLmUq2z4yQxT0bqSLy0Qv6h8dbsV6lY5H3Y=",
 	})
 	if err != nil {
 		t.Fatal(err)

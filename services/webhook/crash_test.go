@@ -31,8 +31,6 @@ func (e *env) startProcess(t testing.TB, bin string, extra ...string) *testinfra
 		"WEBHOOK_REQUEST_TIMEOUT=2s",
 		"WEBHOOK_RETRY_SCHEDULE=0s,1s,1s,1s,1s,1s,1s,1s",
 		"WEBHOOK_RETRY_JITTER=0",
-		"WEBHOOK_SWEEP_INTERVAL=3s",
-		"WEBHOOK_SWEEP_GRACE=3s",
 		"LOG_LEVEL=warn",
 		"WEBHOOK_SECRETS_KEY="+testSecretsKey.Reveal(),
 	)

@@ -78,7 +78,6 @@ func (e *env) config() webhooksvc.Config {
 		RetryJitter:       0,
 		DisableAfter:      120 * time.Hour,
 		GatewayPublicURL:  "https://api.example",
-		SweepInterval:     3 * time.Second,
 		SweepGrace:        5 * time.Second,
 		EndpointRefresh:   time.Second,
 		FanoutBatch:       256,

@@ -120,7 +120,7 @@ func cpuTicks(pid int) (self, children int64) {
 // BenchmarkHostileTransforms runs the service as its own process (built from cmd/webhook, configured by
 // environment, its jq workers started from the same binary) with 8 endpoints of tenant acme running the worst
 // programs above at concurrency 8 each, with the production quarantine and with none (WEBHOOK_JQ_QUARANTINE=1ms:
-// every attempt runs its program), the production retry schedule and sweeper, and measures:
+// every attempt runs its program), the production retry schedule, and measures:
 //   - the delivery rate of another tenant (globex, one endpoint, full payloads) for a burst of events, without and
 //     with the hostile tenant at work, and their ratio;
 //   - the peak RSS of the service process (VmHWM) and the peak of the service plus its workers (sampled every
@@ -149,10 +149,8 @@ func benchHostile(b *testing.B, quarantine string) {
 	for i, prog := range hostilePrograms {
 		e.seedTenantEndpoint(b, "acme", fmt.Sprintf("ep_hostile%017d", i), hostile.URL, 8, prog)
 	}
-	// Production retry schedule (a failed attempt is retried after 5 s, then 5 min) and sweeper: with the tests'
-	// 3 s grace the sweeper would enqueue again every hostile delivery still waiting for a slot, every 3 s.
-	cmd := e.startProcess(b, bin, "WEBHOOK_JQ_QUARANTINE="+quarantine, "WEBHOOK_RETRY_SCHEDULE=0s,5s,5m,30m,2h,5h,10h,14h,20h,24h",
-		"WEBHOOK_SWEEP_INTERVAL=30s", "WEBHOOK_SWEEP_GRACE=2m")
+	// Production retry schedule: a failed attempt is retried after 5 s, then 5 min.
+	cmd := e.startProcess(b, bin, "WEBHOOK_JQ_QUARANTINE="+quarantine, "WEBHOOK_RETRY_SCHEDULE=0s,5s,5m,30m,2h,5h,10h,14h,20h,24h")
 
 	var peakSelf, peakAll atomic.Int64
 	workers := map[int]bool{}

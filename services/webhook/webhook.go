@@ -5,8 +5,9 @@
 // Data flow: CASES stream → fan-out consumer (natsconsumer.Fanout) → one job per (event, endpoint) on
 // WEBHOOK_DELIVERIES → per-endpoint consumer (natsconsumer.Endpoints) → app.Deliverer: POST, record the outcome on
 // WEBHOOK_OUTCOMES, schedule the retry as a JetStream scheduled message. The delivery-log projector
-// (natsconsumer.DeliveryLog) writes the outcomes to MongoDB in batches. A sweeper re-enqueues whatever a crash
-// left behind.
+// (natsconsumer.DeliveryLog) writes the outcomes to MongoDB in batches. A crash between two steps leaves a message
+// unacknowledged, which JetStream hands out again; a recovery sweep, off by default, re-enqueues open deliveries
+// after a restore that lost the queue.
 package webhooksvc
 
 import (
@@ -65,7 +66,9 @@ type Config struct {
 	// DisableAfter disables an endpoint whose attempts all failed for this long.
 	DisableAfter     time.Duration `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h"`
 	GatewayPublicURL string        `env:"GATEWAY_PUBLIC_URL" envDefault:"http://127.0.0.1:8080"`
-	SweepInterval    time.Duration `env:"WEBHOOK_SWEEP_INTERVAL" envDefault:"30s"`
+	// SweepInterval turns on the recovery sweep (app.Sweeper) after a restore that lost queued deliveries; 0, the
+	// default, leaves it off.
+	SweepInterval time.Duration `env:"WEBHOOK_SWEEP_INTERVAL" envDefault:"0s"`
 	// SweepGrace is how overdue an open delivery must be before the sweeper enqueues it again.
 	SweepGrace      time.Duration `env:"WEBHOOK_SWEEP_GRACE" envDefault:"2m"`
 	EndpointRefresh time.Duration `env:"WEBHOOK_ENDPOINT_REFRESH" envDefault:"30s"`
@@ -97,7 +100,8 @@ func (c Config) Validate() error {
 	chk.That(c.retryPolicy().Validate() == nil, "WEBHOOK_RETRY_SCHEDULE / WEBHOOK_RETRY_JITTER / WEBHOOK_DISABLE_AFTER", "%v", c.retryPolicy().Validate())
 	u, err := url.Parse(c.GatewayPublicURL)
 	chk.That(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "GATEWAY_PUBLIC_URL", "must be an http(s) URL")
-	chk.That(c.SweepInterval > 0 && c.SweepGrace > 0 && c.EndpointRefresh > 0, "WEBHOOK_SWEEP_INTERVAL / WEBHOOK_SWEEP_GRACE / WEBHOOK_ENDPOINT_REFRESH", "must be positive")
+	chk.That(c.SweepInterval >= 0, "WEBHOOK_SWEEP_INTERVAL", "must not be negative (0 leaves the recovery sweep off)")
+	chk.That(c.SweepGrace > 0 && c.EndpointRefresh > 0, "WEBHOOK_SWEEP_GRACE / WEBHOOK_ENDPOINT_REFRESH", "must be positive")
 	chk.That(c.FanoutBatch > 0 && c.FanoutBatch <= 1024, "WEBHOOK_FANOUT_BATCH", "must be between 1 and 1024")
 	chk.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
 	chk.That(c.JQWorkers >= 0 && c.JQWorkers <= 256, "WEBHOOK_JQ_WORKERS", "must be between 0 (the default, 2) and 256")
@@ -136,6 +140,7 @@ type Service struct {
 	fanout      *natsconsumer.Fanout
 	endpoints   *natsconsumer.Endpoints
 	sweeper     *app.Sweeper
+	gauges      *app.Gauges
 }
 
 // New connects to NATS and MongoDB, declares the streams and binds both listeners. It waits for NATS and MongoDB
@@ -238,8 +243,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
 		AckWait: 6 * time.Second, Drain: cfg.RequestTimeout + 5*time.Second, HandleTimeout: cfg.RequestTimeout + time.Minute}
-	s.sweeper = &app.Sweeper{Store: store, Events: caseEvents, Queue: queue, Routes: s.routes, Metrics: metrics, Log: log,
-		Every: cfg.SweepInterval, Grace: cfg.SweepGrace, Now: now, LagProbe: s.lag}
+	s.sweeper = &app.Sweeper{Store: store, Events: caseEvents, Queue: queue, Routes: s.routes, Log: log,
+		Every: cfg.SweepInterval, Grace: cfg.SweepGrace, Now: now}
+	s.gauges = &app.Gauges{Metrics: metrics, Log: log, Every: 15 * time.Second, Lag: s.lag, Queued: queue.Depth}
 
 	s.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: s.registry, Verifier: verifier, Policy: grpcapi.Policy()})
 	casekeeperv1.RegisterWebhookServiceServer(s.grpc, &grpcapi.Server{
@@ -282,15 +288,20 @@ func (s *Service) Registry() *prometheus.Registry { return s.registry }
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
 	s.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	return lifecycle.Run(ctx, s.log,
+	workers := []lifecycle.Worker{
 		lifecycle.GRPCServer("grpc", s.grpc.Server, s.grpcLis, 10*time.Second),
 		lifecycle.HTTPServer("ops-http", s.http, s.httpLis, 5*time.Second),
 		lifecycle.Worker{Name: "routes", Run: s.watchRoutes},
 		lifecycle.Worker{Name: "fanout", Run: s.fanout.Run},
 		lifecycle.Worker{Name: "endpoints", Run: s.endpoints.Run},
 		lifecycle.Worker{Name: "delivery-log", Run: s.deliveryLog.Run},
-		lifecycle.Worker{Name: "sweeper", Run: s.sweeper.Run},
-	)
+		lifecycle.Worker{Name: "gauges", Run: s.gauges.Run},
+	}
+	if s.cfg.SweepInterval > 0 {
+		s.log.Warn("the recovery sweep is on: it reads every open delivery that is due", "interval", s.cfg.SweepInterval.String())
+		workers = append(workers, lifecycle.Worker{Name: "sweeper", Run: s.sweeper.Run})
+	}
+	return lifecycle.Run(ctx, s.log, workers...)
 }
 
 // watchRoutes loads the routing table (retrying while MongoDB is not there) and keeps it fresh.

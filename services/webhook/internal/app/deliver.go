@@ -67,8 +67,9 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		d.Log.Warn("job for an unknown delivery dropped", "delivery", j.DeliveryID)
 		return nil
 	}
-	// A message for an attempt already made (a redelivery after a crash, a sweeper re-enqueue) sends nothing.
-	if state != nil && (!state.Status.Open() || state.AttemptCount >= j.Attempt) {
+	// A message for an attempt already made (a redelivery after a crash, a retry that a resend overtook) sends
+	// nothing, and neither does one for a closed delivery unless a resend asked for it.
+	if state != nil && (!(state.Status.Open() || j.Resend) || state.AttemptCount >= j.Attempt) {
 		d.Metrics.Deliveries.WithLabelValues("stale").Inc()
 		if state.Status.Open() && state.AttemptCount >= j.Attempt {
 			// The attempt was recorded but its retry may not have been scheduled (crash in between): schedule it

@@ -22,8 +22,9 @@ type Deliveries struct {
 	Now      func() time.Time
 }
 
-// Resend queues one more attempt of a delivery now, whatever its state; the webhook-id stays the same. The resend
-// is on the outcome log before the attempt is queued, so the attempt finds the delivery open.
+// Resend queues one more attempt of a delivery now, whatever its state; the webhook-id stays the same. Nothing is
+// recorded before the attempt is made: the queued attempt is the resend's record, and its outcome follows it onto
+// the outcome log. It returns the delivery as the resend leaves it: pending, due now.
 func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.Delivery, error) {
 	d, err := u.Store.GetDelivery(ctx, tenant, id)
 	if err != nil {
@@ -39,17 +40,12 @@ func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.De
 	} else if cur != nil {
 		d.AttemptCount = cur.AttemptCount
 	}
-	resend := delivery.Requeued(d, u.Now())
-	if err := u.Outcomes.Record(ctx, resend); err != nil {
-		return delivery.Delivery{}, err
-	}
-	d = resend.State()
 	job := natsqueue.Job{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, Attempt: d.AttemptCount + 1,
-		Event: body, EventSeq: d.EventSeq}
+		Event: body, EventSeq: d.EventSeq, Resend: true}
 	if err := u.Queue.Enqueue(ctx, []natsqueue.Job{job}); err != nil {
-		// The delivery is open and due: the sweeper enqueues it if this instance cannot.
 		return delivery.Delivery{}, err
 	}
+	d.Status, d.NextAttemptAt = delivery.StatusPending, u.Now()
 	return d, nil
 }
 

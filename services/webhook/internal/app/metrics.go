@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_dead_letters_total",
 			Help: "Deliveries that ran out of attempts or lost their endpoint."}),
 		RetryBacklog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "webhook_retry_backlog",
-			Help: "Deliveries waiting for a retry (sampled by the sweeper)."}),
+			Help: "Retries scheduled for later (sampled from the delivery queue)."}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "webhook_consumer_lag_messages",
 			Help: "Messages not yet acknowledged: fanout (case events), endpoints (delivery attempts)."}, []string{"consumer"}),
 		Disabled: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_endpoints_disabled_total",

@@ -25,7 +25,6 @@ type Store interface {
 	GetDelivery(ctx context.Context, tenant, id string) (delivery.Delivery, error)
 	DeadSince(ctx context.Context, tenant, endpointID string, since time.Time, limit int) ([]delivery.Delivery, error)
 	Overdue(ctx context.Context, before time.Time, limit int) ([]delivery.Delivery, error)
-	CountStatus(ctx context.Context, st delivery.Status) (int64, error)
 	RecordOperation(ctx context.Context, op delivery.Operation) error
 }
 

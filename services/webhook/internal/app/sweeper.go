@@ -5,32 +5,28 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
 )
 
-// Sweeper is the safety net of crash recovery: an open delivery whose next attempt is overdue by more than Grace,
-// with nothing waiting for it on the bus (no backlog on its endpoint, no schedule), is scheduled again. This covers
-// a crash between recording an attempt and scheduling its retry, a resend whose enqueue failed, and a stream lost
-// with NATS. Several instances may sweep at once: a schedule replaces an identical one, and a duplicate attempt
-// message is dropped by the deliverer's attempt check.
+// Sweeper is the recovery pass for a delivery queue that lost its messages: after MongoDB and NATS were restored
+// from backups taken at different times, or the WEBHOOK_DELIVERIES stream was lost, an open delivery whose next
+// attempt is overdue by more than Grace, with nothing waiting for it on the bus (no backlog on its endpoint, no
+// schedule), is scheduled again. It is not part of normal operation: every attempt, retry and resend is a durable
+// message, and a crash between two steps leaves the message unacknowledged, so JetStream hands it out again and
+// the deliverer's attempt check completes the step. The pass reads the open deliveries that are due, which on
+// FerretDB is a scan of every delivery stored: turn it on (WEBHOOK_SWEEP_INTERVAL) for the recovery only. Several
+// instances may sweep at once: a schedule replaces an identical one, and a duplicate attempt message is dropped by
+// the attempt check.
 type Sweeper struct {
-	Store    Store
-	Events   EventSource
-	Queue    Queue
-	Routes   *Routes
-	Metrics  *Metrics
-	Log      *slog.Logger
-	Every    time.Duration
-	Grace    time.Duration
-	Now      func() time.Time
-	LagProbe func(ctx context.Context) (fanout, endpoints uint64, err error)
-
-	sweeps int
+	Store  Store
+	Events EventSource
+	Queue  Queue
+	Routes *Routes
+	Log    *slog.Logger
+	Every  time.Duration
+	Grace  time.Duration
+	Now    func() time.Time
 }
-
-// gaugeEvery: the backlog count scans the deliveries on FerretDB (no index use), so it is sampled every few sweeps.
-const gaugeEvery = 5
 
 // Run sweeps every Every until ctx ends.
 func (s *Sweeper) Run(ctx context.Context) error {
@@ -48,20 +44,8 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep runs one pass and refreshes the backlog gauges.
+// Sweep runs one pass.
 func (s *Sweeper) Sweep(ctx context.Context) error {
-	if s.sweeps%gaugeEvery == 0 {
-		if n, err := s.Store.CountStatus(ctx, delivery.StatusRetrying); err == nil {
-			s.Metrics.RetryBacklog.Set(float64(n))
-		}
-	}
-	s.sweeps++
-	if s.LagProbe != nil {
-		if f, e, err := s.LagProbe(ctx); err == nil {
-			s.Metrics.ConsumerLag.WithLabelValues("fanout").Set(float64(f))
-			s.Metrics.ConsumerLag.WithLabelValues("endpoints").Set(float64(e))
-		}
-	}
 	overdue, err := s.Store.Overdue(ctx, s.Now().Add(-s.Grace), 1000)
 	if err != nil {
 		return err

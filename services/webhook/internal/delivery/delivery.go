@@ -94,8 +94,7 @@ type Event struct {
 	Body       []byte // binary protobuf CaseEvent
 }
 
-// Outcome is an attempt together with the state it leaves the delivery in, or a resend that opens the delivery
-// again (Attempt.Number 0, Delivery.AttemptCount the attempts made so far). Delivery identifies the delivery (id,
+// Outcome is an attempt together with the state it leaves the delivery in. Delivery identifies the delivery (id,
 // tenant, endpoint, event); the first attempt creates the delivery's record from it.
 type Outcome struct {
 	Delivery      Delivery
@@ -106,24 +105,12 @@ type Outcome struct {
 	Seq uint64
 }
 
-// Requeued is the outcome of a resend: the delivery is open again, its next attempt due at `at`.
-func Requeued(d Delivery, at time.Time) Outcome {
-	return Outcome{Delivery: d, Status: StatusPending, NextAttemptAt: at}
-}
-
-// Resend reports whether the outcome is a resend rather than an attempt.
-func (o Outcome) Resend() bool { return o.Attempt.Number == 0 }
-
 // State is the delivery as the outcome leaves it.
 func (o Outcome) State() Delivery {
 	d := o.Delivery
+	a := o.Attempt
 	d.Status, d.NextAttemptAt, d.OutcomeSeq = o.Status, o.NextAttemptAt, o.Seq
-	if !o.Resend() {
-		a := o.Attempt
-		d.AttemptCount, d.LastStatus, d.LastError, d.UpdatedAt, d.LastAttempt = a.Number, a.StatusCode, a.Error, a.At, &a
-	} else {
-		d.UpdatedAt = o.NextAttemptAt
-	}
+	d.AttemptCount, d.LastStatus, d.LastError, d.UpdatedAt, d.LastAttempt = a.Number, a.StatusCode, a.Error, a.At, &a
 	return d
 }
 

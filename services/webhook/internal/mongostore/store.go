@@ -205,7 +205,7 @@ func ignoreDuplicates(_ any, err error) error {
 // shaped by what is cheap on FerretDB/SQLite, where a batch insert costs about a tenth of a millisecond per
 // document and an update a few milliseconds: a delivery's record is created by its first attempt, which it embeds
 // (one batch insert for all first attempts: the common case costs one insert per delivery); later attempts are
-// batch-inserted into their own collection and update the record, and so does a resend.
+// batch-inserted into their own collection and update the record.
 //
 // Applying the same outcomes again changes nothing, and neither does applying an older outcome after a newer one
 // (a failed batch that comes back after the next one succeeded): a record holds the position of the outcome that
@@ -230,9 +230,7 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) erro
 			firsts = append(firsts, doc)
 			continue
 		}
-		if !o.Resend() {
-			attempts = append(attempts, toAttemptDoc(o.Delivery.ID, o.Attempt))
-		}
+		attempts = append(attempts, toAttemptDoc(o.Delivery.ID, o.Attempt))
 	}
 	if err := s.insertFirsts(ctx, firsts); err != nil {
 		return err
@@ -279,20 +277,17 @@ func (s *Store) insertFirsts(ctx context.Context, docs []deliveryDoc) error {
 	return nil
 }
 
-// applyLater applies a later attempt or a resend over an older state.
+// applyLater applies a later attempt over an older state.
 func (s *Store) applyLater(ctx context.Context, o delivery.Outcome) error {
 	d := o.State()
 	set := bson.D{
 		{Key: "status", Value: int(d.Status)},
 		{Key: "updated_at", Value: d.UpdatedAt.UTC()},
 		{Key: "outcome_seq", Value: int64(o.Seq)},
-	}
-	if !o.Resend() {
-		set = append(set,
-			bson.E{Key: "attempt_count", Value: d.AttemptCount},
-			bson.E{Key: "last_status", Value: d.LastStatus},
-			bson.E{Key: "last_error", Value: d.LastError},
-			bson.E{Key: "last_attempt", Value: toAttemptDoc(d.ID, o.Attempt)})
+		{Key: "attempt_count", Value: d.AttemptCount},
+		{Key: "last_status", Value: d.LastStatus},
+		{Key: "last_error", Value: d.LastError},
+		{Key: "last_attempt", Value: toAttemptDoc(d.ID, o.Attempt)},
 	}
 	if !d.NextAttemptAt.IsZero() {
 		set = append(set, bson.E{Key: "next_attempt_at", Value: d.NextAttemptAt.UTC()})
@@ -303,9 +298,6 @@ func (s *Store) applyLater(ctx context.Context, o delivery.Outcome) error {
 	}
 	onInsert := bson.D{{Key: "tenant", Value: d.Tenant}, {Key: "endpoint_id", Value: d.EndpointID}, {Key: "event_id", Value: d.EventID},
 		{Key: "event_seq", Value: int64(d.EventSeq)}, {Key: "event_type", Value: d.EventType}, {Key: "case_id", Value: d.CaseID}, {Key: "created_at", Value: created.UTC()}}
-	if o.Resend() {
-		onInsert = append(onInsert, bson.E{Key: "attempt_count", Value: d.AttemptCount})
-	}
 	// The filter leads with the _id, which FerretDB turns into a primary-key lookup; the rest is checked on the
 	// one document found.
 	filter := bson.D{{Key: "_id", Value: d.ID}, {Key: "$or", Value: bson.A{
@@ -429,11 +421,6 @@ func (s *Store) findDeliveries(ctx context.Context, filter bson.D, limit int) ([
 		out[i] = d.domain()
 	}
 	return out, nil
-}
-
-// CountStatus counts deliveries in one state (the retry backlog metric).
-func (s *Store) CountStatus(ctx context.Context, st delivery.Status) (int64, error) {
-	return s.deliveries.CountDocuments(ctx, bson.D{{Key: "status", Value: int(st)}})
 }
 
 // RecordOperation appends an operational event.

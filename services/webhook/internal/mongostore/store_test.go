@@ -111,16 +111,6 @@ func TestStore(t *testing.T) {
 	if err != nil || len(overdue) != 2 {
 		t.Fatalf("overdue %d %v", len(overdue), err)
 	}
-	resent := delivery.Requeued(d, now.Add(2*time.Minute))
-	resent.Seq = 11
-	if err := s.ApplyOutcomes(ctx, []delivery.Outcome{resent}); err != nil {
-		t.Fatal(err)
-	}
-	re, err := s.NewLoader().Do(ctx, "msg_1")
-	if err != nil || re.Status != delivery.StatusPending || re.AttemptCount != 2 || re.OutcomeSeq != 11 || !re.NextAttemptAt.Equal(now.Add(2*time.Minute)) {
-		t.Fatalf("resent %+v %v", re, err)
-	}
-
 	// A second attempt applied before the first (the first's batch failed): the record has the second's state and,
 	// once the first comes back, the first attempt too.
 	d4 := base

@@ -15,7 +15,7 @@ import (
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 )
 
-// OutcomesStream is the delivery log's record: every attempt's outcome and every resend, one message each on
+// OutcomesStream is the delivery log's record: every attempt's outcome, one message each on
 // webhooks.outcome.<tenant>.<delivery>. An attempt is on record once its message is stored (a JetStream publish,
 // not a database write), and the delivery-log projector writes the messages to MongoDB in batches and
 // acknowledges them there: the stream is a work queue, so it holds only what the database does not have yet.
@@ -29,7 +29,7 @@ func outcomeSubject(tenant, deliveryID string) string {
 func OutcomesStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        OutcomesStream,
-		Description: "Webhook attempt outcomes and resends, until the delivery log in the database has them.",
+		Description: "Webhook attempt outcomes, until the delivery log in the database has them.",
 		Subjects:    []string{"webhooks.outcome.>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
@@ -61,11 +61,7 @@ func (o *Outcomes) Record(ctx context.Context, out delivery.Outcome) error {
 	}
 	m := nats.NewMsg(outcomeSubject(out.Delivery.Tenant, out.Delivery.ID))
 	m.Data = body
-	var opts []jetstream.PublishOpt
-	if !out.Resend() {
-		opts = append(opts, jetstream.WithMsgID(out.Delivery.ID+"#"+strconv.Itoa(out.Attempt.Number)))
-	}
-	if _, err := o.js.PublishMsg(ctx, m, opts...); err != nil {
+	if _, err := o.js.PublishMsg(ctx, m, jetstream.WithMsgID(out.Delivery.ID+"#"+strconv.Itoa(out.Attempt.Number))); err != nil {
 		return fmt.Errorf("recording the outcome of %s: %w", out.Delivery.ID, err)
 	}
 	return nil
@@ -103,7 +99,7 @@ func ParseOutcome(m jetstream.Msg) (delivery.Outcome, error) {
 
 func decodeOutcome(data []byte, seq uint64) (delivery.Outcome, error) {
 	var w outcomeWire
-	if err := json.Unmarshal(data, &w); err != nil || w.DeliveryID == "" || w.Tenant == "" || w.Status == 0 {
+	if err := json.Unmarshal(data, &w); err != nil || w.DeliveryID == "" || w.Tenant == "" || w.Status == 0 || w.Attempt.Number < 1 {
 		return delivery.Outcome{}, ErrBadOutcome
 	}
 	out := w.domain()
@@ -113,18 +109,17 @@ func decodeOutcome(data []byte, seq uint64) (delivery.Outcome, error) {
 
 // outcomeWire is an outcome on the stream: JSON, so that an operator can read the stream.
 type outcomeWire struct {
-	DeliveryID    string       `json:"delivery_id"`
-	Tenant        string       `json:"tenant"`
-	EndpointID    string       `json:"endpoint_id"`
-	EventID       string       `json:"event_id"`
-	EventSeq      uint64       `json:"event_seq,omitempty"`
-	EventType     string       `json:"event_type"`
-	CaseID        string       `json:"case_id"`
-	CreatedAt     time.Time    `json:"created_at,omitzero"`
-	Status        int          `json:"status"`
-	AttemptCount  int          `json:"attempt_count"`
-	NextAttemptAt time.Time    `json:"next_attempt_at,omitzero"`
-	Attempt       *attemptWire `json:"attempt,omitempty"`
+	DeliveryID    string      `json:"delivery_id"`
+	Tenant        string      `json:"tenant"`
+	EndpointID    string      `json:"endpoint_id"`
+	EventID       string      `json:"event_id"`
+	EventSeq      uint64      `json:"event_seq,omitempty"`
+	EventType     string      `json:"event_type"`
+	CaseID        string      `json:"case_id"`
+	CreatedAt     time.Time   `json:"created_at,omitzero"`
+	Status        int         `json:"status"`
+	NextAttemptAt time.Time   `json:"next_attempt_at,omitzero"`
+	Attempt       attemptWire `json:"attempt"`
 }
 
 type attemptWire struct {
@@ -137,29 +132,22 @@ type attemptWire struct {
 }
 
 func toWire(o delivery.Outcome) outcomeWire {
-	d := o.Delivery
-	w := outcomeWire{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: d.EventSeq,
-		EventType: d.EventType, CaseID: d.CaseID, CreatedAt: d.CreatedAt, Status: int(o.Status), AttemptCount: d.AttemptCount, NextAttemptAt: o.NextAttemptAt}
-	if !o.Resend() {
-		a := o.Attempt
-		w.AttemptCount = a.Number
-		w.Attempt = &attemptWire{Number: a.Number, At: a.At, StatusCode: a.StatusCode, LatencyNS: int64(a.Latency),
-			Response: a.Response, Error: a.Error}
-	}
-	return w
+	d, a := o.Delivery, o.Attempt
+	return outcomeWire{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: d.EventSeq,
+		EventType: d.EventType, CaseID: d.CaseID, CreatedAt: d.CreatedAt, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
+		Attempt: attemptWire{Number: a.Number, At: a.At, StatusCode: a.StatusCode, LatencyNS: int64(a.Latency),
+			Response: a.Response, Error: a.Error}}
 }
 
 func (w outcomeWire) domain() delivery.Outcome {
-	o := delivery.Outcome{
+	a := w.Attempt
+	return delivery.Outcome{
 		Delivery: delivery.Delivery{ID: w.DeliveryID, Tenant: w.Tenant, EndpointID: w.EndpointID, EventID: w.EventID,
-			EventSeq: w.EventSeq, EventType: w.EventType, CaseID: w.CaseID, CreatedAt: w.CreatedAt, AttemptCount: w.AttemptCount},
+			EventSeq: w.EventSeq, EventType: w.EventType, CaseID: w.CaseID, CreatedAt: w.CreatedAt},
 		Status: delivery.Status(w.Status), NextAttemptAt: w.NextAttemptAt,
+		Attempt: delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode, Latency: time.Duration(a.LatencyNS),
+			Response: a.Response, Error: a.Error},
 	}
-	if a := w.Attempt; a != nil {
-		o.Attempt = delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode, Latency: time.Duration(a.LatencyNS),
-			Response: a.Response, Error: a.Error}
-	}
-	return o
 }
 
 // CaseEvents reads case events back from the CASES stream by position, for resends and the sweeper: the stream is

@@ -33,6 +33,8 @@ const (
 	HeaderEndpoint = "Ck-Endpoint-Id"
 	// HeaderEventSeq is the event's position on the CASES stream (absent in jobs queued by earlier versions).
 	HeaderEventSeq = "Ck-Event-Seq"
+	// HeaderResend marks an attempt asked for by a resend: it is made even when the delivery is closed.
+	HeaderResend = "Ck-Resend"
 )
 
 // DeliverSubject is where the attempts of one endpoint wait.
@@ -73,6 +75,9 @@ type Job struct {
 	Attempt    int
 	Event      []byte
 	EventSeq   uint64
+	// Resend is an attempt asked for by an administrator, made whatever the delivery's state (once: a resend is
+	// still attempt AttemptCount+1, and the attempt check drops a second message for it).
+	Resend bool
 	// Redelivered is set when JetStream delivers the message again (it was not acknowledged in time).
 	Redelivered bool
 }
@@ -86,6 +91,9 @@ func (j Job) msg(subject string) *nats.Msg {
 	m.Header.Set(HeaderEndpoint, j.EndpointID)
 	if j.EventSeq != 0 {
 		m.Header.Set(HeaderEventSeq, strconv.FormatUint(j.EventSeq, 10))
+	}
+	if j.Resend {
+		m.Header.Set(HeaderResend, "1")
 	}
 	return m
 }
@@ -106,6 +114,7 @@ func ParseJob(m jetstream.Msg) (Job, error) {
 			return Job{}, ErrBadMessage
 		}
 	}
+	j.Resend = h.Get(HeaderResend) == "1"
 	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
 		j.Redelivered = true
 	}
@@ -174,6 +183,15 @@ func (q *Queue) HasSchedule(ctx context.Context, j Job) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// Depth is the number of messages in the delivery queue: attempts waiting or held, and scheduled retries.
+func (q *Queue) Depth(ctx context.Context) (uint64, error) {
+	s, err := q.js.Stream(ctx, Stream)
+	if err != nil {
+		return 0, err
+	}
+	return s.CachedInfo().State.Msgs, nil
 }
 
 // Backlog is the number of messages waiting for or held by an endpoint's consumer.
