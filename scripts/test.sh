@@ -38,5 +38,5 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 chromium --version
 
-step "go test -race (every module), with the real Keycloak"
-scripts/with-keycloak.sh go test -race -count=1 -timeout 25m "${packages[@]}" "$@"
+step "go test -race (every module), then every fuzz target for FUZZTIME (${FUZZTIME:-5s}) each, with the real Keycloak"
+scripts/with-keycloak.sh bash -c 'go test -race -count=1 -timeout 25m "$@" && scripts/fuzz.sh' _ "${packages[@]}" "$@"

@@ -27,6 +27,7 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	casesvc "github.com/casekeeper/core/services/case"
 	gatewaysvc "github.com/casekeeper/core/services/gateway"
+	webhooksvc "github.com/casekeeper/core/services/webhook"
 )
 
 // harness runs the gateway against the real Keycloak, the real case service, embedded NATS and FerretDB, and a
@@ -79,6 +80,8 @@ type harnessOptions struct {
 	// inMemoryCases replaces the case service by an in-memory one (same authentication), to measure the gateway
 	// without the database work of the case service.
 	inMemoryCases bool
+	// realWebhooks runs the real webhook service behind the gateway instead of the stand-in.
+	realWebhooks bool
 }
 
 func newHarness(t testing.TB, ho harnessOptions) *harness {
@@ -117,7 +120,25 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 	}
 
 	h.webhooks = &fakeWebhooks{}
-	h.webhooks.addr = serveAuthenticated(t, h, casekeeperv1.WebhookService_ServiceDesc, auth.RoleWebhooksManage, h.webhooks)
+	if ho.realWebhooks {
+		// As deployed: production URL rules (no loopback), configured through its environment.
+		whCfg, err := config.Load[webhooksvc.Config](map[string]string{
+			"WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_HTTP_ADDR": "127.0.0.1:0",
+			"NATS_URL": ns.URL(), "MONGODB_URI": uri, "MONGODB_DATABASE": db + "_webhooks", "KEYCLOAK_URL": h.kc,
+			"WEBHOOK_SECRETS_KEY": "1tA/2S5CnLmUq2z4yQxT0bqSLy0Qv6h8dbsV6lY5H3Y=",
+		})
+		if err != nil {
+			t.Fatalf("webhook service configuration: %v", err)
+		}
+		ws, err := webhooksvc.New(h.svcs.Context(), whCfg, logging.Discard())
+		if err != nil {
+			t.Fatalf("webhook service: %v", err)
+		}
+		h.svcs.Run("webhook service", ws.Run)
+		h.webhooks.addr = ws.GRPCAddr()
+	} else {
+		h.webhooks.addr = serveAuthenticated(t, h, casekeeperv1.WebhookService_ServiceDesc, auth.RoleWebhooksManage, h.webhooks)
+	}
 
 	h.gw = h.startGateway(func(c *gatewaysvc.Config) { c.RateLimit, c.RateBurst = ho.rateLimit, max(1, ho.rateBurst) })
 	h.base = "http://" + h.gw.HTTPAddr()

@@ -57,6 +57,7 @@ func New(ctx context.Context, o Options) (*API, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 		runtime.WithErrorHandler(gatewayErrorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithForwardResponseOption(setETag),
 		// Only Authorization (always forwarded by grpc-gateway) reaches the gRPC side: no client header may turn
 		// into metadata a backend might trust, and no backend metadata leaks out as Grpc-Metadata-* headers.

@@ -62,6 +62,19 @@ func gatewayErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marsh
 	writeError(w, err)
 }
 
+// routingErrorHandler answers a request no route takes with its own HTTP status: grpc-gateway's default turns a
+// wrong method into UNIMPLEMENTED, which is 501, a server error, where the client is the one that is wrong (405).
+func routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, httpStatus int) {
+	code := codes.NotFound
+	switch httpStatus {
+	case http.StatusBadRequest:
+		code = codes.InvalidArgument
+	case http.StatusMethodNotAllowed:
+		code = codes.InvalidArgument
+	}
+	writeError(w, statusError(httpStatus, code, http.StatusText(httpStatus)))
+}
+
 // statusError is a gRPC status with an HTTP status of its own, for the cases gRPC has no code for (413).
 func statusError(httpStatus int, code codes.Code, msg string) error {
 	return &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: status.Error(code, msg)}
