@@ -9,6 +9,7 @@ import (
 
 	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	webhooksvc "github.com/casekeeper/core/services/webhook"
 	"github.com/casekeeper/core/services/webhook/internal/mongostore"
 )
 
@@ -57,7 +58,8 @@ func TestTransformThatCannotFinishIsRefused(t *testing.T) {
 // another tenant's deliveries arrive.
 func TestHostileTransformCostsOnlyItsEndpoint(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	// A short quarantine, so that the attempts that wait it out still run out within the test.
+	e.start(func(c *webhooksvc.Config) { c.JQQuarantine = time.Second })
 	hostile, other := newReceiver(t, nil), newReceiver(t, nil)
 	bomb := `if .type == "case.created" then "x" * 400000000 else {id: .data.id} end`
 	ep, _ := e.createEndpoint(hostile.URL, func(p *casekeeperv1.Endpoint) {
@@ -75,6 +77,13 @@ func TestHostileTransformCostsOnlyItsEndpoint(t *testing.T) {
 	testinfra.Eventually(t, 60*time.Second, "the hostile endpoint's deliveries dead-lettered", func() bool {
 		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)) == 20
 	})
+	paused, err := e.js.Consumer(context.Background(), "WEBHOOK_DELIVERIES", "ep_"+ep.GetId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := paused.Info(context.Background()); err != nil || info.Config.PauseUntil == nil {
+		t.Errorf("the hostile endpoint's consumer was never paused for its program's quarantine: %+v %v", info, err)
+	}
 	if n := len(hostile.Requests()); n != 0 {
 		t.Errorf("the hostile endpoint received %d requests", n)
 	}

@@ -238,7 +238,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	s.deliveryLog = natsconsumer.NewDeliveryLog(js, store, log, s.registry)
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
-		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now}
+		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now,
+		TransformQuarantine: cmp.Or(cfg.JQQuarantine, time.Minute)}
 	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,

@@ -45,6 +45,9 @@ type Deliverer struct {
 	Registry   Registry
 	Notifier   Notifier
 	Now        func() time.Time
+	// TransformQuarantine is how long a program that exceeded its limits is set aside; the endpoint's attempts
+	// wait that long, so that its backlog does not keep failing at full speed beside other tenants' deliveries.
+	TransformQuarantine time.Duration
 }
 
 // Handle runs the job; a nil error means the message may be acknowledged (including when the attempt failed and
@@ -261,10 +264,17 @@ func (d *Deliverer) disable(ctx context.Context, route *Route, reason string, no
 }
 
 // transformNotice records, once per quarantine, that the endpoint's program exceeded the limits of a transform: its
-// attempts fail until the program is fixed, and the tenant's operators should know why.
+// attempts fail until the program is fixed, and the tenant's operators should know why. The endpoint's consumer is
+// paused for the quarantine: its attempts (and retries, as they come due) wait instead of failing one after the
+// other without running, which would cost every tenant's deliveries CPU and database writes for nothing.
 func (d *Deliverer) transformNotice(ctx context.Context, route *Route, err error, now time.Time) {
 	d.Metrics.TransformsLimited.Inc()
 	d.Log.Warn("jq transform exceeded its limits", "endpoint", route.ID, "tenant", route.Tenant, "error", err)
+	if d.TransformQuarantine > 0 {
+		if perr := d.Queue.Pause(ctx, route.ID, now.Add(d.TransformQuarantine)); perr != nil {
+			d.Log.Warn("pausing the endpoint for its program's quarantine failed", "endpoint", route.ID, "error", perr)
+		}
+	}
 	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.transform_limited", Tenant: route.Tenant,
 		EndpointID: route.ID, Reason: err.Error(), At: now}); err != nil {
 		d.Log.Error("recording operational event failed", "endpoint", route.ID, "error", err)

@@ -82,6 +82,7 @@ type Queue interface {
 	HasSchedule(ctx context.Context, j natsqueue.Job) (bool, error)
 	Backlog(ctx context.Context, endpointID string) (uint64, error)
 	RemoveEndpoint(ctx context.Context, tenant, endpointID string) error
+	Pause(ctx context.Context, endpointID string, until time.Time) error
 }
 
 // Sender posts one webhook.

@@ -269,7 +269,16 @@ func (s *Store) insertFirsts(ctx context.Context, docs []deliveryDoc) error {
 			return err
 		}
 		d := docs[we.Index]
-		if _, err := s.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "first_attempt", Value: bson.D{{Key: "$exists", Value: false}}}},
+		var have struct {
+			First *attemptDoc `bson:"first_attempt"`
+		}
+		if err := s.deliveries.FindOne(ctx, bson.D{{Key: "_id", Value: d.ID}}).Decode(&have); err != nil {
+			return err
+		}
+		if have.First != nil {
+			continue
+		}
+		if _, err := s.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "first_attempt", Value: d.FirstAttempt}}}}); err != nil {
 			return err
 		}
@@ -277,9 +286,36 @@ func (s *Store) insertFirsts(ctx context.Context, docs []deliveryDoc) error {
 	return nil
 }
 
-// applyLater applies a later attempt over an older state.
+// applyLater applies a later attempt over an older state. Every filter is the _id alone: FerretDB turns that into a
+// primary-key lookup and scans the collection for anything more, even a filter that also names the _id. So the
+// position is compared after a read by _id; that is safe because one projector writes at a time (the consumer is
+// pinned), as for the case projection.
 func (s *Store) applyLater(ctx context.Context, o delivery.Outcome) error {
 	d := o.State()
+	byID := bson.D{{Key: "_id", Value: d.ID}}
+	var have struct {
+		Seq int64 `bson:"outcome_seq"`
+	}
+	err := s.deliveries.FindOne(ctx, byID, options.FindOne().SetProjection(bson.D{{Key: "outcome_seq", Value: 1}})).Decode(&have)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// Its first attempt is not applied yet (that round failed and comes back): the record starts here.
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = d.UpdatedAt
+		}
+		doc := toDeliveryDoc(d)
+		last := toAttemptDoc(d.ID, o.Attempt)
+		doc.LastAttempt = &last
+		if _, err := s.deliveries.InsertOne(ctx, doc); !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+		return s.applyLater(ctx, o) // created meanwhile: compare with what is there
+	}
+	if err != nil {
+		return err
+	}
+	if have.Seq != 0 && uint64(have.Seq) >= o.Seq {
+		return nil // the record holds this or a newer state
+	}
 	set := bson.D{
 		{Key: "status", Value: int(d.Status)},
 		{Key: "updated_at", Value: d.UpdatedAt.UTC()},
@@ -292,30 +328,15 @@ func (s *Store) applyLater(ctx context.Context, o delivery.Outcome) error {
 	if !d.NextAttemptAt.IsZero() {
 		set = append(set, bson.E{Key: "next_attempt_at", Value: d.NextAttemptAt.UTC()})
 	}
-	created := d.CreatedAt
-	if created.IsZero() {
-		created = d.UpdatedAt
-	}
-	onInsert := bson.D{{Key: "tenant", Value: d.Tenant}, {Key: "endpoint_id", Value: d.EndpointID}, {Key: "event_id", Value: d.EventID},
-		{Key: "event_seq", Value: int64(d.EventSeq)}, {Key: "event_type", Value: d.EventType}, {Key: "case_id", Value: d.CaseID}, {Key: "created_at", Value: created.UTC()}}
-	// The filter leads with the _id, which FerretDB turns into a primary-key lookup; the rest is checked on the
-	// one document found.
-	filter := bson.D{{Key: "_id", Value: d.ID}, {Key: "$or", Value: bson.A{
-		bson.D{{Key: "outcome_seq", Value: bson.D{{Key: "$lt", Value: int64(o.Seq)}}}},
-		bson.D{{Key: "outcome_seq", Value: bson.D{{Key: "$exists", Value: false}}}},
-	}}}
-	_, err := s.deliveries.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: onInsert}},
-		options.UpdateOne().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		return nil // the record holds a newer state
-	}
+	_, err = s.deliveries.UpdateOne(ctx, byID, bson.D{{Key: "$set", Value: set}})
 	return err
 }
 
 func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (delivery.Delivery, error) {
+	// By _id alone, the tenant compared here: FerretDB scans the collection for a filter of two fields.
 	var d deliveryDoc
-	err := s.deliveries.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
+	err := s.deliveries.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && d.Tenant != tenant) {
 		return delivery.Delivery{}, delivery.ErrNotFound
 	}
 	if err != nil {

@@ -194,6 +194,15 @@ func (q *Queue) Depth(ctx context.Context) (uint64, error) {
 	return s.CachedInfo().State.Msgs, nil
 }
 
+// Pause stops the endpoint's consumer from handing out attempts until `until` (on every instance: the pause is the
+// server's); attempts keep waiting in the stream, retries join them when due.
+func (q *Queue) Pause(ctx context.Context, endpointID string, until time.Time) error {
+	if _, err := q.js.PauseConsumer(ctx, Stream, ConsumerName(endpointID), until); err != nil {
+		return fmt.Errorf("pausing the consumer of %s: %w", endpointID, err)
+	}
+	return nil
+}
+
 // Backlog is the number of messages waiting for or held by an endpoint's consumer.
 func (q *Queue) Backlog(ctx context.Context, endpointID string) (uint64, error) {
 	c, err := q.js.Consumer(ctx, Stream, ConsumerName(endpointID))
