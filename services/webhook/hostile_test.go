@@ -87,6 +87,19 @@ func TestHostileTransformCostsOnlyItsEndpoint(t *testing.T) {
 	if n := len(hostile.Requests()); n != 0 {
 		t.Errorf("the hostile endpoint received %d requests", n)
 	}
+	// A fixed program ends the pause at once.
+	if _, err := e.js.PauseConsumer(context.Background(), "WEBHOOK_DELIVERIES", "ep_"+ep.GetId(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.UpdateEndpoint(as("acme-admin"), &casekeeperv1.UpdateEndpointRequest{
+		Endpoint: &casekeeperv1.Endpoint{Id: ep.GetId(), JqTransform: `{id: .data.id}`}, UpdateMask: fieldMask("jq_transform")}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := paused.Info(context.Background()); err != nil || info.Paused {
+		t.Errorf("the consumer is still paused after the program was fixed: %v", err)
+	}
+	e.publish("acme", 1)
+	testinfra.Eventually(t, 10*time.Second, "the fixed endpoint delivered", func() bool { return len(hostile.Requests()) == 1 })
 	dead := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)
 	if msg := dead[0].GetLastError(); !strings.Contains(msg, "limits of a transform") {
 		t.Errorf("last error %q does not name the limit", msg)

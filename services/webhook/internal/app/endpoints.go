@@ -191,6 +191,13 @@ func (u *Endpoints) Update(ctx context.Context, tenant string, patch delivery.En
 	if err := u.changed(ctx, next); err != nil {
 		return delivery.Endpoint{}, err
 	}
+	// A new program or format ends a pause its old program's quarantine put on the endpoint (Deliverer); the new
+	// program is not in quarantine.
+	if next.JQ != cur.JQ || next.Format != cur.Format {
+		if err := u.Queue.Resume(ctx, next.ID); err != nil {
+			u.Log.Warn("resuming the endpoint after its program changed failed; it resumes when the pause ends", "endpoint", next.ID, "error", err)
+		}
+	}
 	return next, nil
 }
 

@@ -83,6 +83,7 @@ type Queue interface {
 	Backlog(ctx context.Context, endpointID string) (uint64, error)
 	RemoveEndpoint(ctx context.Context, tenant, endpointID string) error
 	Pause(ctx context.Context, endpointID string, until time.Time) error
+	Resume(ctx context.Context, endpointID string) error
 }
 
 // Sender posts one webhook.

@@ -203,6 +203,18 @@ func (q *Queue) Pause(ctx context.Context, endpointID string, until time.Time) e
 	return nil
 }
 
+// Resume ends a pause of the endpoint's consumer (nothing when it has no consumer or no pause).
+func (q *Queue) Resume(ctx context.Context, endpointID string) error {
+	_, err := q.js.ResumeConsumer(ctx, Stream, ConsumerName(endpointID))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resuming the consumer of %s: %w", endpointID, err)
+	}
+	return nil
+}
+
 // Backlog is the number of messages waiting for or held by an endpoint's consumer.
 func (q *Queue) Backlog(ctx context.Context, endpointID string) (uint64, error) {
 	c, err := q.js.Consumer(ctx, Stream, ConsumerName(endpointID))
