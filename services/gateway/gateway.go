@@ -33,7 +33,7 @@ import (
 	"github.com/casekeeper/core/pkg/natsbus"
 	"github.com/casekeeper/core/pkg/opshttp"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
-	"github.com/casekeeper/core/services/gateway/internal/audit"
+	"github.com/casekeeper/core/services/gateway/internal/natsaudit"
 	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/dashboard"
 	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
@@ -214,6 +214,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	if s.nc, s.js, err = natsbus.Connect(cfg.NATS.URL, "casekeeper-gateway", log); err != nil {
 		return nil, err
 	}
+	if _, err := natsbus.EnsureStream(sctx, s.js, natsaudit.StreamConfig(cfg.NATS.StreamReplicas), natsbus.LogWaits(log)); err != nil {
+		return nil, err
+	}
 	verifierCfg := auth.ConfigFrom(cfg.Keycloak)
 	verifierCfg.HTTPClient, verifierCfg.Now = o.keycloakHTTP, o.now
 	s.verifier, err = auth.NewVerifier(verifierCfg, log)
@@ -262,10 +265,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	s.conns = append(s.conns, webhookConn)
 
 	hub := notify.NewHub()
-	writer := audit.NewWriter(auditStore, log)
+	// A read is on record once its audit record is on the GATEWAY_AUDIT stream; the database follows in batches.
+	auditNow := o.now
+	if auditNow == nil {
+		auditNow = time.Now
+	}
+	auditLog := natsaudit.NewLog(s.js, auditNow)
+	auditProjector := natsaudit.NewProjector(s.js, auditStore, log, registry)
 	casekeeperv1.RegisterCaseQueryServiceServer(s.grpc, &grpcapi.Server{
 		Cases: casekeeperv1.NewCaseServiceClient(caseConn), Feed: feedStore, Notifier: hub,
-		Audit: writer, AuditLog: auditStore, Log: log, Recheck: o.recheck,
+		Audit: auditLog, AuditLog: auditStore, Log: log, Recheck: o.recheck,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient, Now: o.now,
 	})
 
@@ -351,7 +360,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		lifecycle.HTTPServer("http", s.http, s.httpLis, cfg.DrainTimeout),
 		projector.Worker(s.js, cfg.FeedConsumer, projector.Handler{Store: feedStore, Announce: announce}, log),
 		notify.Listener(s.nc, hub, log),
-		{Name: "audit-writer", Run: writer.Run},
+		{Name: "audit-log", Run: auditProjector.Run},
 		feedExpiry(feedStore, cfg.FeedRetention, log),
 	}
 	return s, nil

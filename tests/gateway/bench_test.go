@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,11 +63,34 @@ func BenchmarkGetCaseHTTP(b *testing.B) {
 		memOnce.Do(func() { memH = newHarness(&processTB{B: b}, harnessOptions{rateBurst: 1, inMemoryCases: true}) })
 		benchGetCase(b, memH, "case-1")
 	})
+	// The bare limit (P3's baseline), with the same load tool in the same run: a plain net/http handler that
+	// verifies the same token with the same verifier (keys cached) and answers a case-sized JSON body.
+	b.Run("bare-jwt-handler", func(b *testing.B) {
+		h := sharedBench(b)
+		v, err := auth.NewVerifier(auth.VerifierConfig{KeycloakURL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api"}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := []byte(`{"id":"case-1","tenant":"acme","external_ref":"bench","status":"CASE_STATUS_IN_REVIEW","version":"3",` +
+			`"applicant":{"full_name":"Bench Person","date_of_birth":"1990-01-01","nationality":"DE"}}`)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if _, err := v.Verify(r.Context(), raw); !ok || err != nil {
+				http.Error(w, "unauthenticated", http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(body)
+		}))
+		defer srv.Close()
+		benchGet(b, h, srv.URL+"/v1/cases/case-1")
+	})
 }
 
-func benchGetCase(b *testing.B, h *harness, id string) {
+func benchGetCase(b *testing.B, h *harness, id string) { benchGet(b, h, h.base+"/v1/cases/"+id) }
+
+func benchGet(b *testing.B, h *harness, url string) {
 	tok := h.acme()
-	url := h.base + "/v1/cases/" + id
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	get := func() (time.Duration, error) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)

@@ -2,6 +2,7 @@ package mongostore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -46,7 +47,18 @@ func (s *AuditStore) Append(ctx context.Context, recs []audit.Record) error {
 		docs[i] = auditDoc{ID: r.ID, At: r.At, Tenant: r.Tenant, Subject: r.Subject, ClientID: r.ClientID,
 			Via: r.Via, API: r.API, CaseIDs: r.CaseIDs}
 	}
-	if _, err := s.c.InsertMany(ctx, docs); err != nil {
+	// Unordered, and a record already there (same _id: a batch written again) is no error.
+	_, err := s.c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 {
+				return fmt.Errorf("appending audit records: %w", err)
+			}
+		}
+		return nil
+	}
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("appending audit records: %w", err)
 	}
 	return nil
