@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/casekeeper/core/pkg/devinfra"
 	"github.com/casekeeper/core/pkg/natsbus"
+	"github.com/casekeeper/core/pkg/testinfra"
 )
 
 // A lone message is handed over at once; messages that arrive while a round is handled make the next round, in
@@ -19,17 +18,7 @@ import (
 func TestConsumeBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js := testinfra.JetStream(t, testinfra.NATS(t).URL())
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
 		t.Fatal(err)
 	}

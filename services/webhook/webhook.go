@@ -136,7 +136,7 @@ type Service struct {
 
 	routes      *app.Routes
 	jq          *jqsandbox.Pool
-	deliveryLog *natsconsumer.DeliveryLog
+	deliveryLog *natsbus.Projection[delivery.Outcome]
 	fanout      *natsconsumer.Fanout
 	endpoints   *natsconsumer.Endpoints
 	sweeper     *app.Sweeper

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/pkg/natsbus"
 	"github.com/casekeeper/core/services/gateway/internal/audit"
 )
@@ -86,92 +85,34 @@ func (w wire) record() audit.Record {
 // ConsumerName is the projector's durable consumer, shared by every gateway replica.
 const ConsumerName = "audit-log"
 
-const group = "projector"
-
-// Projector writes the stream's records to the store.
-type Projector struct {
-	JS    jetstream.JetStream
-	Store audit.Store
-	Log   *slog.Logger
-	// Batch is the most records one insert takes.
-	Batch   int
-	pending prometheus.Gauge
-	failed  prometheus.Counter
-}
-
-// NewProjector returns the projector; reg receives its metrics.
-func NewProjector(js jetstream.JetStream, store audit.Store, log *slog.Logger, reg prometheus.Registerer) *Projector {
-	p := &Projector{JS: js, Store: store, Log: log, Batch: 500,
-		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_audit_pending_records",
-			Help: "Audit records on the stream not yet in the database, as of the last batch."}),
-		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_audit_write_failures_total",
-			Help: "Batches of audit records the database refused; they come back."}),
-	}
-	if reg != nil {
-		reg.MustRegister(p.pending, p.failed)
-	}
-	return p
-}
-
-// Run consumes until ctx ends, declaring the consumer again when it goes away.
-func (p *Projector) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		cons, err := p.JS.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
-			Durable:        ConsumerName,
-			Description:    "Writes the access audit to MongoDB; pinned to one gateway replica at a time.",
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        30 * time.Second,
-			MaxDeliver:     -1,
-			MaxAckPending:  4 * p.Batch,
-			PriorityPolicy: jetstream.PriorityPolicyPinned,
-			PinnedTTL:      5 * time.Second,
-			PriorityGroups: []string{group},
-		})
-		if err == nil {
-			err = natsbus.ConsumeBatches(ctx, cons, natsbus.BatchOptions{Batch: p.Batch, Group: group,
-				Idle: func() { p.pending.Set(0) }}, func(msgs []jetstream.Msg) { p.apply(ctx, msgs) })
-		}
-		if err != nil && ctx.Err() == nil {
-			p.Log.Warn("the audit-log consumer ended; declaring it again", "error", err)
-			lifecycle.Sleep(ctx, time.Second)
-		}
-	}
-	return nil
-}
-
 var errBadRecord = errors.New("not an audit record")
 
-func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) {
-	recs := make([]audit.Record, 0, len(msgs))
-	kept := msgs[:0:0]
-	for _, m := range msgs {
-		var w wire
-		if err := json.Unmarshal(m.Data(), &w); err != nil || w.ID == "" || w.Tenant == "" {
-			p.Log.Error("a message on the audit stream is not a record; terminated", "subject", m.Subject(), "error", errBadRecord)
-			_ = m.Term()
-			continue
-		}
-		recs, kept = append(recs, w.record()), append(kept, m)
+func decode(m jetstream.Msg) (audit.Record, error) {
+	var w wire
+	if err := json.Unmarshal(m.Data(), &w); err != nil || w.ID == "" || w.Tenant == "" {
+		return audit.Record{}, errBadRecord
 	}
-	if len(recs) == 0 {
-		return
+	return w.record(), nil
+}
+
+// NewProjector writes the stream's records to the store in batches of up to 500, from one gateway replica at a
+// time; reg receives its metrics.
+func NewProjector(js jetstream.JetStream, store audit.Store, log *slog.Logger, reg prometheus.Registerer) *natsbus.Projection[audit.Record] {
+	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_audit_pending_records",
+		Help: "Audit records on the stream not yet in the database, as of the last batch."})
+	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_audit_write_failures_total",
+		Help: "Batches of audit records the database refused; they come back."})
+	if reg != nil {
+		reg.MustRegister(pending, failed)
 	}
-	// The batch finishes even while the gateway stops: acknowledging it spares the next replica the repeat.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	err := p.Store.Append(wctx, recs)
-	cancel()
-	if err != nil {
-		p.failed.Inc()
-		p.Log.Warn("writing audit records failed; they come back", "records", len(recs), "error", err)
-		for _, m := range kept {
-			_ = m.NakWithDelay(time.Second)
-		}
-		return
-	}
-	for _, m := range kept {
-		_ = m.Ack()
-	}
-	if md, err := kept[len(kept)-1].Metadata(); err == nil {
-		p.pending.Set(float64(md.NumPending))
+	return &natsbus.Projection[audit.Record]{
+		JS: js, Stream: Stream, Durable: ConsumerName, Batch: 500,
+		Description: "Writes the access audit to MongoDB; pinned to one gateway replica at a time.",
+		Decode:      decode,
+		Write:       store.Append,
+		Written:     func(_ []audit.Record, n uint64) { pending.Set(float64(n)) },
+		Failed:      func([]audit.Record, error) { failed.Inc() },
+		Idle:        func() { pending.Set(0) },
+		Log:         log,
 	}
 }
