@@ -41,7 +41,7 @@ type stack struct {
 	admin    context.Context
 }
 
-func startStack(t *testing.T) *stack {
+func startStack(t testing.TB) *stack {
 	t.Helper()
 	kc := testinfra.KeycloakURL(t)
 	nats := testinfra.NATS(t)
@@ -93,7 +93,7 @@ func startStack(t *testing.T) *stack {
 }
 
 // createEndpoint registers url for acme's events in the given format and returns the endpoint and its secret.
-func (s *stack) createEndpoint(t *testing.T, url, description string, format casekeeperv1.PayloadFormat, jq string) (*casekeeperv1.Endpoint, string) {
+func (s *stack) createEndpoint(t testing.TB, url, description string, format casekeeperv1.PayloadFormat, jq string) (*casekeeperv1.Endpoint, string) {
 	t.Helper()
 	resp, err := s.webhooks.CreateEndpoint(s.admin, &casekeeperv1.CreateEndpointRequest{Endpoint: &casekeeperv1.Endpoint{
 		Url: url, Description: description, PayloadFormat: format, JqTransform: jq}})
