@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -145,7 +146,7 @@ func (t *Transform) Apply(ctx context.Context, full []byte) ([]byte, error) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, Limited("ran longer than %s", TransformTimeout)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrTransform, err)
+		return nil, fmt.Errorf("%w: %s", ErrTransform, RuntimeErrorText(err))
 	}
 	out, err := gojq.Marshal(v)
 	if err != nil {
@@ -176,4 +177,68 @@ func normalize(v any) any {
 		return f
 	}
 	return v
+}
+
+// RuntimeErrorText describes a jq run-time error without the values it was about: gojq's messages quote a preview of
+// the offending value ("cannot iterate over: string (\"Jane Doe\")"), and `error(x)` makes x the message, while a
+// transform runs on a person's case and its error text is stored with the attempt, logged and shown in the
+// dashboard. Types stay, values go.
+func RuntimeErrorText(err error) string {
+	var ve gojq.ValueError
+	if errors.As(err, &ve) {
+		return "the program raised an error with a value of type " + gojq.TypeOf(ve.Value())
+	}
+	// Some messages quote the value as JSON instead ("tonumber cannot be applied to \"…\""): no string literal
+	// survives either.
+	return quotedString.ReplaceAllString(withoutPreviews(err.Error()), `"…"`)
+}
+
+var quotedString = regexp.MustCompile(`"(?:[^"\\]|\\.)*"?`)
+
+// previewTypes are the type names gojq puts before a value preview: "<type> (<preview of at most 30 bytes>)".
+var previewTypes = []string{"null (", "boolean (", "number (", "string (", "array (", "object ("}
+
+// withoutPreviews cuts every "<type> (<preview>)" down to "<type>". A preview is at most 30 bytes and is followed by
+// ")" and the end of the message or " and " (the right operand); when no such end is found within that bound,
+// everything after the type goes: too much is cut rather than too little.
+func withoutPreviews(msg string) string {
+	var b strings.Builder
+	for {
+		at, typ := -1, ""
+		for _, t := range previewTypes {
+			if i := strings.Index(msg, t); i >= 0 && (at < 0 || i < at) {
+				at, typ = i, t
+			}
+		}
+		if at < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:at+len(typ)-2]) // the type name, without " ("
+		rest := msg[at+len(typ):]
+		end, from := -1, 0
+		if strings.HasPrefix(rest, `"`) { // a string preview: its closing quote first, escapes skipped
+			for i := 1; i < len(rest); i++ {
+				if rest[i] == '\\' {
+					i++
+				} else if rest[i] == '"' {
+					from = i + 1
+					break
+				}
+			}
+			if from == 0 {
+				return b.String()
+			}
+		}
+		for i := from; i < len(rest) && i <= from+40; i++ {
+			if rest[i] == ')' && (i+1 == len(rest) || strings.HasPrefix(rest[i+1:], " and ")) {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			return b.String()
+		}
+		msg = rest[end+1:]
+	}
 }

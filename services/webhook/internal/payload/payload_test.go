@@ -117,3 +117,37 @@ func TestTransformSeesNoEnvironment(t *testing.T) {
 		t.Fatalf("out %s, want an empty environment", out)
 	}
 }
+
+// A failing transform's error names types, never the values of the case it ran on.
+func TestRuntimeErrorsCarryNoValues(t *testing.T) {
+	full := []byte(`{"type":"case.updated","data":{"applicant":{"full_name":"Jane Secretname","date_of_birth":"1984-02-29",` +
+		`"document_number":"C01X00T47"},"labels":["x"]}}`)
+	for _, prog := range []string{
+		`.data.applicant.full_name | keys`,
+		`.data.applicant.full_name[]`,
+		`.data.applicant.full_name - 1`,
+		`.data.applicant.document_number + {}`,
+		`.data.applicant | .date_of_birth | tonumber`,
+		`error(.data.applicant.full_name)`,
+		`error({name: .data.applicant.full_name})`,
+		`.data.applicant.full_name as $n | {} | .[$n] | .[$n][]`,
+		`.data.applicant | to_entries | .[0].value | ltrimstr(1) | . * {}`,
+	} {
+		tr, err := Compile(prog)
+		if err != nil {
+			t.Fatalf("%s: %v", prog, err)
+		}
+		_, err = tr.Apply(context.Background(), full)
+		if err == nil {
+			t.Fatalf("%s: no error", prog)
+		}
+		for _, secret := range []string{"Jane", "Secretname", "1984", "C01X00T47"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: error %q shows %q", prog, err, secret)
+			}
+		}
+	}
+	if got := withoutPreviews(`cannot add: object ({"a":1}) and string ("x) and y")`); got != "cannot add: object and string" {
+		t.Errorf("withoutPreviews: %q", got)
+	}
+}
