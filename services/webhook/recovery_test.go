@@ -3,6 +3,7 @@ package webhooksvc_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,5 +102,67 @@ func TestResendOfAnErasedEventIsRefused(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := len(rc.Requests()); n != before {
 		t.Fatalf("%d requests after the refused resend, want %d", n, before)
+	}
+}
+
+// A retry waits on the queue without the event; when it comes due after the event was erased (its case redacted),
+// nothing is sent and the delivery ends, saying why.
+func TestRetryOfAnErasedEventSendsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.start(func(c *webhooksvc.Config) { c.RetrySchedule = []time.Duration{0, 3 * time.Second, time.Second} })
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(int, *http.Request) int {
+		if healthy.Load() {
+			return http.StatusNoContent
+		}
+		return http.StatusServiceUnavailable
+	})
+	ep, _ := e.createEndpoint(rc.URL)
+	ids := e.publish("acme", 2)
+	var retrying []*casekeeperv1.Delivery
+	testinfra.Eventually(t, 10*time.Second, "two deliveries retrying", func() bool {
+		retrying = e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_RETRYING)
+		return len(retrying) == 2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The scheduled retries hold no event.
+	queue, err := e.js.Stream(ctx, "WEBHOOK_DELIVERIES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range retrying {
+		m, err := queue.GetLastMsgForSubject(ctx, "webhooks.retry.acme."+ep.GetId()+"."+d.GetId())
+		if err != nil {
+			t.Fatalf("the retry of %s is not scheduled: %v", d.GetId(), err)
+		}
+		if len(m.Data) != 0 {
+			t.Fatalf("the scheduled retry of %s carries %d bytes of event", d.GetId(), len(m.Data))
+		}
+	}
+	erased := retrying[0]
+	if erased.GetEventId() != ids[0] {
+		erased = retrying[1]
+	}
+	cases, err := e.js.Stream(ctx, events.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cases.Purge(ctx, jetstream.WithPurgeSubject(events.Subject("acme", erased.GetCaseId()))); err != nil {
+		t.Fatal(err)
+	}
+	healthy.Store(true)
+	testinfra.Eventually(t, 15*time.Second, "the kept event delivered, the erased one dead", func() bool {
+		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)) == 1 &&
+			len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)) == 1
+	})
+	dead := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)[0]
+	if dead.GetId() != erased.GetId() || !strings.Contains(dead.GetLastError(), "no longer stored") {
+		t.Fatalf("dead delivery %s (%q), want %s saying the event is no longer stored", dead.GetId(), dead.GetLastError(), erased.GetId())
+	}
+	for _, r := range rc.Requests() {
+		if r.Header.Get("webhook-id") == erased.GetId() && r.Status < 300 {
+			t.Fatal("the erased event was sent after its erasure")
+		}
 	}
 }

@@ -236,7 +236,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	outcomes := natsqueue.NewOutcomes(js, outcomeStream)
 	caseEvents := natsqueue.NewCaseEvents(caseStream)
 	s.deliveryLog = natsconsumer.NewDeliveryLog(js, store, log, s.registry)
-	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
+	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now,
 		TransformQuarantine: cmp.Or(cfg.JQQuarantine, time.Minute)}

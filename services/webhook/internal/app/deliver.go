@@ -33,6 +33,7 @@ const maxLimiterWait = 2 * time.Second
 type Deliverer struct {
 	Routes     *Routes
 	Store      Store
+	Events     EventSource
 	Loader     Loader
 	Outcomes   OutcomeLog
 	Queue      Queue
@@ -53,8 +54,19 @@ type Deliverer struct {
 // Handle runs the job; a nil error means the message may be acknowledged (including when the attempt failed and
 // its retry is scheduled), ErrRetryLater that it must be redelivered.
 func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
+	if len(j.Event) == 0 {
+		// A retry: the event is read back from its stream, where an erased event is no longer found.
+		body, err := d.Events.Body(ctx, j.EventSeq, j.EventID)
+		if errors.Is(err, delivery.ErrEventGone) {
+			return d.erased(ctx, j)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrRetryLater, err)
+		}
+		j.Event = body
+	}
 	ev, err := events.Decode(j.Event)
-	if err != nil {
+	if err != nil || ev.GetTenant() != j.Tenant {
 		return fmt.Errorf("%w: %v", ErrBadEvent, err)
 	}
 	// Idempotency first. A first attempt delivered for the first time has no record to check (the record is created
@@ -146,6 +158,23 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		d.disable(ctx, route, verdict.DisableReason, now)
 	}
 	return nil
+}
+
+// erased ends a delivery whose event the stream no longer holds (erased with its redacted case, or past the
+// stream's retention): nothing is sent, and the attempt says why.
+func (d *Deliverer) erased(ctx context.Context, j natsqueue.Job) error {
+	state, err := currentState(ctx, d.Outcomes, d.Loader, j.Tenant, j.DeliveryID)
+	if err != nil {
+		return fmt.Errorf("%w: loading delivery: %v", ErrRetryLater, err)
+	}
+	if state == nil || state.AttemptCount >= j.Attempt {
+		return nil // nothing on record to end, or this attempt was made already
+	}
+	id := *state
+	id.LastAttempt, id.Attempts = nil, nil
+	return d.record(ctx, j, id, delivery.Attempt{Number: j.Attempt, At: d.Now(),
+		Error: "not sent: " + delivery.ErrEventGone.Error() + " (its case was redacted, or the event is past the stream's retention)"},
+		delivery.Verdict{Status: delivery.StatusDead})
 }
 
 // record writes the attempt and, for a retry, schedules the next one; in that order, so that a retry never runs

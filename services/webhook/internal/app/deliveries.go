@@ -41,7 +41,7 @@ func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.De
 		d.AttemptCount = cur.AttemptCount
 	}
 	job := natsqueue.Job{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, Attempt: d.AttemptCount + 1,
-		Event: body, EventSeq: d.EventSeq, Resend: true}
+		Event: body, EventSeq: d.EventSeq, EventID: d.EventID, Resend: true}
 	if err := u.Queue.Enqueue(ctx, []natsqueue.Job{job}); err != nil {
 		return delivery.Delivery{}, err
 	}

@@ -42,7 +42,8 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 		e := in.Event
 		for _, rt := range f.Routes.ForEvent(e.GetTenant(), e.GetType(), in.Stored) {
 			id := delivery.DeliveryID(e.GetId(), rt.ID)
-			jobs = append(jobs, natsqueue.Job{DeliveryID: id, Tenant: rt.Tenant, EndpointID: rt.ID, Attempt: 1, Event: in.Body, EventSeq: in.Seq})
+			jobs = append(jobs, natsqueue.Job{DeliveryID: id, Tenant: rt.Tenant, EndpointID: rt.ID, Attempt: 1, Event: in.Body,
+				EventSeq: in.Seq, EventID: e.GetId()})
 		}
 	}
 	if err := f.Queue.Enqueue(ctx, jobs); err != nil {

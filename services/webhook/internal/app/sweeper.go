@@ -78,7 +78,7 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 			s.Log.Warn("overdue delivery without its event", "delivery", d.ID, "error", err)
 			continue
 		}
-		job.Event, job.EventSeq = body, d.EventSeq
+		job.Event, job.EventSeq, job.EventID = body, d.EventSeq, d.EventID
 		if err := s.Queue.Schedule(ctx, job, s.Now()); err != nil {
 			return err
 		}

@@ -31,8 +31,10 @@ const (
 	HeaderAttempt  = "Ck-Attempt"
 	HeaderTenant   = "Ck-Tenant"
 	HeaderEndpoint = "Ck-Endpoint-Id"
-	// HeaderEventSeq is the event's position on the CASES stream (absent in jobs queued by earlier versions).
+	// HeaderEventSeq is the event's position on the CASES stream and HeaderEventID its id (absent in jobs queued by
+	// earlier versions): a retry carries no event, and is sent what the stream holds there when it is due.
 	HeaderEventSeq = "Ck-Event-Seq"
+	HeaderEventID  = "Ck-Event-Id"
 	// HeaderResend marks an attempt asked for by a resend: it is made even when the delivery is closed.
 	HeaderResend = "Ck-Resend"
 )
@@ -75,6 +77,7 @@ type Job struct {
 	Attempt    int
 	Event      []byte
 	EventSeq   uint64
+	EventID    string
 	// Resend is an attempt asked for by an administrator, made whatever the delivery's state (once: a resend is
 	// still attempt AttemptCount+1, and the attempt check drops a second message for it).
 	Resend bool
@@ -91,6 +94,7 @@ func (j Job) msg(subject string) *nats.Msg {
 	m.Header.Set(HeaderEndpoint, j.EndpointID)
 	if j.EventSeq != 0 {
 		m.Header.Set(HeaderEventSeq, strconv.FormatUint(j.EventSeq, 10))
+		m.Header.Set(HeaderEventID, j.EventID)
 	}
 	if j.Resend {
 		m.Header.Set(HeaderResend, "1")
@@ -114,7 +118,10 @@ func ParseJob(m jetstream.Msg) (Job, error) {
 			return Job{}, ErrBadMessage
 		}
 	}
-	j.Resend = h.Get(HeaderResend) == "1"
+	j.Resend, j.EventID = h.Get(HeaderResend) == "1", h.Get(HeaderEventID)
+	if len(j.Event) == 0 && (j.EventSeq == 0 || j.EventID == "") {
+		return Job{}, ErrBadMessage
+	}
 	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
 		j.Redelivered = true
 	}
@@ -159,7 +166,14 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []Job) error {
 
 // Schedule publishes a job for later: the server delivers it to the endpoint's subject at `at` (whole seconds,
 // rounded up). A later Schedule of the same delivery replaces this one.
+//
+// A job that knows its event's position on CASES is scheduled without the event: a retry may wait for days, and the
+// queue should not keep a copy of the case for that long. When it is due it is sent what CASES holds there, and
+// nothing once the event was erased with its redacted case.
 func (q *Queue) Schedule(ctx context.Context, j Job, at time.Time) error {
+	if j.EventSeq != 0 && j.EventID != "" {
+		j.Event = nil
+	}
 	m := j.msg(retrySubject(j.Tenant, j.EndpointID, j.DeliveryID))
 	if r := at.Truncate(time.Second); r.Before(at) {
 		at = r.Add(time.Second)
