@@ -18,6 +18,17 @@ import (
 	webhooksvc "github.com/casekeeper/core/services/webhook"
 )
 
+// failingReceiver answers 503 until healthy is set, then 204.
+func failingReceiver(t *testing.T) (*receiver, *atomic.Bool) {
+	healthy := &atomic.Bool{}
+	return newReceiver(t, func(int, *http.Request) int {
+		if healthy.Load() {
+			return http.StatusNoContent
+		}
+		return http.StatusServiceUnavailable
+	}), healthy
+}
+
 // When the delivery queue is lost (a restore of MongoDB without NATS), the recovery sweep schedules the open
 // deliveries again; without it they would wait forever.
 func TestRecoverySweepRequeuesALostQueue(t *testing.T) {
@@ -26,13 +37,7 @@ func TestRecoverySweepRequeuesALostQueue(t *testing.T) {
 		c.RetrySchedule = []time.Duration{0, 3 * time.Second, time.Second}
 		c.SweepInterval, c.SweepGrace = time.Second, time.Second
 	})
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(int, *http.Request) int {
-		if healthy.Load() {
-			return http.StatusNoContent
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, healthy := failingReceiver(t)
 	ep, _ := e.createEndpoint(rc.URL)
 	e.publish("acme", 3)
 	testinfra.Eventually(t, 10*time.Second, "three deliveries retrying", func() bool {
@@ -110,13 +115,7 @@ func TestResendOfAnErasedEventIsRefused(t *testing.T) {
 func TestRetryOfAnErasedEventSendsNothing(t *testing.T) {
 	e := newEnv(t)
 	e.start(func(c *webhooksvc.Config) { c.RetrySchedule = []time.Duration{0, 3 * time.Second, time.Second} })
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(int, *http.Request) int {
-		if healthy.Load() {
-			return http.StatusNoContent
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, healthy := failingReceiver(t)
 	ep, _ := e.createEndpoint(rc.URL)
 	ids := e.publish("acme", 2)
 	var retrying []*casekeeperv1.Delivery
