@@ -81,3 +81,37 @@ func TestScheduledRetryReachesEndpointConsumer(t *testing.T) {
 		t.Fatal("schedule still present after firing")
 	}
 }
+
+// A paused endpoint stays paused when its consumer is declared again (a concurrency change restarts its loop), and
+// Resume ends the pause.
+func TestPauseSurvivesARedeclaration(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := startJS(t)
+	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(1)); err != nil {
+		t.Fatal(err)
+	}
+	q := New(js)
+	if _, err := q.EnsureConsumer(ctx, "acme", "ep1", 2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Pause(ctx, "ep1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := q.EnsureConsumer(ctx, "acme", "ep1", 4, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := c.Info(ctx); err != nil || !info.Paused || info.Config.MaxAckPending != 4 {
+		t.Fatalf("after the redeclaration: %+v %v, want paused with the new concurrency", info, err)
+	}
+	if err := q.Resume(ctx, "ep1"); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := c.Info(ctx); err != nil || info.Paused {
+		t.Fatalf("after Resume: paused %v %v", info.Paused, err)
+	}
+	if err := q.Resume(ctx, "ep_none"); err != nil {
+		t.Fatalf("resuming an endpoint without a consumer: %v", err)
+	}
+}
