@@ -223,15 +223,14 @@ func TestVerifyRejectsUntrustworthyTokens(t *testing.T) {
 func TestExpiryFollowsTheClockEvenForCachedTokens(t *testing.T) {
 	f := newFakeRealm(t)
 	now := time.Now()
-	var clock atomic.Pointer[time.Time]
-	clock.Store(&now)
-	v := f.verifier(t, func(c *VerifierConfig) { c.Now = func() time.Time { return *clock.Load() } })
+	clock := newTestClock(now)
+	v := f.verifier(t, func(c *VerifierConfig) { c.Now = clock.Now })
 	tok := f.sign("k1", f.claims())
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
 	later := now.Add(5*time.Minute + 2*time.Second)
-	clock.Store(&later)
+	clock.Set(later)
 	if _, err := v.Verify(context.Background(), tok); err == nil {
 		t.Fatal("cached token accepted after expiry")
 	}
@@ -331,10 +330,9 @@ func TestKeycloakAnsweringErrorsIsUnavailable(t *testing.T) {
 func TestWithdrawnKeyStopsBeingTrustedAfterKeyMaxAge(t *testing.T) {
 	f := newFakeRealm(t)
 	now := time.Now()
-	var clock atomic.Pointer[time.Time]
-	clock.Store(&now)
+	clock := newTestClock(now)
 	v := f.verifier(t, func(c *VerifierConfig) {
-		c.Now = func() time.Time { return *clock.Load() }
+		c.Now = clock.Now
 		c.KeyMaxAge, c.KeyRefreshInterval = time.Minute, 10*time.Millisecond
 	})
 	ctx := context.Background()
@@ -360,7 +358,7 @@ func TestWithdrawnKeyStopsBeingTrustedAfterKeyMaxAge(t *testing.T) {
 		t.Fatalf("k1 refused before its keys aged: %v", err)
 	}
 	later := now.Add(2 * time.Minute)
-	clock.Store(&later)
+	clock.Set(later)
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 1; ; i++ {
 		if i == len(old) || time.Now().After(deadline) {
@@ -493,9 +491,8 @@ func TestClientCredentialsRenewInBackground(t *testing.T) {
 	f.tokenLife = 40
 	creds := NewClientCredentials(f.srv.URL, "r", "gw", "s")
 	now := time.Now()
-	var clock atomic.Pointer[time.Time]
-	clock.Store(&now)
-	creds.now = func() time.Time { return *clock.Load() }
+	clock := newTestClock(now)
+	creds.now = clock.Now
 	ctx := context.Background()
 	first, err := creds.Token(ctx)
 	if err != nil {
@@ -511,7 +508,7 @@ func TestClientCredentialsRenewInBackground(t *testing.T) {
 	}
 	// Past 3/4 of its life: the current token is still handed out while a new one is fetched.
 	later := now.Add(31 * time.Second)
-	clock.Store(&later)
+	clock.Set(later)
 	if tok, _ := creds.Token(ctx); tok != first {
 		t.Fatal("caller waited for the renewal")
 	}
@@ -535,7 +532,7 @@ func TestClientCredentialsRenewInBackground(t *testing.T) {
 	// Past expiry with Keycloak gone: an error, not the expired token.
 	f.srv.Close()
 	expired := later.Add(time.Hour)
-	clock.Store(&expired)
+	clock.Set(expired)
 	if _, err := creds.Token(ctx); err == nil {
 		t.Fatal("expired token handed out")
 	}
@@ -590,9 +587,8 @@ func TestClientCredentialsRenewalDoesNotBlockValidToken(t *testing.T) {
 	e := newSlowTokenEndpoint(t, 40)
 	creds := NewClientCredentials(e.srv.URL, "r", "gw", "s")
 	now := time.Now()
-	var clock atomic.Pointer[time.Time]
-	clock.Store(&now)
-	creds.now = func() time.Time { return *clock.Load() }
+	clock := newTestClock(now)
+	creds.now = clock.Now
 	ctx := context.Background()
 	first, err := creds.Token(ctx)
 	if err != nil || first != "tok1" {
@@ -602,7 +598,7 @@ func TestClientCredentialsRenewalDoesNotBlockValidToken(t *testing.T) {
 
 	// Past 3/4 of its life: the renewal starts and hangs at Keycloak.
 	later := now.Add(31 * time.Second)
-	clock.Store(&later)
+	clock.Set(later)
 	if tok, err := creds.Token(ctx); err != nil || tok != first {
 		t.Fatalf("token during renewal %q: %v", tok, err)
 	}
@@ -665,9 +661,8 @@ func TestClientCredentialsWaitersShareOneLogin(t *testing.T) {
 	e := newSlowTokenEndpoint(t, 40)
 	creds := NewClientCredentials(e.srv.URL, "r", "gw", "s")
 	now := time.Now()
-	var clock atomic.Pointer[time.Time]
-	clock.Store(&now)
-	creds.now = func() time.Time { return *clock.Load() }
+	clock := newTestClock(now)
+	creds.now = clock.Now
 	if _, err := creds.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -675,7 +670,7 @@ func TestClientCredentialsWaitersShareOneLogin(t *testing.T) {
 
 	// Expired: callers must wait, but for one shared login; a caller whose context ends stops waiting.
 	expired := now.Add(time.Hour)
-	clock.Store(&expired)
+	clock.Set(expired)
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := creds.Token(short); !errors.Is(err, context.DeadlineExceeded) {
@@ -743,12 +738,11 @@ func TestPrincipalCarriesTheTokenExpiry(t *testing.T) {
 func TestIntrospectionAnswerBoundedInTime(t *testing.T) {
 	f := newFakeRealm(t)
 	now := time.Now()
-	var clock atomic.Pointer[time.Time]
-	clock.Store(&now)
+	clock := newTestClock(now)
 	v := f.verifier(t, func(c *VerifierConfig) {
 		c.Introspect, c.ClientID, c.ClientSecret = true, "gw", "s"
 		c.IntrospectCache = 10 * time.Second
-		c.Now = func() time.Time { return *clock.Load() }
+		c.Now = clock.Now
 	})
 	tok := f.sign("k1", f.claims())
 	if _, err := v.Verify(context.Background(), tok); err != nil {
@@ -758,7 +752,7 @@ func TestIntrospectionAnswerBoundedInTime(t *testing.T) {
 	f.active = false // revoked in Keycloak
 	f.mu.Unlock()
 	soon := now.Add(5 * time.Second)
-	clock.Store(&soon)
+	clock.Set(soon)
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("within the cache bound: %v", err)
 	}
@@ -766,7 +760,7 @@ func TestIntrospectionAnswerBoundedInTime(t *testing.T) {
 		t.Fatalf("introspection calls within the bound = %d, want 1", n)
 	}
 	later := now.Add(11 * time.Second)
-	clock.Store(&later)
+	clock.Set(later)
 	if _, err := v.Verify(context.Background(), tok); status.Code(ToStatus(err)) != codes.Unauthenticated {
 		t.Fatalf("revoked token after the cache bound: %v", err)
 	}
@@ -774,3 +768,15 @@ func TestIntrospectionAnswerBoundedInTime(t *testing.T) {
 		t.Fatalf("introspection calls = %d, want 2", n)
 	}
 }
+
+// testClock is a clock a test moves by hand; safe for the goroutines that read it.
+type testClock struct{ at atomic.Pointer[time.Time] }
+
+func newTestClock(at time.Time) *testClock {
+	c := &testClock{}
+	c.Set(at)
+	return c
+}
+
+func (c *testClock) Now() time.Time   { return *c.at.Load() }
+func (c *testClock) Set(at time.Time) { c.at.Store(&at) }
