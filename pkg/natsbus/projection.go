@@ -35,22 +35,30 @@ type Projection[T any] struct {
 	Log  *slog.Logger
 }
 
-const projectionGroup = "projector"
+// PinnedGroup is the priority group the pinned consumers of PinnedConsumer pull in.
+const PinnedGroup = "projector"
 
-// ConsumerConfig is the shared consumer.
-func (p *Projection[T]) ConsumerConfig() jetstream.ConsumerConfig {
+// PinnedConsumer is a durable consumer shared by every replica and served to one of them at a time: JetStream pins
+// it to the replica that pulls, and hands it to another once that one has not pulled for pinnedTTL. With up to
+// 4 × batch messages unacknowledged, the next batch is on its way while one is written.
+func PinnedConsumer(durable, description string, batch int, pinnedTTL time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        p.Durable,
-		Description:    p.Description,
+		Durable:        durable,
+		Description:    description,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
 		MaxDeliver:     -1,
-		MaxAckPending:  4 * p.batch(),
+		MaxAckPending:  4 * batch,
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PinnedTTL:      5 * time.Second,
-		PriorityGroups: []string{projectionGroup},
+		PinnedTTL:      pinnedTTL,
+		PriorityGroups: []string{PinnedGroup},
 	}
+}
+
+// ConsumerConfig is the shared consumer.
+func (p *Projection[T]) ConsumerConfig() jetstream.ConsumerConfig {
+	return PinnedConsumer(p.Durable, p.Description, p.batch(), 5*time.Second)
 }
 
 func (p *Projection[T]) batch() int {
@@ -65,7 +73,7 @@ func (p *Projection[T]) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		cons, err := p.JS.CreateOrUpdateConsumer(ctx, p.Stream, p.ConsumerConfig())
 		if err == nil {
-			err = ConsumeBatches(ctx, cons, BatchOptions{Batch: p.batch(), Group: projectionGroup, Idle: p.Idle},
+			err = ConsumeBatches(ctx, cons, BatchOptions{Batch: p.batch(), Group: PinnedGroup, Idle: p.Idle},
 				func(msgs []jetstream.Msg) { p.apply(ctx, msgs) })
 		}
 		if err != nil && ctx.Err() == nil {

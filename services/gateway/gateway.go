@@ -266,11 +266,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 
 	hub := notify.NewHub()
 	// A read is on record once its audit record is on the GATEWAY_AUDIT stream; the database follows in batches.
-	auditNow := o.now
-	if auditNow == nil {
-		auditNow = time.Now
-	}
-	auditLog := natsaudit.NewLog(s.js, auditNow)
+	auditLog := natsaudit.NewLog(s.js, o.now)
 	auditProjector := natsaudit.NewProjector(s.js, auditStore, log, registry)
 	casekeeperv1.RegisterCaseQueryServiceServer(s.grpc, &grpcapi.Server{
 		Cases: casekeeperv1.NewCaseServiceClient(caseConn), Feed: feedStore, Notifier: hub,

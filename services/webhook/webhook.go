@@ -239,7 +239,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now,
-		TransformQuarantine: cmp.Or(cfg.JQQuarantine, time.Minute)}
+		TransformQuarantine: s.jq.Quarantine()}
 	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
@@ -252,7 +252,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	casekeeperv1.RegisterWebhookServiceServer(s.grpc, &grpcapi.Server{
 		Endpoints: &app.Endpoints{Store: store, Queue: queue, Routes: s.routes, Registry: registry, Notifier: notifier, Deliverer: deliverer,
 			AllowLoopback: cfg.AllowLoopbackHTTP, Log: log, Now: now},
-		Deliveries: &app.Deliveries{Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue, Now: now},
+		Deliveries: &app.Deliveries{Store: store, Events: caseEvents, Outcomes: outcomes, Queue: queue, Now: now},
 		Store:      store,
 	})
 	mux := http.NewServeMux()

@@ -68,8 +68,6 @@ func (o *Options) defaults() {
 	}
 }
 
-const priorityGroup = "projector"
-
 // DelayBuckets are the bounds of case_projection_delay_seconds: fine below a second, where the target is.
 var DelayBuckets = []float64{0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30}
 
@@ -119,18 +117,8 @@ func New(js jetstream.JetStream, store Store, eraser Eraser, log *slog.Logger, r
 
 // ConsumerConfig is the shared durable consumer.
 func (p *Projector) ConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:        p.opts.Durable,
-		Description:    "Feeds the case projection in MongoDB; pinned to one case-service replica at a time.",
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        30 * time.Second,
-		MaxDeliver:     -1,
-		MaxAckPending:  4 * p.opts.Batch,
-		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PinnedTTL:      p.opts.PinnedTTL,
-		PriorityGroups: []string{priorityGroup},
-	}
+	return natsbus.PinnedConsumer(p.opts.Durable, "Feeds the case projection in MongoDB; pinned to one case-service replica at a time.",
+		p.opts.Batch, p.opts.PinnedTTL)
 }
 
 // Run consumes until ctx ends. It waits for NATS and the stream when they are not there yet.
@@ -158,7 +146,7 @@ func (p *Projector) Run(ctx context.Context) error {
 // less per event.
 func (p *Projector) consume(ctx context.Context, cons jetstream.Consumer) error {
 	return natsbus.ConsumeBatches(ctx, cons, natsbus.BatchOptions{Batch: p.opts.Batch, MaxWait: p.opts.MaxWait,
-		Group: priorityGroup, Idle: func() { p.lag.Set(0) }}, func(msgs []jetstream.Msg) { p.apply(ctx, msgs) })
+		Group: natsbus.PinnedGroup, Idle: func() { p.lag.Set(0) }}, func(msgs []jetstream.Msg) { p.apply(ctx, msgs) })
 }
 
 // apply projects one batch and acknowledges what is done; what failed comes back after RetryDelay.

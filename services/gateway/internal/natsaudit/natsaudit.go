@@ -44,8 +44,13 @@ type Log struct {
 	now func() time.Time
 }
 
-// NewLog uses the declared stream.
-func NewLog(js jetstream.JetStream, now func() time.Time) *Log { return &Log{js: js, now: now} }
+// NewLog uses the declared stream; now stamps the records (nil: time.Now).
+func NewLog(js jetstream.JetStream, now func() time.Time) *Log {
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{js: js, now: now}
+}
 
 // Record stores one record and returns once JetStream has it; on an error the caller must not return the data.
 func (l *Log) Record(ctx context.Context, r audit.Record) error {

@@ -54,25 +54,11 @@ type Deliverer struct {
 // Handle runs the job; a nil error means the message may be acknowledged (including when the attempt failed and
 // its retry is scheduled), ErrRetryLater that it must be redelivered.
 func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
-	if len(j.Event) == 0 {
-		// A retry: the event is read back from its stream, where an erased event is no longer found.
-		body, err := d.Events.Body(ctx, j.EventSeq, j.EventID)
-		if errors.Is(err, delivery.ErrEventGone) {
-			return d.erased(ctx, j)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrRetryLater, err)
-		}
-		j.Event = body
-	}
-	ev, err := events.Decode(j.Event)
-	if err != nil || ev.GetTenant() != j.Tenant {
-		return fmt.Errorf("%w: %v", ErrBadEvent, err)
-	}
 	// Idempotency first. A first attempt delivered for the first time has no record to check (the record is created
 	// by that attempt) and is unique by its message id; anything else reads the delivery's state.
 	var state *delivery.Delivery
 	if j.Attempt > 1 || j.Redelivered {
+		var err error
 		if state, err = currentState(ctx, d.Outcomes, d.Loader, j.Tenant, j.DeliveryID); err != nil {
 			return fmt.Errorf("%w: loading delivery: %v", ErrRetryLater, err)
 		}
@@ -96,6 +82,28 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 			}
 		}
 		return nil
+	}
+	if len(j.Event) == 0 {
+		// A retry (so the state was read above): its event is read back from the stream, where an erased event is
+		// no longer found.
+		body, err := d.Events.Body(ctx, j.EventSeq, j.EventID)
+		if errors.Is(err, delivery.ErrEventGone) {
+			if state == nil { // a first attempt is always queued with its event
+				return fmt.Errorf("%w: a first attempt without its event", ErrBadEvent)
+			}
+			return d.erased(ctx, j, *state)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrRetryLater, err)
+		}
+		j.Event = body
+	}
+	ev, err := events.Decode(j.Event)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadEvent, err)
+	}
+	if ev.GetTenant() != j.Tenant {
+		return fmt.Errorf("%w: the event is not of the job's tenant", ErrBadEvent)
 	}
 	now := d.Now()
 	id := delivery.Delivery{ID: j.DeliveryID, Tenant: j.Tenant, EndpointID: j.EndpointID, EventID: ev.GetId(),
@@ -162,17 +170,9 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 
 // erased ends a delivery whose event the stream no longer holds (erased with its redacted case, or past the
 // stream's retention): nothing is sent, and the attempt says why.
-func (d *Deliverer) erased(ctx context.Context, j natsqueue.Job) error {
-	state, err := currentState(ctx, d.Outcomes, d.Loader, j.Tenant, j.DeliveryID)
-	if err != nil {
-		return fmt.Errorf("%w: loading delivery: %v", ErrRetryLater, err)
-	}
-	if state == nil || state.AttemptCount >= j.Attempt {
-		return nil // nothing on record to end, or this attempt was made already
-	}
-	id := *state
-	id.LastAttempt, id.Attempts = nil, nil
-	return d.record(ctx, j, id, delivery.Attempt{Number: j.Attempt, At: d.Now(),
+func (d *Deliverer) erased(ctx context.Context, j natsqueue.Job, state delivery.Delivery) error {
+	state.LastAttempt, state.Attempts = nil, nil
+	return d.record(ctx, j, state, delivery.Attempt{Number: j.Attempt, At: d.Now(),
 		Error: "not sent: " + delivery.ErrEventGone.Error() + " (its case was redacted, or the event is past the stream's retention)"},
 		delivery.Verdict{Status: delivery.StatusDead})
 }

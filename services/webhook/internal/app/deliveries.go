@@ -16,7 +16,6 @@ const maxRecover = 10000
 type Deliveries struct {
 	Store    Store
 	Events   EventSource
-	Loader   Loader
 	Outcomes OutcomeLog
 	Queue    Queue
 	Now      func() time.Time
@@ -26,19 +25,22 @@ type Deliveries struct {
 // recorded before the attempt is made: the queued attempt is the resend's record, and its outcome follows it onto
 // the outcome log. It returns the delivery as the resend leaves it: pending, due now.
 func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.Delivery, error) {
+	// The record may not show an attempt whose outcome is still on its way to the database: the log is read first,
+	// for the reason currentState gives.
+	fromLog, err := u.Outcomes.Last(ctx, tenant, id)
+	if err != nil {
+		return delivery.Delivery{}, err
+	}
 	d, err := u.Store.GetDelivery(ctx, tenant, id)
 	if err != nil {
 		return delivery.Delivery{}, err
 	}
+	if cur := delivery.Newer(fromLog, &d); cur != &d {
+		d.AttemptCount = cur.AttemptCount
+	}
 	body, err := eventBody(ctx, u.Events, u.Store, d)
 	if err != nil {
 		return delivery.Delivery{}, fmt.Errorf("event of delivery %s: %w", id, err)
-	}
-	// The record may not show an attempt whose outcome is still on its way to the database.
-	if cur, err := currentState(ctx, u.Outcomes, u.Loader, tenant, id); err != nil {
-		return delivery.Delivery{}, err
-	} else if cur != nil {
-		d.AttemptCount = cur.AttemptCount
 	}
 	job := natsqueue.Job{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, Attempt: d.AttemptCount + 1,
 		Event: body, EventSeq: d.EventSeq, EventID: d.EventID, Resend: true}

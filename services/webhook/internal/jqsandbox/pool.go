@@ -130,6 +130,9 @@ func (p *Pool) Start() error {
 	return nil
 }
 
+// Quarantine is how long a program that exceeded its limits is set aside (Options.Quarantine after defaults).
+func (p *Pool) Quarantine() time.Duration { return p.o.Quarantine }
+
 // Close kills every idle worker; a worker busy with a run is killed when the run returns.
 func (p *Pool) Close() {
 	p.mu.Lock()
