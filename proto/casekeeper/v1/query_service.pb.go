@@ -26,7 +26,10 @@ const (
 
 type ListCaseEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Opaque cursor from a previous answer; empty starts at the oldest retained event.
+	// Opaque cursor from a previous answer; empty starts at the oldest retained event, `latest` at the newest (an
+	// empty answer whose next_cursor is the head). A cursor stays good for the feed's retention after the answer that
+	// handed it out; an older one is refused with FAILED_PRECONDITION (HTTP 410) and ErrorInfo reason CURSOR_EXPIRED:
+	// list the cases, then follow the feed from `latest`.
 	After string `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
 	// Only these event types (e.g. case.status_changed); empty means all.
 	Types []string `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
@@ -108,7 +111,8 @@ func (x *ListCaseEventsRequest) GetCaseId() string {
 type ListCaseEventsResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Events []*CaseEvent           `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	// Pass as `after` next time; equal to the request's cursor when nothing new arrived.
+	// Pass as `after` next time. When nothing new arrived it holds the same position as the request's cursor (or a
+	// later one, past events the type filter left out), renewed so that it stays good for the retention from now.
 	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -159,9 +163,13 @@ func (x *ListCaseEventsResponse) GetNextCursor() string {
 }
 
 type WatchCaseEventsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	After         string                 `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
-	Types         []string               `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As in ListCaseEventsRequest: a cursor, `latest`, or empty for the oldest retained event.
+	After string   `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	Types []string `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
+	// Start with the current state of every case of the tenant (one response with snapshot set per case), then a
+	// bookmark with end_of_snapshot, then the changes after it. after must be empty.
+	Snapshot      bool `protobuf:"varint,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,9 +218,22 @@ func (x *WatchCaseEventsRequest) GetTypes() []string {
 	return nil
 }
 
+func (x *WatchCaseEventsRequest) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
+// Each response holds exactly one of its fields.
 type WatchCaseEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *CaseEvent             `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event *CaseEvent             `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The stream's position moved on with nothing to send (sent periodically while idle, and after a snapshot):
+	// store its cursor as the one to resume from.
+	Bookmark *Bookmark `protobuf:"bytes,2,opt,name=bookmark,proto3" json:"bookmark,omitempty"`
+	// One case of the snapshot start.
+	Snapshot      *Case `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,6 +275,73 @@ func (x *WatchCaseEventsResponse) GetEvent() *CaseEvent {
 	return nil
 }
 
+func (x *WatchCaseEventsResponse) GetBookmark() *Bookmark {
+	if x != nil {
+		return x.Bookmark
+	}
+	return nil
+}
+
+func (x *WatchCaseEventsResponse) GetSnapshot() *Case {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+type Bookmark struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Cursor string                 `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The snapshot is complete: every case sent so far reflects every event up to this cursor.
+	EndOfSnapshot bool `protobuf:"varint,2,opt,name=end_of_snapshot,json=endOfSnapshot,proto3" json:"end_of_snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bookmark) Reset() {
+	*x = Bookmark{}
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bookmark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bookmark) ProtoMessage() {}
+
+func (x *Bookmark) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bookmark.ProtoReflect.Descriptor instead.
+func (*Bookmark) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_query_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Bookmark) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *Bookmark) GetEndOfSnapshot() bool {
+	if x != nil {
+		return x.EndOfSnapshot
+	}
+	return false
+}
+
 // AuditRecord is one read of case data through the gateway. It never holds the personal data itself.
 type AuditRecord struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -274,7 +362,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_casekeeper_v1_query_service_proto_msgTypes[4]
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +374,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_query_service_proto_msgTypes[4]
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +387,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_query_service_proto_rawDescGZIP(), []int{4}
+	return file_casekeeper_v1_query_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuditRecord) GetId() string {
@@ -369,7 +457,7 @@ type ListAuditRecordsRequest struct {
 
 func (x *ListAuditRecordsRequest) Reset() {
 	*x = ListAuditRecordsRequest{}
-	mi := &file_casekeeper_v1_query_service_proto_msgTypes[5]
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +469,7 @@ func (x *ListAuditRecordsRequest) String() string {
 func (*ListAuditRecordsRequest) ProtoMessage() {}
 
 func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_query_service_proto_msgTypes[5]
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +482,7 @@ func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_query_service_proto_rawDescGZIP(), []int{5}
+	return file_casekeeper_v1_query_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListAuditRecordsRequest) GetSince() *timestamppb.Timestamp {
@@ -428,7 +516,7 @@ type ListAuditRecordsResponse struct {
 
 func (x *ListAuditRecordsResponse) Reset() {
 	*x = ListAuditRecordsResponse{}
-	mi := &file_casekeeper_v1_query_service_proto_msgTypes[6]
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +528,7 @@ func (x *ListAuditRecordsResponse) String() string {
 func (*ListAuditRecordsResponse) ProtoMessage() {}
 
 func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_query_service_proto_msgTypes[6]
+	mi := &file_casekeeper_v1_query_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +541,7 @@ func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_query_service_proto_rawDescGZIP(), []int{6}
+	return file_casekeeper_v1_query_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
@@ -484,12 +572,18 @@ const file_casekeeper_v1_query_service_proto_rawDesc = "" +
 	"\x16ListCaseEventsResponse\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.casekeeper.v1.CaseEventR\x06events\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"D\n" +
+	"nextCursor\"`\n" +
 	"\x16WatchCaseEventsRequest\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\tR\x05after\x12\x14\n" +
-	"\x05types\x18\x02 \x03(\tR\x05types\"I\n" +
+	"\x05types\x18\x02 \x03(\tR\x05types\x12\x1a\n" +
+	"\bsnapshot\x18\x03 \x01(\bR\bsnapshot\"\xaf\x01\n" +
 	"\x17WatchCaseEventsResponse\x12.\n" +
-	"\x05event\x18\x01 \x01(\v2\x18.casekeeper.v1.CaseEventR\x05event\"\xd7\x01\n" +
+	"\x05event\x18\x01 \x01(\v2\x18.casekeeper.v1.CaseEventR\x05event\x123\n" +
+	"\bbookmark\x18\x02 \x01(\v2\x17.casekeeper.v1.BookmarkR\bbookmark\x12/\n" +
+	"\bsnapshot\x18\x03 \x01(\v2\x13.casekeeper.v1.CaseR\bsnapshot\"J\n" +
+	"\bBookmark\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12&\n" +
+	"\x0fend_of_snapshot\x18\x02 \x01(\bR\rendOfSnapshot\"\xd7\x01\n" +
 	"\vAuditRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
@@ -527,45 +621,49 @@ func file_casekeeper_v1_query_service_proto_rawDescGZIP() []byte {
 	return file_casekeeper_v1_query_service_proto_rawDescData
 }
 
-var file_casekeeper_v1_query_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_casekeeper_v1_query_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_casekeeper_v1_query_service_proto_goTypes = []any{
 	(*ListCaseEventsRequest)(nil),    // 0: casekeeper.v1.ListCaseEventsRequest
 	(*ListCaseEventsResponse)(nil),   // 1: casekeeper.v1.ListCaseEventsResponse
 	(*WatchCaseEventsRequest)(nil),   // 2: casekeeper.v1.WatchCaseEventsRequest
 	(*WatchCaseEventsResponse)(nil),  // 3: casekeeper.v1.WatchCaseEventsResponse
-	(*AuditRecord)(nil),              // 4: casekeeper.v1.AuditRecord
-	(*ListAuditRecordsRequest)(nil),  // 5: casekeeper.v1.ListAuditRecordsRequest
-	(*ListAuditRecordsResponse)(nil), // 6: casekeeper.v1.ListAuditRecordsResponse
-	(*durationpb.Duration)(nil),      // 7: google.protobuf.Duration
-	(*CaseEvent)(nil),                // 8: casekeeper.v1.CaseEvent
-	(*timestamppb.Timestamp)(nil),    // 9: google.protobuf.Timestamp
-	(*GetCaseRequest)(nil),           // 10: casekeeper.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),         // 11: casekeeper.v1.ListCasesRequest
-	(*GetCaseResponse)(nil),          // 12: casekeeper.v1.GetCaseResponse
-	(*ListCasesResponse)(nil),        // 13: casekeeper.v1.ListCasesResponse
+	(*Bookmark)(nil),                 // 4: casekeeper.v1.Bookmark
+	(*AuditRecord)(nil),              // 5: casekeeper.v1.AuditRecord
+	(*ListAuditRecordsRequest)(nil),  // 6: casekeeper.v1.ListAuditRecordsRequest
+	(*ListAuditRecordsResponse)(nil), // 7: casekeeper.v1.ListAuditRecordsResponse
+	(*durationpb.Duration)(nil),      // 8: google.protobuf.Duration
+	(*CaseEvent)(nil),                // 9: casekeeper.v1.CaseEvent
+	(*Case)(nil),                     // 10: casekeeper.v1.Case
+	(*timestamppb.Timestamp)(nil),    // 11: google.protobuf.Timestamp
+	(*GetCaseRequest)(nil),           // 12: casekeeper.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),         // 13: casekeeper.v1.ListCasesRequest
+	(*GetCaseResponse)(nil),          // 14: casekeeper.v1.GetCaseResponse
+	(*ListCasesResponse)(nil),        // 15: casekeeper.v1.ListCasesResponse
 }
 var file_casekeeper_v1_query_service_proto_depIdxs = []int32{
-	7,  // 0: casekeeper.v1.ListCaseEventsRequest.wait:type_name -> google.protobuf.Duration
-	8,  // 1: casekeeper.v1.ListCaseEventsResponse.events:type_name -> casekeeper.v1.CaseEvent
-	8,  // 2: casekeeper.v1.WatchCaseEventsResponse.event:type_name -> casekeeper.v1.CaseEvent
-	9,  // 3: casekeeper.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
-	9,  // 4: casekeeper.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
-	4,  // 5: casekeeper.v1.ListAuditRecordsResponse.records:type_name -> casekeeper.v1.AuditRecord
-	10, // 6: casekeeper.v1.CaseQueryService.GetCase:input_type -> casekeeper.v1.GetCaseRequest
-	11, // 7: casekeeper.v1.CaseQueryService.ListCases:input_type -> casekeeper.v1.ListCasesRequest
-	0,  // 8: casekeeper.v1.CaseQueryService.ListCaseEvents:input_type -> casekeeper.v1.ListCaseEventsRequest
-	2,  // 9: casekeeper.v1.CaseQueryService.WatchCaseEvents:input_type -> casekeeper.v1.WatchCaseEventsRequest
-	5,  // 10: casekeeper.v1.CaseQueryService.ListAuditRecords:input_type -> casekeeper.v1.ListAuditRecordsRequest
-	12, // 11: casekeeper.v1.CaseQueryService.GetCase:output_type -> casekeeper.v1.GetCaseResponse
-	13, // 12: casekeeper.v1.CaseQueryService.ListCases:output_type -> casekeeper.v1.ListCasesResponse
-	1,  // 13: casekeeper.v1.CaseQueryService.ListCaseEvents:output_type -> casekeeper.v1.ListCaseEventsResponse
-	3,  // 14: casekeeper.v1.CaseQueryService.WatchCaseEvents:output_type -> casekeeper.v1.WatchCaseEventsResponse
-	6,  // 15: casekeeper.v1.CaseQueryService.ListAuditRecords:output_type -> casekeeper.v1.ListAuditRecordsResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	8,  // 0: casekeeper.v1.ListCaseEventsRequest.wait:type_name -> google.protobuf.Duration
+	9,  // 1: casekeeper.v1.ListCaseEventsResponse.events:type_name -> casekeeper.v1.CaseEvent
+	9,  // 2: casekeeper.v1.WatchCaseEventsResponse.event:type_name -> casekeeper.v1.CaseEvent
+	4,  // 3: casekeeper.v1.WatchCaseEventsResponse.bookmark:type_name -> casekeeper.v1.Bookmark
+	10, // 4: casekeeper.v1.WatchCaseEventsResponse.snapshot:type_name -> casekeeper.v1.Case
+	11, // 5: casekeeper.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
+	11, // 6: casekeeper.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	5,  // 7: casekeeper.v1.ListAuditRecordsResponse.records:type_name -> casekeeper.v1.AuditRecord
+	12, // 8: casekeeper.v1.CaseQueryService.GetCase:input_type -> casekeeper.v1.GetCaseRequest
+	13, // 9: casekeeper.v1.CaseQueryService.ListCases:input_type -> casekeeper.v1.ListCasesRequest
+	0,  // 10: casekeeper.v1.CaseQueryService.ListCaseEvents:input_type -> casekeeper.v1.ListCaseEventsRequest
+	2,  // 11: casekeeper.v1.CaseQueryService.WatchCaseEvents:input_type -> casekeeper.v1.WatchCaseEventsRequest
+	6,  // 12: casekeeper.v1.CaseQueryService.ListAuditRecords:input_type -> casekeeper.v1.ListAuditRecordsRequest
+	14, // 13: casekeeper.v1.CaseQueryService.GetCase:output_type -> casekeeper.v1.GetCaseResponse
+	15, // 14: casekeeper.v1.CaseQueryService.ListCases:output_type -> casekeeper.v1.ListCasesResponse
+	1,  // 15: casekeeper.v1.CaseQueryService.ListCaseEvents:output_type -> casekeeper.v1.ListCaseEventsResponse
+	3,  // 16: casekeeper.v1.CaseQueryService.WatchCaseEvents:output_type -> casekeeper.v1.WatchCaseEventsResponse
+	7,  // 17: casekeeper.v1.CaseQueryService.ListAuditRecords:output_type -> casekeeper.v1.ListAuditRecordsResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_query_service_proto_init() }
@@ -582,7 +680,7 @@ func file_casekeeper_v1_query_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_casekeeper_v1_query_service_proto_rawDesc), len(file_casekeeper_v1_query_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
