@@ -23,9 +23,9 @@ import (
 
 	"github.com/casekeeper/core/pkg/events"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/proto/webhookbody"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/mongostore"
-	"github.com/casekeeper/core/services/webhook/internal/payload"
 	"github.com/casekeeper/core/services/webhook/internal/signing"
 )
 
@@ -178,7 +178,7 @@ func benchDelivery(b *testing.B, stored int) {
 	signer, _ := signing.NewSigner(ep.Secrets[0].Value)
 	bodies := make([][]byte, burst)
 	for i := range bodies {
-		bodies[i], _ = payload.Full(sampleEvent("acme", i))
+		bodies[i], _ = webhookbody.Full(sampleEvent("acme", i))
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
 	rc.count.Store(0)

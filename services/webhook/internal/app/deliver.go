@@ -10,6 +10,7 @@ import (
 
 	"github.com/casekeeper/core/pkg/events"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/proto/webhookbody"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/httpsender"
 	"github.com/casekeeper/core/services/webhook/internal/jqsandbox"
@@ -218,18 +219,18 @@ func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string
 func (d *Deliverer) render(ctx context.Context, route *Route, ev *casekeeperv1.CaseEvent) ([]byte, error) {
 	switch route.Format {
 	case delivery.FormatThin:
-		return payload.Thin(ev, d.GatewayURL)
+		return webhookbody.Thin(ev, d.GatewayURL)
 	case delivery.FormatJQ:
 		if !route.Compiles {
 			return nil, fmt.Errorf("%w: the stored program does not compile", payload.ErrTransform)
 		}
-		full, err := payload.Full(ev)
+		full, err := webhookbody.Full(ev)
 		if err != nil {
 			return nil, err
 		}
 		return d.Transforms.Run(ctx, route.Tenant, route.JQ, full)
 	default:
-		return payload.Full(ev)
+		return webhookbody.Full(ev)
 	}
 }
 

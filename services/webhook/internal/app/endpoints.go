@@ -18,6 +18,7 @@ import (
 	"github.com/casekeeper/core/pkg/validation"
 	"github.com/casekeeper/core/pkg/webhooks"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/proto/webhookbody"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/payload"
 	"github.com/casekeeper/core/services/webhook/internal/signing"
@@ -296,7 +297,7 @@ func (u *Endpoints) Preview(ctx context.Context, tenant, program string) (input,
 	if _, err := payload.Compile(program); err != nil {
 		return "", "", validation.Errors{{Field: "jq_transform", Message: err.Error()}}
 	}
-	full, err := payload.Full(SampleEvent("example", u.Now()))
+	full, err := webhookbody.Full(SampleEvent("example", u.Now()))
 	if err != nil {
 		return "", "", err
 	}
@@ -311,7 +312,7 @@ func (u *Endpoints) Preview(ctx context.Context, tenant, program string) (input,
 // that cannot finish on any event (def f: f; f) or that explodes whatever its input ("x" * 400000000). A program
 // that merely errors on the sample (a field the sample lacks) is accepted: real events may have it.
 func (u *Endpoints) checkTransform(ctx context.Context, tenant, program string) error {
-	full, err := payload.Full(SampleEvent(tenant, u.Now()))
+	full, err := webhookbody.Full(SampleEvent(tenant, u.Now()))
 	if err != nil {
 		return err
 	}

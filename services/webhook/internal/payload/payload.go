@@ -1,5 +1,5 @@
-// Package payload turns a case event into the JSON body of a webhook: the full case, a thin notice without personal
-// data, or the full payload passed through the endpoint's jq program.
+// Package payload runs an endpoint's jq program on the full payload of a webhook. The full and thin bodies themselves
+// are built by github.com/casekeeper/core/proto/webhookbody, which the SDK's local forwarder shares.
 package payload
 
 import (
@@ -14,9 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/itchyny/gojq"
-	"google.golang.org/protobuf/encoding/protojson"
-
-	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
 // Limits of a jq run: a transform that loops or explodes fails the attempt instead of the service. The memory a
@@ -39,41 +36,6 @@ var (
 // Limited is an ErrTransform and ErrLimit with the reason.
 func Limited(format string, args ...any) error {
 	return fmt.Errorf("%w: %w: %s", ErrTransform, ErrLimit, fmt.Sprintf(format, args...))
-}
-
-var marshal = protojson.MarshalOptions{UseProtoNames: true}
-
-// Full is the standard body {"type", "timestamp", "data": case}.
-func Full(e *casekeeperv1.CaseEvent) ([]byte, error) {
-	data, err := marshal.Marshal(e.GetData())
-	if err != nil {
-		return nil, fmt.Errorf("encoding case: %w", err)
-	}
-	// protojson varies its whitespace on purpose; compacting makes the body stable across builds.
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, data); err != nil {
-		return nil, fmt.Errorf("compacting case: %w", err)
-	}
-	return envelope(e, json.RawMessage(compact.Bytes()))
-}
-
-// Thin names the event and where to fetch the case, with no personal data.
-func Thin(e *casekeeperv1.CaseEvent, gatewayURL string) ([]byte, error) {
-	return envelope(e, map[string]any{
-		"event_id":     e.GetId(),
-		"type":         e.GetType(),
-		"case_id":      e.GetCaseId(),
-		"case_version": e.GetCaseVersion(),
-		"url":          gatewayURL + "/v1/cases/" + e.GetCaseId(),
-	})
-}
-
-func envelope(e *casekeeperv1.CaseEvent, data any) ([]byte, error) {
-	return json.Marshal(struct {
-		Type      string `json:"type"`
-		Timestamp string `json:"timestamp"`
-		Data      any    `json:"data"`
-	}{e.GetType(), e.GetOccurredAt().AsTime().UTC().Format(time.RFC3339Nano), data})
 }
 
 // CompileError is a jq program that does not parse or compile, with the offset of the fault when jq knows it.

@@ -2,7 +2,6 @@ package payload
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/proto/webhookbody"
 )
 
 func sample() *casekeeperv1.CaseEvent {
@@ -20,36 +20,6 @@ func sample() *casekeeperv1.CaseEvent {
 		Data: &casekeeperv1.Case{Id: "case_1", Tenant: "acme", ExternalRef: "ref-9", Version: 3,
 			Status:    casekeeperv1.CaseStatus_CASE_STATUS_SUBMITTED,
 			Applicant: &casekeeperv1.Applicant{FullName: "Ada Lovelace"}},
-	}
-}
-
-func TestFullUsesProtoNames(t *testing.T) {
-	b, err := Full(sample())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Type, Timestamp string
-		Data            map[string]any
-	}
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.Type != "case.created" || got.Timestamp != "2026-01-02T03:04:05Z" || got.Data["external_ref"] != "ref-9" {
-		t.Fatalf("body %s", b)
-	}
-}
-
-func TestThinHasNoPersonalData(t *testing.T) {
-	b, err := Thin(sample(), "https://api.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(b), "Ada") {
-		t.Fatalf("thin payload leaks the applicant: %s", b)
-	}
-	if !strings.Contains(string(b), `"url":"https://api.example/v1/cases/case_1"`) || !strings.Contains(string(b), `"case_version":3`) {
-		t.Fatalf("body %s", b)
 	}
 }
 
@@ -68,7 +38,7 @@ func TestCompileReportsPosition(t *testing.T) {
 }
 
 func TestApply(t *testing.T) {
-	full, _ := Full(sample())
+	full, _ := webhookbody.Full(sample())
 	tr, err := Compile(`{id: .data.id, status: .data.status, v: .data.version}`)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +71,7 @@ func TestApply(t *testing.T) {
 func TestTransformSeesNoEnvironment(t *testing.T) {
 	const canary = "ck-env-canary-5f1d9c"
 	t.Setenv("CASEKEEPER_TRANSFORM_CANARY", canary)
-	full, _ := Full(sample())
+	full, _ := webhookbody.Full(sample())
 	tr, err := Compile(`{env: env, ENV: $ENV, one: $ENV.CASEKEEPER_TRANSFORM_CANARY, path: env.PATH}`)
 	if err != nil {
 		t.Fatal(err)

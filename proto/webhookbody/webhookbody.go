@@ -1,0 +1,51 @@
+// Package webhookbody builds the JSON bodies of Case-keeper webhooks from a case event: the full format (the case
+// after the change) and the thin one (where to fetch it, no personal data). The webhook service sends them, and
+// the SDK's `casekeeper webhooks listen` builds the same bytes from the change feed, so that a receiver developed
+// against one works against the other. proto/schemas describes both formats.
+package webhookbody
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+)
+
+var marshal = protojson.MarshalOptions{UseProtoNames: true}
+
+// Full is the standard body {"type", "timestamp", "data": case}.
+func Full(e *casekeeperv1.CaseEvent) ([]byte, error) {
+	data, err := marshal.Marshal(e.GetData())
+	if err != nil {
+		return nil, fmt.Errorf("encoding case: %w", err)
+	}
+	// protojson varies its whitespace on purpose; compacting makes the body stable across builds.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, data); err != nil {
+		return nil, fmt.Errorf("compacting case: %w", err)
+	}
+	return envelope(e, json.RawMessage(compact.Bytes()))
+}
+
+// Thin names the event and where to fetch the case (gatewayURL + /v1/cases/{id}), with no personal data.
+func Thin(e *casekeeperv1.CaseEvent, gatewayURL string) ([]byte, error) {
+	return envelope(e, map[string]any{
+		"event_id":     e.GetId(),
+		"type":         e.GetType(),
+		"case_id":      e.GetCaseId(),
+		"case_version": e.GetCaseVersion(),
+		"url":          gatewayURL + "/v1/cases/" + e.GetCaseId(),
+	})
+}
+
+func envelope(e *casekeeperv1.CaseEvent, data any) ([]byte, error) {
+	return json.Marshal(struct {
+		Type      string `json:"type"`
+		Timestamp string `json:"timestamp"`
+		Data      any    `json:"data"`
+	}{e.GetType(), e.GetOccurredAt().AsTime().UTC().Format(time.RFC3339Nano), data})
+}
