@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-# Binaries built to bin/<name> from services/<name>/cmd/<name>.
+# Binaries built to bin/<name> from services/<name>/cmd/<name>, and the command-line client.
 SERVICES := case webhook gateway devserver
 TOOLS_BIN := $(CURDIR)/.cache/bin
 
@@ -20,9 +20,10 @@ run: build ## build and start the whole stack (NATS, FerretDB, Keycloak, service
 	@./bin/devserver
 
 build: ## build every binary into bin/
-	@echo "building $(SERVICES) into bin/ (Go modules are fetched on the first build)"
+	@echo "building $(SERVICES) casekeeper into bin/ (Go modules are fetched on the first build)"
 	@mkdir -p bin
 	@for s in $(SERVICES); do CGO_ENABLED=0 go build -trimpath -o bin/$$s ./services/$$s/cmd/$$s; done
+	@CGO_ENABLED=0 go build -trimpath -o bin/casekeeper ./sdk/go/cmd/casekeeper
 
 test: ## check for committed binaries, vet, check generated code, start the real Keycloak and run every module's tests with -race
 	@scripts/test.sh

@@ -126,7 +126,9 @@ type FollowOptions struct {
 	// MinPollInterval is the shortest time between the starts of two polls that found nothing; the server's
 	// X-Poll-Interval wins when it is longer.
 	MinPollInterval time.Duration
-	// UntilCaughtUp ends a poll follower (nil error) at the first page that finds nothing new.
+	// UntilCaughtUp ends a poll follower (nil error) at the first page that finds nothing new, and at the first
+	// failed poll (with its error) instead of retrying: an interval job run by a scheduler, which resumes from the
+	// stored cursor next time.
 	UntilCaughtUp bool
 	// OnRetry, if set, is told why a poll failed or a stream ended, and how long the follower waits before it
 	// tries again (for logs).
@@ -236,7 +238,7 @@ func (f *follower) poll(ctx context.Context) error {
 		page, err := f.c.ListEvents(ctx, req)
 		if err != nil {
 			d, retry := f.c.retryAfter(ctx, err, failures, nil)
-			if !retry {
+			if !retry || f.o.UntilCaughtUp {
 				return err
 			}
 			failures++
