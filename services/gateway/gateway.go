@@ -35,6 +35,7 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/dashboard"
+	"github.com/casekeeper/core/services/gateway/internal/feed"
 	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
 	"github.com/casekeeper/core/services/gateway/internal/httpapi"
 	"github.com/casekeeper/core/services/gateway/internal/mongostore"
@@ -77,7 +78,13 @@ type Config struct {
 	FeedConsumer string `env:"GATEWAY_FEED_CONSUMER" envDefault:"gateway-feed"`
 	// FeedRetention is how long the feed keeps events; keep it equal to EVENTS_STREAM_MAX_AGE of the case service.
 	FeedRetention time.Duration `env:"GATEWAY_FEED_RETENTION" envDefault:"720h"`
-	DrainTimeout  time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
+	// PollInterval is the X-Poll-Interval the feed's answers ask pollers to keep; it doubles for every
+	// PollBusyReads feed reads in flight on the replica (up to 8×).
+	PollInterval  time.Duration `env:"GATEWAY_POLL_INTERVAL" envDefault:"5s"`
+	PollBusyReads int           `env:"GATEWAY_POLL_BUSY_READS" envDefault:"64"`
+	// BookmarkInterval is how often an idle event stream (SSE, WatchCaseEvents) sends its renewed cursor.
+	BookmarkInterval time.Duration `env:"GATEWAY_BOOKMARK_INTERVAL" envDefault:"30s"`
+	DrainTimeout     time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
 	// StartupTimeout bounds the wait for MongoDB and NATS (a cluster electing its leader) at start-up; 0 means 30s.
 	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" envDefault:"30s"`
 	NATS           config.NATS
@@ -108,6 +115,9 @@ func (c *Config) Validate() error {
 	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
+	check.That(c.PollInterval >= time.Second, "GATEWAY_POLL_INTERVAL", "must be at least 1s")
+	check.That(c.PollBusyReads >= 1, "GATEWAY_POLL_BUSY_READS", "must be at least 1")
+	check.That(c.BookmarkInterval >= 100*time.Millisecond, "GATEWAY_BOOKMARK_INTERVAL", "must be at least 100ms")
 	check.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
 	if c.DashboardClientSecret.Reveal() != "" {
 		check.Require("GATEWAY_SESSION_KEY", c.SessionKey.Reveal())
@@ -229,11 +239,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	// One budget per client, the same for gRPC and HTTP callers: it is checked by the policy, right after the
 	// token is verified, so it is keyed by the token's azp (a claim the caller cannot choose freely).
 	clients := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
+	// Client and subject: a backend's service account is one subject, so this is per client for machines, while
+	// the users of one browser client (the dashboard) do not share a single budget.
+	budgetKey := func(p auth.Principal) string { return p.ClientID + "/" + p.Subject }
 	admit := func(_ context.Context, _ string, p auth.Principal) error {
-		// Client and subject: a backend's service account is one subject, so this is per client for machines, while
-		// the users of one browser client (the dashboard) do not share a single budget.
-		key := p.ClientID + "/" + p.Subject
-		if ok, retry := clients.Allow(key); !ok {
+		if ok, retry := clients.Allow(budgetKey(p)); !ok {
 			return httpapi.RateLimited(retry)
 		}
 		return nil
@@ -272,6 +282,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		Cases: casekeeperv1.NewCaseServiceClient(caseConn), Feed: feedStore, Notifier: hub,
 		Audit: auditLog, AuditLog: auditStore, Log: log, Recheck: o.recheck,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient, Now: o.now,
+		Retention: cfg.FeedRetention, BookmarkEvery: cfg.BookmarkInterval,
+		Poll: feed.PollHint{Interval: cfg.PollInterval, Busy: int64(cfg.PollBusyReads)},
 	})
 
 	// HTTP reaches the gRPC server through an in-process listener, so it passes the very same interceptors.
@@ -291,6 +303,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		Self: selfConn, Webhooks: webhookConn, PublicURL: cfg.PublicURL,
 		FailedAuth:    ratelimit.New(cfg.FailedAuthLimit, max(1, int(4*cfg.FailedAuthLimit))),
 		ClientAddress: proxies, Verifier: s.verifier,
+		Refund:       func(p auth.Principal) { clients.Refund(budgetKey(p)) },
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {

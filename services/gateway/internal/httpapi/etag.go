@@ -42,6 +42,8 @@ type notModified struct {
 	ifNoneMatch string
 	decided     bool
 	suppress    bool
+	// unchanged is called when the answer is a 304.
+	unchanged func()
 }
 
 func (w *notModified) WriteHeader(code int) {
@@ -55,6 +57,9 @@ func (w *notModified) WriteHeader(code int) {
 		h.Del("Content-Type")
 		h.Del("Content-Length")
 		w.ResponseWriter.WriteHeader(http.StatusNotModified)
+		if w.unchanged != nil {
+			w.unchanged()
+		}
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -87,13 +92,19 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-func withConditionalGET(next http.Handler) http.Handler {
+// withConditionalGET answers 304 when the client holds the answer already; such an answer is given back to the
+// client's rate budget (refund, when set), so that revalidating costs a poller nothing of it.
+func withConditionalGET(refund func(*http.Request), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inm := r.Header.Get("If-None-Match")
 		if inm == "" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(&notModified{ResponseWriter: w, ifNoneMatch: inm}, r)
+		nm := &notModified{ResponseWriter: w, ifNoneMatch: inm}
+		if refund != nil {
+			nm.unchanged = func() { refund(r) }
+		}
+		next.ServeHTTP(nm, r)
 	})
 }
