@@ -237,10 +237,14 @@ func (h *harness) publish(t testing.TB, tenant, caseID, typ string, version int6
 // grpcConn dials the gateway's gRPC port.
 func (h *harness) grpcConn(t testing.TB) *grpc.ClientConn { return testinfra.Dial(t, h.gw.GRPCAddr()) }
 
-// get performs an HTTP GET with a token and extra headers ("Name: value").
+// get performs an HTTP GET with a token and extra headers ("Name: value"); path is on the first gateway instance
+// unless it is a whole URL.
 func (h *harness) get(t testing.TB, path, token string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, h.base+path, nil)
+	if !strings.HasPrefix(path, "http://") {
+		path = h.base + path
+	}
+	req, _ := http.NewRequest(http.MethodGet, path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

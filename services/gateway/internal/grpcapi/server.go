@@ -170,9 +170,10 @@ func (s *Server) bookmarkEvery() time.Duration {
 }
 
 // start resolves where a read begins: at the head for `latest`; after the reader's cursor otherwise, unless the
-// cursor is old enough that the retention may have deleted events after it. Such a cursor still stands when the
-// tenant's oldest stored event is at or before it (everything deleted came before it); otherwise it is refused,
-// because following the feed from it could skip events without anyone knowing.
+// cursor is old enough that the retention may have deleted events after it. Such a cursor still stands when nothing
+// came after it (the head is at it: a quiet tenant's poller, which revalidates with 304s and so keeps its old
+// cursor, is never sent to resync) or when the tenant's oldest stored event is at or before it (everything deleted
+// came before it); otherwise it is refused, because following the feed from it could skip events unnoticed.
 func (s *Server) start(ctx context.Context, q feed.Query) (feed.Query, error) {
 	if q.Latest {
 		head, err := s.Feed.Head(ctx, q.Tenant)
@@ -184,6 +185,13 @@ func (s *Server) start(ctx context.Context, q feed.Query) (feed.Query, error) {
 		return q, nil
 	}
 	if !q.From.MayHaveExpired(s.now(), s.retention()) {
+		return q, nil
+	}
+	head, err := s.Feed.Head(ctx, q.Tenant)
+	if err != nil {
+		return q, s.backendError(ctx, "feed", err)
+	}
+	if head <= q.After {
 		return q, nil
 	}
 	oldest, ok, err := s.Feed.Oldest(ctx, q.Tenant)

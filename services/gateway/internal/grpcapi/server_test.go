@@ -231,8 +231,16 @@ func TestExpiredCursorAsksForAResync(t *testing.T) {
 			t.Fatalf("the answer's cursor is not renewed: %+v", c)
 		}
 	}
-	// A fresh cursor is not checked at all.
+	// Every event expired, but the cursor is at the head: nothing came after it, so it stands (a quiet tenant's
+	// poller that revalidates with 304s keeps its old cursor).
 	f.entries = nil
+	if _, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: old(9)}); err != nil {
+		t.Fatalf("an old cursor at the head: %v", err)
+	}
+	if _, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: old(8)}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("an old cursor before expired events: %v", err)
+	}
+	// A fresh cursor is not checked at all.
 	if _, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: feed.Cursor{Seq: 3, Issued: now}.String()}); err != nil {
 		t.Fatalf("a fresh cursor: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/gateway/internal/feed"
 )
 
 // setETag is grpc-gateway's forward-response option: every successful answer gets a validator. A case is named by
@@ -23,6 +24,9 @@ func setETag(_ context.Context, w http.ResponseWriter, m proto.Message) error {
 		sum := sha256.Sum256([]byte(c.GetCase().GetId()))
 		tag = `W/"c` + hex.EncodeToString(sum[:8]) + "-" + strconv.FormatInt(c.GetCase().GetVersion(), 10) + `"`
 	} else {
+		if page, ok := m.(*casekeeperv1.ListCaseEventsResponse); ok {
+			m = withoutCursorTime(page)
+		}
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 		if err != nil {
 			return nil // no validator is better than a failed answer
@@ -33,6 +37,19 @@ func setETag(_ context.Context, w http.ResponseWriter, m proto.Message) error {
 	w.Header().Set("ETag", tag)
 	w.Header().Set("Cache-Control", "private, no-cache")
 	return nil
+}
+
+// withoutCursorTime is a feed page as its validator sees it: an empty poll renews its cursor's time at every
+// answer, and a poller that revalidates must still get its 304. Its old cursor stays good (see the feed's expiry
+// rule: a cursor at the head never expires).
+func withoutCursorTime(page *casekeeperv1.ListCaseEventsResponse) proto.Message {
+	c, err := feed.ParseCursor(page.GetNextCursor())
+	if err != nil {
+		return page
+	}
+	stable := proto.Clone(page).(*casekeeperv1.ListCaseEventsResponse)
+	stable.NextCursor = feed.Cursor{Seq: c.Seq}.String()
+	return stable
 }
 
 // notModified turns a 200 whose ETag the client already holds into a 304 without a body. It decides when the
