@@ -27,6 +27,7 @@ import (
 
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/grpcserver"
 	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/pkg/mongodb"
@@ -82,6 +83,9 @@ type Config struct {
 	// PollBusyReads feed reads in flight on the replica (up to 8×).
 	PollInterval  time.Duration `env:"GATEWAY_POLL_INTERVAL" envDefault:"5s"`
 	PollBusyReads int           `env:"GATEWAY_POLL_BUSY_READS" envDefault:"64"`
+	// CaseProjection is the case service's durable consumer on CASES that keeps its query store: a snapshot start
+	// of an event stream reads how far it has come.
+	CaseProjection string `env:"GATEWAY_CASE_PROJECTION" envDefault:"case-projection"`
 	// BookmarkInterval is how often an idle event stream (SSE, WatchCaseEvents) sends its renewed cursor.
 	BookmarkInterval time.Duration `env:"GATEWAY_BOOKMARK_INTERVAL" envDefault:"30s"`
 	DrainTimeout     time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
@@ -105,6 +109,7 @@ func (c *Config) Validate() error {
 	check.Require("KEYCLOAK_CLIENT_ID", c.Keycloak.ClientID)
 	check.Require("KEYCLOAK_CLIENT_SECRET", c.Keycloak.ClientSecret.Reveal())
 	check.Require("GATEWAY_FEED_CONSUMER", c.FeedConsumer)
+	check.Require("GATEWAY_CASE_PROJECTION", c.CaseProjection)
 	check.That(c.RateLimit >= 0, "GATEWAY_RATE_LIMIT", "must not be negative")
 	check.That(c.RateBurst >= 1, "GATEWAY_RATE_BURST", "must be at least 1")
 	check.That(c.MaxStreamsPerClient >= 1, "GATEWAY_MAX_STREAMS_PER_CLIENT", "must be at least 1")
@@ -283,7 +288,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		Audit: auditLog, AuditLog: auditStore, Log: log, Recheck: o.recheck,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient, Now: o.now,
 		Retention: cfg.FeedRetention, BookmarkEvery: cfg.BookmarkInterval,
-		Poll: feed.PollHint{Interval: cfg.PollInterval, Busy: int64(cfg.PollBusyReads)},
+		Poll:           feed.PollHint{Interval: cfg.PollInterval, Busy: int64(cfg.PollBusyReads)},
+		CasesProjected: casesProjected(s.js, cfg.CaseProjection),
 	})
 
 	// HTTP reaches the gRPC server through an in-process listener, so it passes the very same interceptors.
@@ -401,6 +407,23 @@ func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.
 			}
 		}
 	}}
+}
+
+// casesProjected reads the CASES stream position up to which the case service's query store is complete: the ack
+// floor of its projection consumer, which acknowledges an event only once it is written. A snapshot read after it
+// reflects at least every event up to it.
+func casesProjected(js jetstream.JetStream, durable string) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		c, err := js.Consumer(ctx, events.Stream, durable)
+		if err != nil {
+			return 0, fmt.Errorf("case projection consumer %q (GATEWAY_CASE_PROJECTION): %w", durable, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("case projection consumer %q: %w", durable, err)
+		}
+		return int64(info.AckFloor.Stream), nil
+	}
 }
 
 // webhookPolicy: every WebhookService method needs webhooks:manage (the webhook service checks it again).

@@ -130,6 +130,95 @@ func TestFeedResyncHintsAndBookmarks(t *testing.T) {
 		}
 	})
 
+	t.Run("SnapshotThenChanges", func(t *testing.T) {
+		provider := h.acmeProvider()
+		a, b := h.createCase(t, provider, "snapshot-a"), h.createCase(t, provider, "snapshot-b")
+		client := casekeeperv1.NewCaseQueryServiceClient(h.grpcConn(t))
+		ctx, cancel := context.WithTimeout(testinfra.Bearer(t.Context(), acme), 15*time.Second)
+		defer cancel()
+		stream, err := client.WatchCaseEvents(ctx, &casekeeperv1.WatchCaseEventsRequest{Snapshot: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := map[string]int64{}
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("snapshot after %d cases: %v", len(snap), err)
+			}
+			if m.GetSnapshot() != nil {
+				if m.GetSnapshot().GetTenant() != "acme" {
+					t.Fatalf("snapshot case of tenant %s", m.GetSnapshot().GetTenant())
+				}
+				snap[m.GetSnapshot().GetId()] = m.GetSnapshot().GetVersion()
+				continue
+			}
+			if !m.GetBookmark().GetEndOfSnapshot() {
+				t.Fatalf("before the end of the snapshot: %v", m)
+			}
+			break
+		}
+		if snap[a.GetId()] != a.GetVersion() || snap[b.GetId()] != b.GetVersion() {
+			t.Fatalf("snapshot %v misses the cases just written (%s, %s)", snap, a.GetId(), b.GetId())
+		}
+		// Then the changes: a case written now arrives as its event (after, perhaps, events the snapshot already
+		// reflects, which a reader tells by their versions).
+		c := h.createCase(t, provider, "snapshot-c")
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("changes after the snapshot: %v", err)
+			}
+			ev := m.GetEvent()
+			if ev == nil {
+				continue
+			}
+			if v, ok := snap[ev.GetCaseId()]; ok && ev.GetCaseVersion() <= v {
+				continue
+			}
+			if ev.GetCaseId() != c.GetId() || ev.GetType() != events.TypeCreated {
+				t.Fatalf("first change after the snapshot: %s of %s, want the creation of %s", ev.GetType(), ev.GetCaseId(), c.GetId())
+			}
+			break
+		}
+		// Over SSE: snapshot lines, then the end-of-snapshot bookmark.
+		sctx, scancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer scancel()
+		req, _ := http.NewRequestWithContext(sctx, http.MethodGet, h.base+"/v1/events:stream?snapshot=true", nil)
+		req.Header.Set("Authorization", "Bearer "+acme)
+		sse, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sse.Body.Close()
+		sc := bufio.NewScanner(sse.Body)
+		cases := 0
+		for {
+			e := readSSE(t, sc, 1)[0]
+			var m struct {
+				Tenant        string `json:"tenant"`
+				EndOfSnapshot bool   `json:"end_of_snapshot"`
+				Cursor        string `json:"cursor"`
+			}
+			if err := json.Unmarshal([]byte(e.data), &m); err != nil {
+				t.Fatalf("SSE line %+v: %v", e, err)
+			}
+			if e.typ == "snapshot" && e.id == "" && m.Tenant == "acme" {
+				cases++
+				continue
+			}
+			if e.typ != "bookmark" || !m.EndOfSnapshot || e.id == "" || m.Cursor != e.id || cases < len(snap) {
+				t.Fatalf("SSE end of snapshot %+v after %d cases, want at least %d", e, cases, len(snap))
+			}
+			break
+		}
+		// A snapshot start with a cursor is refused, naming the field.
+		resp, body := h.get(t, "/v1/events:stream?snapshot=true&after="+c1, acme)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"field":"snapshot"`) {
+			t.Fatalf("snapshot with a cursor: %d %s", resp.StatusCode, body)
+		}
+	})
+
 	t.Run("BookmarksOnLongPollSSEAndWatch", func(t *testing.T) {
 		gw := h.startGateway(func(c *gatewaysvc.Config) { c.BookmarkInterval = 300 * time.Millisecond })
 		base := "http://" + gw.HTTPAddr()

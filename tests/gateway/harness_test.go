@@ -58,9 +58,10 @@ func (h *harness) startGateway(mod func(*gatewaysvc.Config)) *gatewaysvc.Service
 		WebhookServiceAddr: h.webhooks.addr, PublicURL: "http://127.0.0.1",
 		RateLimit: 0, RateBurst: 1, FailedAuthLimit: 0, MaxBodyBytes: 64 << 10,
 		RequestTimeout: 10 * time.Second, FeedConsumer: "gateway-feed", FeedRetention: time.Hour, DrainTimeout: 2 * time.Second,
-		NATS:     config.NATS{URL: h.natsURL, StreamReplicas: 1},
-		Mongo:    config.Mongo{URI: config.Secret(h.mongoURI), Database: h.db},
-		Keycloak: config.Keycloak{URL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api", ClientID: "casekeeper-gateway", ClientSecret: "gatewayDevSecret"},
+		CaseProjection: "case-projection",
+		NATS:           config.NATS{URL: h.natsURL, StreamReplicas: 1},
+		Mongo:          config.Mongo{URI: config.Secret(h.mongoURI), Database: h.db},
+		Keycloak:       config.Keycloak{URL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api", ClientID: "casekeeper-gateway", ClientSecret: "gatewayDevSecret"},
 	}
 	if mod != nil {
 		mod(&cfg)

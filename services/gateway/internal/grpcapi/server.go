@@ -92,6 +92,9 @@ type Server struct {
 	BookmarkEvery time.Duration
 	// Poll sets the interval the feed's answers ask pollers to keep (x-poll-interval).
 	Poll feed.PollHint
+	// CasesProjected is the CASES stream position up to which the case service's query store (what ListCases
+	// reads) is complete; a snapshot start needs it. Nil refuses snapshot starts.
+	CasesProjected func(ctx context.Context) (int64, error)
 
 	streamsMu sync.Mutex
 	streams   map[streamOwner]int
@@ -396,8 +399,15 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 		return auth.ToStatus(err)
 	}
 	q, err := feed.NewQuery(p.Tenant, req.GetAfter(), req.GetTypes(), feed.DefaultPageSize)
-	if errs, ok := validation.As(err); ok {
+	errs, _ := validation.As(err)
+	if req.GetSnapshot() && req.GetAfter() != "" {
+		errs.Add("snapshot", "starts the stream with the current cases, so after must be empty")
+	}
+	if len(errs) > 0 {
 		return grpcserver.InvalidArgument(errs)
+	}
+	if req.GetSnapshot() && s.CasesProjected == nil {
+		return status.Error(codes.Unimplemented, "this gateway cannot start a stream with a snapshot")
 	}
 	expired := func() bool { return !p.ExpiresAt.IsZero() && !s.now().Before(p.ExpiresAt) }
 	if expired() {
@@ -419,6 +429,11 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 	}
 	if err := stream.SendHeader(metadata.Pairs(StreamOpenedHeader, "1")); err != nil {
 		return err
+	}
+	if req.GetSnapshot() {
+		if q, err = s.sendSnapshot(ctx, p, q, stream); err != nil {
+			return err
+		}
 	}
 	recheck := time.NewTicker(s.recheck())
 	defer recheck.Stop()
@@ -473,6 +488,55 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 			return nil
 		}
 	}
+}
+
+// sendSnapshot sends every case of the tenant as it is now, then a bookmark with end_of_snapshot, and returns the
+// query that continues after it. The position comes first: every event up to where the case projection stands is
+// reflected in what ListCases then reads, so following the feed from that position misses nothing. An event just
+// after it may show a state the snapshot already had (the list can be newer than the position): compare versions.
+// The position's stamp is when it was read; events after it were stored in the feed after that, unless the case
+// projection lags by more than the clock skew the cursor's expiry allows for.
+func (s *Server) sendSnapshot(ctx context.Context, p auth.Principal, q feed.Query, stream grpc.ServerStreamingServer[casekeeperv1.WatchCaseEventsResponse]) (feed.Query, error) {
+	readAt := s.now()
+	pos, err := s.CasesProjected(ctx)
+	if err != nil {
+		return q, s.backendError(ctx, "case projection", err)
+	}
+	req := &casekeeperv1.ListCasesRequest{PageSize: 500}
+	for {
+		resp, err := s.Cases.ListCases(ctx, req)
+		if err != nil {
+			return q, s.backendError(ctx, "case service", err)
+		}
+		ids := make([]string, 0, len(resp.GetCases()))
+		var page []*casekeeperv1.Case
+		for _, c := range resp.GetCases() {
+			if c.GetTenant() == p.Tenant { // defence in depth, as in ListCases
+				page = append(page, c)
+				ids = append(ids, c.GetId())
+			}
+		}
+		if len(page) > 0 {
+			if err := s.record(ctx, p, MethodWatchCaseEvents, ids); err != nil {
+				return q, err
+			}
+		}
+		for _, c := range page {
+			if err := stream.Send(&casekeeperv1.WatchCaseEventsResponse{Snapshot: c}); err != nil {
+				return q, err
+			}
+		}
+		if resp.GetNextPageToken() == "" {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	end := feed.Cursor{Seq: pos, Issued: readAt}
+	if err := stream.Send(&casekeeperv1.WatchCaseEventsResponse{Bookmark: &casekeeperv1.Bookmark{Cursor: end.String(), EndOfSnapshot: true}}); err != nil {
+		return q, err
+	}
+	q.After, q.From = pos, end
+	return q, nil
 }
 
 // ListAuditRecords reads the tenant's access audit.
