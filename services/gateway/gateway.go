@@ -27,6 +27,7 @@ import (
 
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/config"
+	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/grpcserver"
 	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/pkg/mongodb"
@@ -35,6 +36,7 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/dashboard"
+	"github.com/casekeeper/core/services/gateway/internal/feed"
 	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
 	"github.com/casekeeper/core/services/gateway/internal/httpapi"
 	"github.com/casekeeper/core/services/gateway/internal/mongostore"
@@ -77,7 +79,16 @@ type Config struct {
 	FeedConsumer string `env:"GATEWAY_FEED_CONSUMER" envDefault:"gateway-feed"`
 	// FeedRetention is how long the feed keeps events; keep it equal to EVENTS_STREAM_MAX_AGE of the case service.
 	FeedRetention time.Duration `env:"GATEWAY_FEED_RETENTION" envDefault:"720h"`
-	DrainTimeout  time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
+	// PollInterval is the X-Poll-Interval the feed's answers ask pollers to keep; it doubles for every
+	// PollBusyReads feed reads in flight on the replica (up to 8×).
+	PollInterval  time.Duration `env:"GATEWAY_POLL_INTERVAL" envDefault:"5s"`
+	PollBusyReads int           `env:"GATEWAY_POLL_BUSY_READS" envDefault:"64"`
+	// CaseProjection is the case service's durable consumer on CASES that keeps its query store: a snapshot start
+	// of an event stream reads how far it has come.
+	CaseProjection string `env:"GATEWAY_CASE_PROJECTION" envDefault:"case-projection"`
+	// BookmarkInterval is how often an idle event stream (SSE, WatchCaseEvents) sends its renewed cursor.
+	BookmarkInterval time.Duration `env:"GATEWAY_BOOKMARK_INTERVAL" envDefault:"30s"`
+	DrainTimeout     time.Duration `env:"SHUTDOWN_DRAIN_TIMEOUT" envDefault:"10s"`
 	// StartupTimeout bounds the wait for MongoDB and NATS (a cluster electing its leader) at start-up; 0 means 30s.
 	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" envDefault:"30s"`
 	NATS           config.NATS
@@ -98,6 +109,7 @@ func (c *Config) Validate() error {
 	check.Require("KEYCLOAK_CLIENT_ID", c.Keycloak.ClientID)
 	check.Require("KEYCLOAK_CLIENT_SECRET", c.Keycloak.ClientSecret.Reveal())
 	check.Require("GATEWAY_FEED_CONSUMER", c.FeedConsumer)
+	check.Require("GATEWAY_CASE_PROJECTION", c.CaseProjection)
 	check.That(c.RateLimit >= 0, "GATEWAY_RATE_LIMIT", "must not be negative")
 	check.That(c.RateBurst >= 1, "GATEWAY_RATE_BURST", "must be at least 1")
 	check.That(c.MaxStreamsPerClient >= 1, "GATEWAY_MAX_STREAMS_PER_CLIENT", "must be at least 1")
@@ -108,6 +120,9 @@ func (c *Config) Validate() error {
 	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
+	check.That(c.PollInterval >= time.Second, "GATEWAY_POLL_INTERVAL", "must be at least 1s")
+	check.That(c.PollBusyReads >= 1, "GATEWAY_POLL_BUSY_READS", "must be at least 1")
+	check.That(c.BookmarkInterval >= 100*time.Millisecond, "GATEWAY_BOOKMARK_INTERVAL", "must be at least 100ms")
 	check.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
 	if c.DashboardClientSecret.Reveal() != "" {
 		check.Require("GATEWAY_SESSION_KEY", c.SessionKey.Reveal())
@@ -229,11 +244,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	// One budget per client, the same for gRPC and HTTP callers: it is checked by the policy, right after the
 	// token is verified, so it is keyed by the token's azp (a claim the caller cannot choose freely).
 	clients := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
+	// Client and subject: a backend's service account is one subject, so this is per client for machines, while
+	// the users of one browser client (the dashboard) do not share a single budget.
+	budgetKey := func(p auth.Principal) string { return p.ClientID + "/" + p.Subject }
 	admit := func(_ context.Context, _ string, p auth.Principal) error {
-		// Client and subject: a backend's service account is one subject, so this is per client for machines, while
-		// the users of one browser client (the dashboard) do not share a single budget.
-		key := p.ClientID + "/" + p.Subject
-		if ok, retry := clients.Allow(key); !ok {
+		if ok, retry := clients.Allow(budgetKey(p)); !ok {
 			return httpapi.RateLimited(retry)
 		}
 		return nil
@@ -272,6 +287,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		Cases: casekeeperv1.NewCaseServiceClient(caseConn), Feed: feedStore, Notifier: hub,
 		Audit: auditLog, AuditLog: auditStore, Log: log, Recheck: o.recheck,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient, Now: o.now,
+		Retention: cfg.FeedRetention, BookmarkEvery: cfg.BookmarkInterval,
+		Poll:           feed.PollHint{Interval: cfg.PollInterval, Busy: int64(cfg.PollBusyReads)},
+		CasesProjected: casesProjected(s.js, cfg.CaseProjection),
 	})
 
 	// HTTP reaches the gRPC server through an in-process listener, so it passes the very same interceptors.
@@ -291,6 +309,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		Self: selfConn, Webhooks: webhookConn, PublicURL: cfg.PublicURL,
 		FailedAuth:    ratelimit.New(cfg.FailedAuthLimit, max(1, int(4*cfg.FailedAuthLimit))),
 		ClientAddress: proxies, Verifier: s.verifier,
+		Refund:       func(p auth.Principal) { clients.Refund(budgetKey(p)) },
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {
@@ -388,6 +407,23 @@ func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.
 			}
 		}
 	}}
+}
+
+// casesProjected reads the CASES stream position up to which the case service's query store is complete: the ack
+// floor of its projection consumer, which acknowledges an event only once it is written. A snapshot read after it
+// reflects at least every event up to it.
+func casesProjected(js jetstream.JetStream, durable string) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		c, err := js.Consumer(ctx, events.Stream, durable)
+		if err != nil {
+			return 0, fmt.Errorf("case projection consumer %q (GATEWAY_CASE_PROJECTION): %w", durable, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("case projection consumer %q: %w", durable, err)
+		}
+		return int64(info.AckFloor.Stream), nil
+	}
 }
 
 // webhookPolicy: every WebhookService method needs webhooks:manage (the webhook service checks it again).

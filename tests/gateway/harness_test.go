@@ -58,9 +58,10 @@ func (h *harness) startGateway(mod func(*gatewaysvc.Config)) *gatewaysvc.Service
 		WebhookServiceAddr: h.webhooks.addr, PublicURL: "http://127.0.0.1",
 		RateLimit: 0, RateBurst: 1, FailedAuthLimit: 0, MaxBodyBytes: 64 << 10,
 		RequestTimeout: 10 * time.Second, FeedConsumer: "gateway-feed", FeedRetention: time.Hour, DrainTimeout: 2 * time.Second,
-		NATS:     config.NATS{URL: h.natsURL, StreamReplicas: 1},
-		Mongo:    config.Mongo{URI: config.Secret(h.mongoURI), Database: h.db},
-		Keycloak: config.Keycloak{URL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api", ClientID: "casekeeper-gateway", ClientSecret: "gatewayDevSecret"},
+		CaseProjection: "case-projection",
+		NATS:           config.NATS{URL: h.natsURL, StreamReplicas: 1},
+		Mongo:          config.Mongo{URI: config.Secret(h.mongoURI), Database: h.db},
+		Keycloak:       config.Keycloak{URL: h.kc, Realm: testinfra.Realm, Audience: "casekeeper-api", ClientID: "casekeeper-gateway", ClientSecret: "gatewayDevSecret"},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -237,10 +238,14 @@ func (h *harness) publish(t testing.TB, tenant, caseID, typ string, version int6
 // grpcConn dials the gateway's gRPC port.
 func (h *harness) grpcConn(t testing.TB) *grpc.ClientConn { return testinfra.Dial(t, h.gw.GRPCAddr()) }
 
-// get performs an HTTP GET with a token and extra headers ("Name: value").
+// get performs an HTTP GET with a token and extra headers ("Name: value"); path is on the first gateway instance
+// unless it is a whole URL.
 func (h *harness) get(t testing.TB, path, token string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, h.base+path, nil)
+	if !strings.HasPrefix(path, "http://") {
+		path = h.base + path
+	}
+	req, _ := http.NewRequest(http.MethodGet, path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -5,7 +5,9 @@ package feed
 import (
 	"errors"
 	"github.com/google/uuid"
+	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/casekeeper/core/pkg/events"
@@ -18,12 +20,21 @@ import (
 type Entry struct {
 	Seq   int64
 	Event *casekeeperv1.CaseEvent
+	// StoredAt is when the feed stored the event; the feed expires events by it.
+	StoredAt time.Time
 }
+
+// Cursor is the entry's position, as of when it was stored.
+func (e Entry) Cursor() Cursor { return Cursor{Seq: e.Seq, Issued: e.StoredAt} }
 
 // Query asks for a tenant's events strictly after a position.
 type Query struct {
 	Tenant string
 	After  int64
+	// From is the cursor the reader gave (its Seq is After); zero when it gave none or Latest.
+	From Cursor
+	// Latest asks to start at the head: the reader wants only what happens from now on.
+	Latest bool
 	// Types filters by event type; empty means all.
 	Types []string
 	// CaseID keeps only one case's events; empty means all.
@@ -42,16 +53,24 @@ const (
 // ErrNotFound is returned by stores when there is nothing at a key.
 var ErrNotFound = errors.New("feed: not found")
 
+// ErrCursorExpired says that events after the reader's cursor may have been deleted by the retention: following the
+// feed from it could skip some, so the reader has to resync (list the cases, then follow the feed from Latest).
+var ErrCursorExpired = errors.New("feed: cursor expired")
+
 // NewQuery validates the parameters of a feed read, naming the parameter at fault.
 func NewQuery(tenant, after string, types []string, pageSize int32) (Query, error) {
 	var errs validation.Errors
 	q := Query{Tenant: tenant, Limit: int(pageSize)}
-	if after != "" {
-		pos, err := DecodeCursor(after)
+	switch after {
+	case "":
+	case Latest:
+		q.Latest = true
+	default:
+		c, err := ParseCursor(after)
 		if err != nil {
-			errs.Add("after", "is not a cursor returned by this API")
+			errs.Add("after", "is not a cursor returned by this API (or %q)", Latest)
 		}
-		q.After = pos
+		q.After, q.From = c.Seq, c
 	}
 	for _, t := range types {
 		if !slices.Contains(events.Types, t) {
@@ -96,4 +115,39 @@ func ValidateWait(d time.Duration) error {
 // Wants reports whether the query's type filter lets the event type through.
 func (q Query) Wants(eventType string) bool {
 	return len(q.Types) == 0 || slices.Contains(q.Types, eventType)
+}
+
+// PollHint is the interval the feed's answers ask a poller to keep between polls, raised while the replica is busy:
+// a poller that follows it never polls faster than the feed can change usefully, and backs off before the rate limit
+// has to refuse it.
+type PollHint struct {
+	// Interval is the hint when the replica is not busy (default 5s).
+	Interval time.Duration
+	// Busy is the number of reads in flight at which the hint doubles; it doubles again at each further multiple,
+	// up to MaxPollBackoff times Interval (default 64).
+	Busy int64
+}
+
+// MaxPollBackoff bounds how far load raises the poll hint.
+const MaxPollBackoff = 8
+
+// For returns the hint with inFlight reads being served.
+func (h PollHint) For(inFlight int64) time.Duration {
+	interval, busy := h.Interval, h.Busy
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	if busy <= 0 {
+		busy = 64
+	}
+	factor := int64(1)
+	for level := inFlight / busy; level > 0 && factor < MaxPollBackoff; level /= 2 {
+		factor *= 2
+	}
+	return time.Duration(factor) * interval
+}
+
+// Seconds renders For as the whole seconds of an X-Poll-Interval header (at least 1).
+func (h PollHint) Seconds(inFlight int64) string {
+	return strconv.FormatInt(max(1, int64(math.Ceil(h.For(inFlight).Seconds()))), 10)
 }

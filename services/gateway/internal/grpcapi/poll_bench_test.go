@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -55,7 +56,7 @@ func BenchmarkEmptyPollDatabaseCommands(b *testing.B) {
 	}
 	srv := &grpcapi.Server{Feed: store, Notifier: notify.NewHub(), Audit: nopAudit{}, Log: logging.Discard()}
 	pctx := auth.WithPrincipal(ctx, auth.Principal{Tenant: "acme", ClientID: "acme-backend", Roles: []string{auth.RoleCasesRead}})
-	head := feed.EncodeCursor(999)
+	head := feed.Cursor{Seq: 999, Issued: time.Now()}.String()
 	finds.Store(0)
 	others.Store(0)
 	b.ResetTimer()

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -28,6 +30,8 @@ import (
 type FeedReader interface {
 	Head(ctx context.Context, tenant string) (int64, error)
 	After(ctx context.Context, q feed.Query) ([]feed.Entry, error)
+	// Oldest is the position of the tenant's oldest stored event (ok false when it has none).
+	Oldest(ctx context.Context, tenant string) (seq int64, ok bool, err error)
 }
 
 // Notifier hands out a channel closed at the tenant's next feed write.
@@ -79,11 +83,23 @@ type Server struct {
 	// MaxStreamsPerClient caps the WatchCaseEvents streams one principal (tenant, client, subject) holds open on
 	// this instance (default DefaultMaxStreamsPerClient).
 	MaxStreamsPerClient int
-	// Now is the clock that decides when a stream's token has expired (default time.Now).
+	// Now is the clock that decides when a stream's token has expired and stamps cursors (default time.Now).
 	Now func() time.Time
+	// Retention is how long the feed keeps events (default 720h): a cursor handed out longer ago than that may have
+	// lost events after it, and is refused as expired.
+	Retention time.Duration
+	// BookmarkEvery is how often an idle stream sends a bookmark, its renewed cursor (default 30s).
+	BookmarkEvery time.Duration
+	// Poll sets the interval the feed's answers ask pollers to keep (x-poll-interval).
+	Poll feed.PollHint
+	// CasesProjected is the CASES stream position up to which the case service's query store (what ListCases
+	// reads) is complete; a snapshot start needs it. Nil refuses snapshot starts.
+	CasesProjected func(ctx context.Context) (int64, error)
 
 	streamsMu sync.Mutex
 	streams   map[streamOwner]int
+	// busy counts the feed reads in flight (not the long-polls waiting): the load the poll hint follows.
+	busy atomic.Int64
 }
 
 // DefaultMaxStreamsPerClient is the per-principal stream cap when none is configured.
@@ -132,6 +148,74 @@ func (s *Server) now() time.Time {
 // StreamOpenedHeader is sent once WatchCaseEvents has validated its request and starts streaming, so that the
 // HTTP bridge can answer a bad request with a JSON error instead of an event stream that ends at once.
 const StreamOpenedHeader = "x-casekeeper-stream"
+
+// Error details of an expired cursor: ErrorInfo with this reason and domain, which the HTTP side answers with 410.
+const (
+	ErrorDomain         = "casekeeper.dev"
+	ReasonCursorExpired = "CURSOR_EXPIRED"
+)
+
+// PollIntervalHeader carries the feed's poll interval in whole seconds (HTTP: X-Poll-Interval).
+const PollIntervalHeader = "x-poll-interval"
+
+func (s *Server) retention() time.Duration {
+	if s.Retention > 0 {
+		return s.Retention
+	}
+	return 720 * time.Hour
+}
+
+func (s *Server) bookmarkEvery() time.Duration {
+	if s.BookmarkEvery > 0 {
+		return s.BookmarkEvery
+	}
+	return 30 * time.Second
+}
+
+// start resolves where a read begins: at the head for `latest`; after the reader's cursor otherwise, unless the
+// cursor is old enough that the retention may have deleted events after it. Such a cursor still stands when nothing
+// came after it (the head is at it: a quiet tenant's poller, which revalidates with 304s and so keeps its old
+// cursor, is never sent to resync) or when the tenant's oldest stored event is at or before it (everything deleted
+// came before it); otherwise it is refused, because following the feed from it could skip events unnoticed.
+func (s *Server) start(ctx context.Context, q feed.Query) (feed.Query, error) {
+	if q.Latest {
+		head, err := s.Feed.Head(ctx, q.Tenant)
+		if err != nil {
+			return q, s.backendError(ctx, "feed", err)
+		}
+		q.After, q.Latest = head, false
+		q.From = feed.Cursor{Seq: head, Issued: s.now()}
+		return q, nil
+	}
+	if !q.From.MayHaveExpired(s.now(), s.retention()) {
+		return q, nil
+	}
+	head, err := s.Feed.Head(ctx, q.Tenant)
+	if err != nil {
+		return q, s.backendError(ctx, "feed", err)
+	}
+	if head <= q.After {
+		return q, nil
+	}
+	oldest, ok, err := s.Feed.Oldest(ctx, q.Tenant)
+	if err != nil {
+		return q, s.backendError(ctx, "feed", err)
+	}
+	if ok && oldest <= q.After {
+		return q, nil
+	}
+	return q, cursorExpired(s.retention())
+}
+
+func cursorExpired(retention time.Duration) error {
+	st := status.New(codes.FailedPrecondition, "cursor expired: events after it may have passed the feed's retention of "+
+		retention.String()+"; resync: list the cases, then follow the feed from after=latest")
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: ReasonCursorExpired, Domain: ErrorDomain,
+		Metadata: map[string]string{"retention": retention.String()}}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
 
 func (s *Server) recheck() time.Duration {
 	if s.Recheck > 0 {
@@ -223,6 +307,11 @@ func (s *Server) ListCaseEvents(ctx context.Context, req *casekeeperv1.ListCaseE
 	if len(errs) > 0 {
 		return nil, grpcserver.InvalidArgument(errs)
 	}
+	if q, err = s.start(ctx, q); err != nil {
+		return nil, err
+	}
+	// The hint goes out with every answer, an empty one included; under load it asks pollers to come back later.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(PollIntervalHeader, s.Poll.Seconds(s.busy.Load())))
 
 	deadline := time.Now().Add(wait)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-100*time.Millisecond).Before(deadline) {
@@ -236,9 +325,9 @@ func (s *Server) ListCaseEvents(ctx context.Context, req *casekeeperv1.ListCaseE
 			return nil, err
 		}
 		if len(entries) > 0 || !time.Now().Before(deadline) {
-			return s.answer(ctx, p, req.GetAfter(), entries, next)
+			return s.answer(ctx, p, entries, next)
 		}
-		q.After = next
+		q.After = next.Seq
 		timer := time.NewTimer(min(time.Until(deadline), s.recheck()))
 		select {
 		case <-changed:
@@ -252,11 +341,8 @@ func (s *Server) ListCaseEvents(ctx context.Context, req *casekeeperv1.ListCaseE
 	}
 }
 
-func (s *Server) answer(ctx context.Context, p auth.Principal, after string, entries []feed.Entry, next int64) (*casekeeperv1.ListCaseEventsResponse, error) {
-	resp := &casekeeperv1.ListCaseEventsResponse{NextCursor: after}
-	if next > 0 {
-		resp.NextCursor = feed.EncodeCursor(next)
-	}
+func (s *Server) answer(ctx context.Context, p auth.Principal, entries []feed.Entry, next feed.Cursor) (*casekeeperv1.ListCaseEventsResponse, error) {
+	resp := &casekeeperv1.ListCaseEventsResponse{NextCursor: next.String()}
 	if len(entries) == 0 {
 		// Nothing about any case was disclosed, so nothing is recorded: an empty poll stays one lookup.
 		return resp, nil
@@ -272,27 +358,32 @@ func (s *Server) answer(ctx context.Context, p auth.Principal, after string, ent
 	return resp, nil
 }
 
-// page reads one page after q.After and returns the position to continue from. When the page is not full, every
+// page reads one page after q.After and returns the cursor to continue from. When the page is not full, every
 // event up to the head read before the query has been seen (the projector moves the head only after storing), so
 // the position jumps to the head: a poll filtered by type then does not scan the same non-matching events again.
-func (s *Server) page(ctx context.Context, q feed.Query) ([]feed.Entry, int64, error) {
+// Such a cursor is stamped with the time the head was read — whatever comes after the head is stored later — and
+// a full page's with the storage time of its last event.
+func (s *Server) page(ctx context.Context, q feed.Query) ([]feed.Entry, feed.Cursor, error) {
+	s.busy.Add(1)
+	defer s.busy.Add(-1)
+	readAt := s.now()
 	head, err := s.Feed.Head(ctx, q.Tenant)
 	if err != nil {
-		return nil, 0, err
+		return nil, feed.Cursor{}, err
 	}
 	if head <= q.After {
-		return nil, q.After, nil
+		return nil, feed.Cursor{Seq: q.After, Issued: readAt}, nil
 	}
 	entries, err := s.Feed.After(ctx, q)
 	if err != nil {
-		return nil, 0, err
+		return nil, feed.Cursor{}, err
 	}
-	next := q.After
+	if len(entries) == q.Limit {
+		return entries, entries[len(entries)-1].Cursor(), nil
+	}
+	next := feed.Cursor{Seq: max(q.After, head), Issued: readAt}
 	if len(entries) > 0 {
-		next = entries[len(entries)-1].Seq
-	}
-	if len(entries) < q.Limit {
-		next = max(next, head)
+		next.Seq = max(next.Seq, entries[len(entries)-1].Seq)
 	}
 	return entries, next, nil
 }
@@ -308,12 +399,22 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 		return auth.ToStatus(err)
 	}
 	q, err := feed.NewQuery(p.Tenant, req.GetAfter(), req.GetTypes(), feed.DefaultPageSize)
-	if errs, ok := validation.As(err); ok {
+	errs, _ := validation.As(err)
+	if req.GetSnapshot() && req.GetAfter() != "" {
+		errs.Add("snapshot", "starts the stream with the current cases, so after must be empty")
+	}
+	if len(errs) > 0 {
 		return grpcserver.InvalidArgument(errs)
+	}
+	if req.GetSnapshot() && s.CasesProjected == nil {
+		return status.Error(codes.Unimplemented, "this gateway cannot start a stream with a snapshot")
 	}
 	expired := func() bool { return !p.ExpiresAt.IsZero() && !s.now().Before(p.ExpiresAt) }
 	if expired() {
 		return errTokenExpired
+	}
+	if q, err = s.start(ctx, q); err != nil {
+		return err
 	}
 	release, err := s.openStream(p)
 	if err != nil {
@@ -329,8 +430,18 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 	if err := stream.SendHeader(metadata.Pairs(StreamOpenedHeader, "1")); err != nil {
 		return err
 	}
+	if req.GetSnapshot() {
+		if q, err = s.sendSnapshot(ctx, p, q, stream); err != nil {
+			return err
+		}
+	}
 	recheck := time.NewTicker(s.recheck())
 	defer recheck.Stop()
+	// An idle stream sends its renewed cursor now and then: a client that stores it resumes at the head, past
+	// whatever its type filter left out, and its cursor never ages into expiry while it is connected.
+	bookmark := time.NewTicker(s.bookmarkEvery())
+	defer bookmark.Stop()
+	sent, wantBookmark := false, false
 	for {
 		if expired() {
 			return errTokenExpired
@@ -353,20 +464,79 @@ func (s *Server) WatchCaseEvents(req *casekeeperv1.WatchCaseEventsRequest, strea
 					return err
 				}
 			}
+			sent = true
+		} else if wantBookmark {
+			// Read just now, so the bookmark is as fresh as its stamp says.
+			if err := stream.Send(&casekeeperv1.WatchCaseEventsResponse{Bookmark: &casekeeperv1.Bookmark{Cursor: next.String()}}); err != nil {
+				return err
+			}
 		}
-		q.After = next
+		wantBookmark = false
+		q.After = next.Seq
 		if len(entries) == q.Limit {
 			continue // more is stored: no need to wait
 		}
 		select {
 		case <-changed:
 		case <-recheck.C:
+		case <-bookmark.C:
+			// Events carry their cursors: a bookmark is due only after an interval with none sent.
+			wantBookmark, sent = !sent, false
 		case <-expiry:
 			return errTokenExpired
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// sendSnapshot sends every case of the tenant as it is now, then a bookmark with end_of_snapshot, and returns the
+// query that continues after it. The position comes first: every event up to where the case projection stands is
+// reflected in what ListCases then reads, so following the feed from that position misses nothing. An event just
+// after it may show a state the snapshot already had (the list can be newer than the position): compare versions.
+// The position's stamp is when it was read; events after it were stored in the feed after that, unless the case
+// projection lags by more than the clock skew the cursor's expiry allows for.
+func (s *Server) sendSnapshot(ctx context.Context, p auth.Principal, q feed.Query, stream grpc.ServerStreamingServer[casekeeperv1.WatchCaseEventsResponse]) (feed.Query, error) {
+	readAt := s.now()
+	pos, err := s.CasesProjected(ctx)
+	if err != nil {
+		return q, s.backendError(ctx, "case projection", err)
+	}
+	req := &casekeeperv1.ListCasesRequest{PageSize: 500}
+	for {
+		resp, err := s.Cases.ListCases(ctx, req)
+		if err != nil {
+			return q, s.backendError(ctx, "case service", err)
+		}
+		ids := make([]string, 0, len(resp.GetCases()))
+		var page []*casekeeperv1.Case
+		for _, c := range resp.GetCases() {
+			if c.GetTenant() == p.Tenant { // defence in depth, as in ListCases
+				page = append(page, c)
+				ids = append(ids, c.GetId())
+			}
+		}
+		if len(page) > 0 {
+			if err := s.record(ctx, p, MethodWatchCaseEvents, ids); err != nil {
+				return q, err
+			}
+		}
+		for _, c := range page {
+			if err := stream.Send(&casekeeperv1.WatchCaseEventsResponse{Snapshot: c}); err != nil {
+				return q, err
+			}
+		}
+		if resp.GetNextPageToken() == "" {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	end := feed.Cursor{Seq: pos, Issued: readAt}
+	if err := stream.Send(&casekeeperv1.WatchCaseEventsResponse{Bookmark: &casekeeperv1.Bookmark{Cursor: end.String(), EndOfSnapshot: true}}); err != nil {
+		return q, err
+	}
+	q.After, q.From = pos, end
+	return q, nil
 }
 
 // ListAuditRecords reads the tenant's access audit.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,6 +41,15 @@ type fakeFeed struct {
 	entries     []feed.Entry
 	afterCalls  int
 	lastQueries []feed.Query
+}
+
+func (f *fakeFeed) Oldest(context.Context, string) (int64, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.entries) == 0 {
+		return 0, false, nil
+	}
+	return f.entries[0].Seq, true, nil
 }
 
 func (f *fakeFeed) Head(context.Context, string) (int64, error) {
@@ -118,16 +128,27 @@ func TestBackendErrorsDoNotLeakInternals(t *testing.T) {
 }
 
 func ev(seq int64, typ string) feed.Entry {
-	return feed.Entry{Seq: seq, Event: &casekeeperv1.CaseEvent{Id: "e", Type: typ, Tenant: "acme", CaseId: "c", Cursor: feed.EncodeCursor(seq)}}
+	return feed.Entry{Seq: seq, Event: &casekeeperv1.CaseEvent{Id: "e", Type: typ, Tenant: "acme", CaseId: "c", Cursor: cursor(seq)}}
+}
+
+func cursor(seq int64) string { return feed.Cursor{Seq: seq, Issued: time.Now()}.String() }
+
+// position is where a cursor points, whatever its stamp.
+func position(t *testing.T, c string) int64 {
+	t.Helper()
+	got, err := feed.ParseCursor(c)
+	if err != nil {
+		t.Fatalf("cursor %q: %v", c, err)
+	}
+	return got.Seq
 }
 
 func TestEmptyPollReadsOnlyTheHead(t *testing.T) {
 	f := &fakeFeed{head: 7, entries: []feed.Entry{ev(3, "case.created"), ev(7, "case.updated")}}
 	a := &recordingAudit{}
 	s := &Server{Feed: f, Notifier: notify.NewHub(), Audit: a, Log: logging.Discard()}
-	after := feed.EncodeCursor(7)
-	resp, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: after})
-	if err != nil || len(resp.GetEvents()) != 0 || resp.GetNextCursor() != after {
+	resp, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: cursor(7)})
+	if err != nil || len(resp.GetEvents()) != 0 || position(t, resp.GetNextCursor()) != 7 {
 		t.Fatalf("empty poll: %v %v", resp, err)
 	}
 	if f.afterCalls != 0 || len(a.recs) != 0 {
@@ -138,13 +159,13 @@ func TestEmptyPollReadsOnlyTheHead(t *testing.T) {
 func TestFilteredPollMovesTheCursorToTheHead(t *testing.T) {
 	f := &fakeFeed{head: 9, entries: []feed.Entry{ev(3, "case.created"), ev(9, "case.updated")}}
 	s := &Server{Feed: f, Notifier: notify.NewHub(), Audit: &recordingAudit{}, Log: logging.Discard()}
-	resp, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: feed.EncodeCursor(3), Types: []string{"case.redacted"}})
-	if err != nil || len(resp.GetEvents()) != 0 || resp.GetNextCursor() != feed.EncodeCursor(9) {
+	resp, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: cursor(3), Types: []string{"case.redacted"}})
+	if err != nil || len(resp.GetEvents()) != 0 || position(t, resp.GetNextCursor()) != 9 {
 		t.Fatalf("filtered poll: %v %v", resp, err)
 	}
 	// A full page does not jump: there may be more after it.
 	resp, _ = s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{PageSize: 1})
-	if resp.GetNextCursor() != feed.EncodeCursor(3) {
+	if position(t, resp.GetNextCursor()) != 3 {
 		t.Fatalf("full page cursor = %s", resp.GetNextCursor())
 	}
 }
@@ -176,5 +197,60 @@ func TestNoTenantIsForbidden(t *testing.T) {
 	s := &Server{Feed: &fakeFeed{}, Notifier: notify.NewHub(), Audit: &recordingAudit{}, Log: logging.Discard()}
 	if _, err := s.ListCaseEvents(ctx, &casekeeperv1.ListCaseEventsRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A cursor handed out longer ago than the retention is refused when events after it may have been deleted, and
+// stands when the tenant's oldest stored event shows that nothing after it was.
+func TestExpiredCursorAsksForAResync(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	f := &fakeFeed{head: 9, entries: []feed.Entry{ev(5, "case.created"), ev(9, "case.updated")}}
+	s := &Server{Feed: f, Notifier: notify.NewHub(), Audit: &recordingAudit{}, Log: logging.Discard(),
+		Retention: 24 * time.Hour, Now: func() time.Time { return now }}
+	old := func(seq int64) string { return feed.Cursor{Seq: seq, Issued: now.Add(-25 * time.Hour)}.String() }
+
+	_, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: old(3)})
+	st := status.Convert(err)
+	var reason string
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			reason = ei.GetReason() + "@" + ei.GetDomain() + " " + ei.GetMetadata()["retention"]
+		}
+	}
+	if st.Code() != codes.FailedPrecondition || reason != "CURSOR_EXPIRED@casekeeper.dev 24h0m0s" || !strings.Contains(st.Message(), "after=latest") {
+		t.Fatalf("an old cursor before the oldest event: %v (%s)", err, reason)
+	}
+	if err := s.WatchCaseEvents(&casekeeperv1.WatchCaseEventsRequest{After: old(3)}, &watchStream{ctx: acmeCtx()}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("the stream took an expired cursor: %v", err)
+	}
+	// The oldest stored event is at 5: nothing after 5 (or 7) was deleted, so those old cursors still stand.
+	for _, seq := range []int64{5, 7} {
+		if resp, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: old(seq)}); err != nil {
+			t.Fatalf("an old cursor at %d with its successors all stored: %v", seq, err)
+		} else if c, _ := feed.ParseCursor(resp.GetNextCursor()); c.Issued.Before(now) {
+			t.Fatalf("the answer's cursor is not renewed: %+v", c)
+		}
+	}
+	// Every event expired, but the cursor is at the head: nothing came after it, so it stands (a quiet tenant's
+	// poller that revalidates with 304s keeps its old cursor).
+	f.entries = nil
+	if _, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: old(9)}); err != nil {
+		t.Fatalf("an old cursor at the head: %v", err)
+	}
+	if _, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: old(8)}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("an old cursor before expired events: %v", err)
+	}
+	// A fresh cursor is not checked at all.
+	if _, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: feed.Cursor{Seq: 3, Issued: now}.String()}); err != nil {
+		t.Fatalf("a fresh cursor: %v", err)
+	}
+}
+
+func TestLatestStartsAtTheHead(t *testing.T) {
+	f := &fakeFeed{head: 9, entries: []feed.Entry{ev(3, "case.created"), ev(9, "case.updated")}}
+	s := &Server{Feed: f, Notifier: notify.NewHub(), Audit: &recordingAudit{}, Log: logging.Discard()}
+	resp, err := s.ListCaseEvents(acmeCtx(), &casekeeperv1.ListCaseEventsRequest{After: feed.Latest})
+	if err != nil || len(resp.GetEvents()) != 0 || position(t, resp.GetNextCursor()) != 9 {
+		t.Fatalf("after=latest: %v %v", resp, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/logging"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/gateway/internal/feed"
 	"github.com/casekeeper/core/services/gateway/internal/notify"
 )
 
@@ -22,6 +23,8 @@ type watchStream struct {
 	grpc.ServerStreamingServer[casekeeperv1.WatchCaseEventsResponse]
 	ctx    context.Context
 	opened chan struct{}
+	// sent receives what the server sends, when set.
+	sent chan *casekeeperv1.WatchCaseEventsResponse
 }
 
 func (w *watchStream) Context() context.Context { return w.ctx }
@@ -29,7 +32,12 @@ func (w *watchStream) SendHeader(metadata.MD) error {
 	close(w.opened)
 	return nil
 }
-func (w *watchStream) Send(*casekeeperv1.WatchCaseEventsResponse) error { return nil }
+func (w *watchStream) Send(m *casekeeperv1.WatchCaseEventsResponse) error {
+	if w.sent != nil {
+		w.sent <- m
+	}
+	return nil
+}
 
 type watch struct {
 	opened chan struct{}
@@ -135,4 +143,36 @@ func TestWatchStreamsAreCappedPerPrincipal(t *testing.T) {
 	again.waitOpened(t)
 	again.cancel()
 	_ = again.waitEnded(t, time.Second)
+}
+
+// An idle stream sends its renewed cursor now and then, past what its type filter left out; a stream that sends
+// events sends no bookmarks (its events carry cursors).
+func TestIdleWatchSendsBookmarks(t *testing.T) {
+	f := &fakeFeed{head: 4, entries: []feed.Entry{ev(2, "case.created"), ev(4, "case.updated")}}
+	s := &Server{Feed: f, Notifier: notify.NewHub(), Audit: &recordingAudit{}, Log: logging.Discard(),
+		Recheck: time.Hour, BookmarkEvery: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(acmeCtx())
+	defer cancel()
+	ws := &watchStream{ctx: ctx, opened: make(chan struct{}), sent: make(chan *casekeeperv1.WatchCaseEventsResponse, 16)}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.WatchCaseEvents(&casekeeperv1.WatchCaseEventsRequest{Types: []string{"case.redacted"}}, ws)
+	}()
+	select {
+	case m := <-ws.sent:
+		if m.GetBookmark() == nil || m.GetEvent() != nil || position(t, m.GetBookmark().GetCursor()) != 4 {
+			t.Fatalf("first message of an idle filtered stream: %v", m)
+		}
+		if c, _ := feed.ParseCursor(m.GetBookmark().GetCursor()); time.Since(c.Issued) > 5*time.Second {
+			t.Fatalf("bookmark stamped %v", c.Issued)
+		}
+	case err := <-done:
+		t.Fatalf("stream ended: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no bookmark from an idle stream")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stream ended with %v", err)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/feed"
+	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
 	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
 )
 
@@ -33,9 +34,11 @@ type Options struct {
 	Webhooks *grpc.ClientConn
 	// FailedAuth limits 401s per client address, as ClientAddress finds it (nil: the TCP peer); a request whose
 	// token Verifier accepts is never refused by it.
-	FailedAuth     *ratelimit.Limiter
-	ClientAddress  *clientaddr.Resolver
-	Verifier       auth.TokenVerifier
+	FailedAuth    *ratelimit.Limiter
+	ClientAddress *clientaddr.Resolver
+	Verifier      auth.TokenVerifier
+	// Refund gives a request back to its caller's rate budget: a 304 costs the client nothing of it.
+	Refund         func(auth.Principal)
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
 	PublicURL      string
@@ -60,9 +63,15 @@ func New(ctx context.Context, o Options) (*API, error) {
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithForwardResponseOption(setETag),
 		// Only Authorization (always forwarded by grpc-gateway) reaches the gRPC side: no client header may turn
-		// into metadata a backend might trust, and no backend metadata leaks out as Grpc-Metadata-* headers.
+		// into metadata a backend might trust, and no backend metadata leaks out as Grpc-Metadata-* headers but
+		// the feed's poll hint.
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if key == grpcapi.PollIntervalHeader {
+				return "X-Poll-Interval", true
+			}
+			return "", false
+		}),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 	)
 	if o.ClientAddress == nil {
@@ -84,7 +93,7 @@ func New(ctx context.Context, o Options) (*API, error) {
 	a.spec = spec
 
 	budget := failedAuth{lim: o.FailedAuth, addr: o.ClientAddress, verify: o.Verifier}
-	api := withLimits(o.MaxBodyBytes, o.RequestTimeout, budget.wrap(withValidUTF8(withConditionalGET(gw))))
+	api := withLimits(o.MaxBodyBytes, o.RequestTimeout, budget.wrap(withValidUTF8(withConditionalGET(o.refund, gw))))
 	a.Mux.Handle("/v1/", api)
 	a.Mux.Handle("GET /v1/events:stream", budget.wrap(withValidUTF8(http.HandlerFunc(a.streamEvents))))
 	a.Mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
@@ -92,6 +101,21 @@ func New(ctx context.Context, o Options) (*API, error) {
 		_, _ = w.Write(a.spec)
 	})
 	return a, nil
+}
+
+// refund gives a 304's request back to the budget of the token's client. The token verified a moment ago, so
+// verifying it again is a cache hit.
+func (o Options) refund(r *http.Request) {
+	if o.Refund == nil || o.Verifier == nil {
+		return
+	}
+	token, ok := bearerToken(r)
+	if !ok {
+		return
+	}
+	if p, err := o.Verifier.Verify(r.Context(), token); err == nil {
+		o.Refund(p)
+	}
 }
 
 // Server returns an http.Server for the API with header, read and idle timeouts. There is no global write

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
 	"github.com/casekeeper/core/services/gateway/internal/ratelimit"
 )
 
@@ -40,6 +41,13 @@ func writeError(w http.ResponseWriter, err error) {
 	case codes.Unauthenticated:
 		// RFC 6750: tell the client it needs (another) bearer token, without saying what was wrong with this one.
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case codes.FailedPrecondition:
+		// An expired feed cursor is 410 Gone, as a too-old resource version is elsewhere: the client must resync.
+		for _, d := range st.Details() {
+			if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == grpcapi.ReasonCursorExpired && ei.GetDomain() == grpcapi.ErrorDomain {
+				httpStatus = http.StatusGone
+			}
+		}
 	case codes.ResourceExhausted:
 		for _, d := range st.Details() {
 			if ri, ok := d.(*errdetails.RetryInfo); ok {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/services/gateway/internal/feed"
 )
 
 // setETag is grpc-gateway's forward-response option: every successful answer gets a validator. A case is named by
@@ -23,6 +24,9 @@ func setETag(_ context.Context, w http.ResponseWriter, m proto.Message) error {
 		sum := sha256.Sum256([]byte(c.GetCase().GetId()))
 		tag = `W/"c` + hex.EncodeToString(sum[:8]) + "-" + strconv.FormatInt(c.GetCase().GetVersion(), 10) + `"`
 	} else {
+		if page, ok := m.(*casekeeperv1.ListCaseEventsResponse); ok {
+			m = withoutCursorTime(page)
+		}
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 		if err != nil {
 			return nil // no validator is better than a failed answer
@@ -35,6 +39,19 @@ func setETag(_ context.Context, w http.ResponseWriter, m proto.Message) error {
 	return nil
 }
 
+// withoutCursorTime is a feed page as its validator sees it: an empty poll renews its cursor's time at every
+// answer, and a poller that revalidates must still get its 304. Its old cursor stays good (see the feed's expiry
+// rule: a cursor at the head never expires).
+func withoutCursorTime(page *casekeeperv1.ListCaseEventsResponse) proto.Message {
+	c, err := feed.ParseCursor(page.GetNextCursor())
+	if err != nil {
+		return page
+	}
+	stable := proto.Clone(page).(*casekeeperv1.ListCaseEventsResponse)
+	stable.NextCursor = feed.Cursor{Seq: c.Seq}.String()
+	return stable
+}
+
 // notModified turns a 200 whose ETag the client already holds into a 304 without a body. It decides when the
 // status is written, after grpc-gateway set the ETag, so it needs no buffering.
 type notModified struct {
@@ -42,6 +59,8 @@ type notModified struct {
 	ifNoneMatch string
 	decided     bool
 	suppress    bool
+	// unchanged is called when the answer is a 304.
+	unchanged func()
 }
 
 func (w *notModified) WriteHeader(code int) {
@@ -55,6 +74,9 @@ func (w *notModified) WriteHeader(code int) {
 		h.Del("Content-Type")
 		h.Del("Content-Length")
 		w.ResponseWriter.WriteHeader(http.StatusNotModified)
+		if w.unchanged != nil {
+			w.unchanged()
+		}
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -87,13 +109,19 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-func withConditionalGET(next http.Handler) http.Handler {
+// withConditionalGET answers 304 when the client holds the answer already; such an answer is given back to the
+// client's rate budget (refund, when set), so that revalidating costs a poller nothing of it.
+func withConditionalGET(refund func(*http.Request), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inm := r.Header.Get("If-None-Match")
 		if inm == "" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(&notModified{ResponseWriter: w, ifNoneMatch: inm}, r)
+		nm := &notModified{ResponseWriter: w, ifNoneMatch: inm}
+		if refund != nil {
+			nm.unchanged = func() { refund(r) }
+		}
+		next.ServeHTTP(nm, r)
 	})
 }

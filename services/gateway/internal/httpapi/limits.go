@@ -87,12 +87,19 @@ func (f failedAuth) verifies(r *http.Request) bool {
 	if f.verify == nil {
 		return false
 	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := bearerToken(r)
+	if !ok {
 		return false
 	}
-	_, err := f.verify.Verify(r.Context(), strings.TrimSpace(token))
+	_, err := f.verify.Verify(r.Context(), token)
 	return err == nil
+}
+
+// bearerToken is the request's bearer token, if it has one.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // withLimits bounds what one request may take: its body, and its time (long enough for the longest long-poll when

@@ -3,9 +3,9 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +49,8 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), md))
 	defer cancel()
 
-	stream, err := a.query.WatchCaseEvents(ctx, &casekeeperv1.WatchCaseEventsRequest{After: after, Types: types})
+	snapshot, _ := strconv.ParseBool(q.Get("snapshot"))
+	stream, err := a.query.WatchCaseEvents(ctx, &casekeeperv1.WatchCaseEventsRequest{After: after, Types: types, Snapshot: snapshot})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -86,7 +87,7 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	type received struct {
-		ev  *casekeeperv1.CaseEvent
+		m   *casekeeperv1.WatchCaseEventsResponse
 		err error
 	}
 	recv := make(chan received)
@@ -94,7 +95,7 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
 		for {
 			m, err := stream.Recv()
 			select {
-			case recv <- received{m.GetEvent(), err}:
+			case recv <- received{m, err}:
 			case <-ctx.Done():
 				return
 			}
@@ -121,14 +122,41 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			data, err := eventMarshaler.Marshal(got.ev)
-			if err != nil {
-				return
-			}
-			// protojson output has no newlines unless it is asked to indent, so one data line suffices.
-			if !write(fmt.Sprintf("id: %s\nevent: %s\ndata: %s\n\n", got.ev.GetCursor(), got.ev.GetType(), data)) {
+			msg, err := sseMessage(got.m)
+			if err != nil || !write(msg) {
 				return
 			}
 		}
 	}
+}
+
+// sseMessage renders one message of the stream. An event's id is its cursor; so is a bookmark's, which is how a
+// browser's EventSource keeps its Last-Event-ID current while the stream is idle. protojson output has no newlines
+// unless it is asked to indent, so one data line suffices.
+func sseMessage(m *casekeeperv1.WatchCaseEventsResponse) (string, error) {
+	var id, kind string
+	var data []byte
+	var err error
+	switch {
+	case m.GetEvent() != nil:
+		id, kind = m.GetEvent().GetCursor(), m.GetEvent().GetType()
+		data, err = eventMarshaler.Marshal(m.GetEvent())
+	case m.GetBookmark() != nil:
+		id, kind = m.GetBookmark().GetCursor(), "bookmark"
+		data, err = eventMarshaler.Marshal(m.GetBookmark())
+	case m.GetSnapshot() != nil:
+		kind = "snapshot" // no id: a snapshot case is no position to resume from
+		data, err = eventMarshaler.Marshal(m.GetSnapshot())
+	default:
+		return ": empty message\n\n", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if id != "" {
+		b.WriteString("id: " + id + "\n")
+	}
+	b.WriteString("event: " + kind + "\ndata: " + string(data) + "\n\n")
+	return b.String(), nil
 }

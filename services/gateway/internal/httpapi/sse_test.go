@@ -45,6 +45,7 @@ type emptyFeed struct{}
 
 func (emptyFeed) Head(context.Context, string) (int64, error)             { return 0, nil }
 func (emptyFeed) After(context.Context, feed.Query) ([]feed.Entry, error) { return nil, nil }
+func (emptyFeed) Oldest(context.Context, string) (int64, bool, error)     { return 0, false, nil }
 
 type noAudit struct{}
 

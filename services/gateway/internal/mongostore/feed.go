@@ -141,8 +141,8 @@ func tombstone(c *casekeeperv1.Case, redactedAt *timestamppb.Timestamp) *casekee
 }
 
 // Expire deletes the events stored before cutoff: the feed keeps what the CASES stream keeps, no longer (it is a
-// copy of personal data). The heads stay, so cursors keep working; a cursor older than the retention resumes at
-// the oldest event still there, as it would on the stream.
+// copy of personal data). The heads stay; a cursor from before the deleted events is refused as expired by the
+// readers (feed.Cursor.MayHaveExpired, then Oldest).
 func (s *FeedStore) Expire(ctx context.Context, cutoff time.Time) (int64, error) {
 	res, err := s.feed.DeleteMany(ctx, bson.D{{Key: "stored_at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
 	if err != nil {
@@ -165,6 +165,21 @@ func (s *FeedStore) Head(ctx context.Context, tenant string) (int64, error) {
 	return h.Seq, nil
 }
 
+// Oldest returns the position of the tenant's oldest stored event; ok is false when it has none. It is read only
+// for a cursor old enough that the retention may have deleted events after it.
+func (s *FeedStore) Oldest(ctx context.Context, tenant string) (seq int64, ok bool, err error) {
+	var d feedDoc
+	err = s.feed.FindOne(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.FindOne().
+		SetSort(bson.D{{Key: "seq", Value: 1}}).SetProjection(bson.D{{Key: "seq", Value: 1}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading the oldest feed entry: %w", err)
+	}
+	return d.Seq, true, nil
+}
+
 // After returns up to q.Limit events of the tenant after q.After, oldest first, through the (tenant, seq) index.
 func (s *FeedStore) After(ctx context.Context, q feed.Query) ([]feed.Entry, error) {
 	filter := bson.D{
@@ -180,7 +195,7 @@ func (s *FeedStore) After(ctx context.Context, q feed.Query) ([]feed.Entry, erro
 	cur, err := s.feed.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "seq", Value: 1}}).
 		SetLimit(int64(q.Limit)).
-		SetProjection(bson.D{{Key: "seq", Value: 1}, {Key: "event", Value: 1}}))
+		SetProjection(bson.D{{Key: "seq", Value: 1}, {Key: "event", Value: 1}, {Key: "stored_at", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("reading feed: %w", err)
 	}
@@ -194,8 +209,9 @@ func (s *FeedStore) After(ctx context.Context, q feed.Query) ([]feed.Entry, erro
 		if err != nil {
 			return nil, err
 		}
-		ev.Cursor = feed.EncodeCursor(d.Seq)
-		out = append(out, feed.Entry{Seq: d.Seq, Event: ev})
+		e := feed.Entry{Seq: d.Seq, Event: ev, StoredAt: d.StoredAt}
+		ev.Cursor = e.Cursor().String()
+		out = append(out, e)
 	}
 	return out, nil
 }

@@ -50,8 +50,8 @@ func TestStores(t *testing.T) {
 		var ids []string
 		for _, e := range got {
 			ids = append(ids, e.Event.GetId())
-			if e.Event.GetCursor() != feed.EncodeCursor(e.Seq) {
-				t.Fatal("event without its cursor")
+			if e.StoredAt.IsZero() || e.Event.GetCursor() != e.Cursor().String() {
+				t.Fatalf("event %s without its cursor and storage time", e.Event.GetId())
 			}
 		}
 		if len(ids) != 3 || ids[0] != "a1" || ids[1] != "a2" || ids[2] != "a3" {
@@ -110,8 +110,16 @@ func TestStores(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Append(ctx, entry(30, "x1", "expire", "c", events.TypeCreated)); err != nil {
-			t.Fatal(err)
+		if _, ok, err := s.Oldest(ctx, "expire"); ok || err != nil {
+			t.Fatalf("oldest entry of an empty feed: %v %v", ok, err)
+		}
+		for _, e := range []feed.Entry{entry(31, "x2", "expire", "c", events.TypeUpdated), entry(30, "x1", "expire", "c", events.TypeCreated)} {
+			if err := s.Append(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if seq, ok, err := s.Oldest(ctx, "expire"); seq != 30 || !ok || err != nil {
+			t.Fatalf("oldest entry %d %v %v, want 30", seq, ok, err)
 		}
 		if n, err := s.Expire(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
 			t.Fatalf("expired %d fresh entries: %v", n, err)
@@ -122,7 +130,7 @@ func TestStores(t *testing.T) {
 		if got, _ := s.After(ctx, feed.Query{Tenant: "expire", Limit: 10}); len(got) != 0 {
 			t.Fatalf("expired entry still read: %v", got)
 		}
-		if h, _ := s.Head(ctx, "expire"); h != 30 {
+		if h, _ := s.Head(ctx, "expire"); h != 31 {
 			t.Fatalf("head lost with the entries: %d", h)
 		}
 	})

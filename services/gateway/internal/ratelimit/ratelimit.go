@@ -25,6 +25,9 @@ type Limiter struct {
 type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
+	// refunded is the tokens given back (Refund) and not taken again yet; guarded by Limiter.mu. A rate.Limiter
+	// cannot take tokens back, so they are kept beside it and spent first.
+	refunded int
 }
 
 // maxKeys caps the buckets kept; past it, the idle ones go first and then, if needed, all of them (resetting
@@ -58,6 +61,11 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 		l.buckets[key] = b
 	}
 	b.seen = now
+	if b.refunded > 0 {
+		b.refunded--
+		l.mu.Unlock()
+		return true, 0
+	}
 	l.mu.Unlock()
 	r := b.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
@@ -83,6 +91,21 @@ func (l *Limiter) sweepLocked(now time.Time) {
 	}
 }
 
+// Refund gives back the token of a request that turned out to cost nothing worth counting (a 304: the client
+// already had the answer). The bucket never holds more than its burst.
+func (l *Limiter) Refund(key string) {
+	if l.limit == rate.Inf {
+		return
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if ok && math.Floor(b.lim.TokensAt(now))+float64(b.refunded)+1 <= float64(l.burst) {
+		b.refunded++
+	}
+}
+
 // RetryAfterSeconds renders a delay as the whole seconds of a Retry-After header (at least 1).
 func RetryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
@@ -97,11 +120,15 @@ func (l *Limiter) Exhausted(key string) (bool, time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
 	b, ok := l.buckets[key]
+	refunded := 0
+	if ok {
+		refunded = b.refunded
+	}
 	l.mu.Unlock()
 	if !ok {
 		return false, 0
 	}
-	tokens := b.lim.TokensAt(now)
+	tokens := b.lim.TokensAt(now) + float64(refunded)
 	if tokens >= 1 {
 		return false, 0
 	}

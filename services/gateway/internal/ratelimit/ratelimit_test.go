@@ -23,3 +23,36 @@ func TestBucketsArePerClient(t *testing.T) {
 		t.Fatal("disabled limiter refused")
 	}
 }
+
+func TestRefundGivesBackOneTokenUpToTheBurst(t *testing.T) {
+	l := New(0.001, 2) // no refill to speak of during the test
+	l.Allow("a")
+	l.Allow("a")
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("burst of 2 allowed a third request")
+	}
+	l.Refund("a")
+	if blocked, _ := l.Exhausted("a"); blocked {
+		t.Fatal("a refunded token does not count")
+	}
+	if ok, _ := l.Allow("a"); !ok {
+		t.Fatal("the refunded token was not there")
+	}
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("one refund gave more than one request")
+	}
+	// Refunds never fill a bucket past its burst.
+	l.Refund("fresh") // unknown key: nothing to refund
+	l.Allow("b")
+	for range 5 {
+		l.Refund("b")
+	}
+	for i := range 2 {
+		if ok, _ := l.Allow("b"); !ok {
+			t.Fatalf("request %d after refunds refused", i)
+		}
+	}
+	if ok, _ := l.Allow("b"); ok {
+		t.Fatal("refunds raised the bucket past its burst")
+	}
+}
