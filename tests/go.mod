@@ -7,6 +7,7 @@ require (
 	github.com/casekeeper/core/pkg/testinfra v0.0.0
 	github.com/casekeeper/core/pkg/webhooks v0.0.0
 	github.com/casekeeper/core/proto v0.0.0
+	github.com/casekeeper/core/sdk/go v0.0.0
 	github.com/casekeeper/core/services/case v0.0.0
 	github.com/casekeeper/core/services/webhook v0.0.0
 	github.com/chromedp/chromedp v0.23.0
@@ -91,7 +92,7 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20261014143641-f0251eb4aa3e // indirect
 	golang.org/x/net v0.61.0 // indirect
-	golang.org/x/oauth2 v0.38.0 // indirect
+	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
@@ -118,3 +119,5 @@ replace (
 )
 
 replace github.com/casekeeper/core/services/gateway => ../services/gateway
+
+replace github.com/casekeeper/core/sdk/go => ../sdk/go

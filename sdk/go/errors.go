@@ -152,6 +152,9 @@ func httpError(resp *http.Response, body []byte) *APIError {
 
 // grpcError turns a gRPC error into an APIError, or returns err as is when it is not a status.
 func grpcError(err error) error {
+	if err == nil {
+		return nil
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
