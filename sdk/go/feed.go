@@ -161,6 +161,13 @@ func (c *Client) Follow(ctx context.Context, o FollowOptions, h Handler) error {
 	if f.cursor == "" {
 		f.cursor = o.After
 	}
+	if f.cursor == Latest && o.Via != ViaPoll {
+		// A stream opened at "latest" that broke before its first event or bookmark would reopen at a later head
+		// and skip what happened in between: the head is made a cursor first.
+		if err := f.resolveLatest(ctx); err != nil {
+			return err
+		}
+	}
 	switch o.Via {
 	case ViaPoll:
 		return f.poll(ctx)
@@ -266,6 +273,24 @@ func (f *follower) poll(ctx context.Context) error {
 		}
 		interval := max(f.o.MinPollInterval, page.PollInterval)
 		if !sleep(ctx, time.Until(started.Add(interval))) {
+			return ctx.Err()
+		}
+	}
+}
+
+// resolveLatest replaces Latest by the cursor of the head, retrying like a poll.
+func (f *follower) resolveLatest(ctx context.Context) error {
+	for failures := 0; ; failures++ {
+		page, err := f.c.ListEvents(ctx, &casekeeperv1.ListCaseEventsRequest{After: Latest, Types: f.o.Types})
+		if err == nil {
+			return f.advance(ctx, page.NextCursor)
+		}
+		d, retry := f.c.retryAfter(ctx, err, failures, nil)
+		if !retry {
+			return err
+		}
+		f.retrying(err, d)
+		if !sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}

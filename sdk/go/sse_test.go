@@ -17,7 +17,7 @@ import (
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
-// The SSE follower against a scripted stream: comments and retry lines are ignored, an event is handed over and
+// The SSE follower against a scripted stream: "latest" is resolved to a cursor first, comments and retry lines are ignored, an event is handed over and
 // its id saved, a bookmark is saved without the handler, and a stream that ends with an UNAUTHENTICATED error
 // event is reopened at once with a new token and Last-Event-ID set to the last position.
 func TestSSEFollower(t *testing.T) {
@@ -26,6 +26,12 @@ func TestSSEFollower(t *testing.T) {
 		requests []*http.Request
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/events" && r.URL.Query().Get("after") == Latest {
+			// "latest" is made a cursor before a stream is opened.
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"events":[],"next_cursor":"c0"}`)
+			return
+		}
 		mu.Lock()
 		requests = append(requests, r)
 		n := len(requests)
@@ -80,7 +86,7 @@ func TestSSEFollower(t *testing.T) {
 		t.Fatalf("%d connections, want 2", len(requests))
 	}
 	first, second := requests[0], requests[1]
-	if first.URL.Query().Get("after") != Latest || first.Header.Get("Last-Event-ID") != "" || first.Header.Get("Authorization") != "Bearer tok-1" {
+	if first.URL.Query().Get("after") != "c0" || first.Header.Get("Last-Event-ID") != "c0" || first.Header.Get("Authorization") != "Bearer tok-1" {
 		t.Fatalf("first connection: %s %v", first.URL, first.Header)
 	}
 	// Reopened at once (the backoff is an hour), with a new token, after the bookmark's position.
