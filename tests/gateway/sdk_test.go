@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"golang.org/x/oauth2"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
@@ -42,6 +43,7 @@ func TestSDK(t *testing.T) {
 	t.Run("CLICommands", func(t *testing.T) { testCLICommands(t, h, cli) })
 	t.Run("EndpointsByClientCredentials", func(t *testing.T) { testEndpointsByClientCredentials(t, h, cli) })
 	t.Run("ResumesAfterRestartWithoutGapOrDuplicate", func(t *testing.T) { testSDKResume(t, h) })
+	t.Run("CLIKilledResumesWithoutGap", func(t *testing.T) { testCLIKilledResumes(t, h, cli) })
 	t.Run("TokenRenewedBeforeExpiry", func(t *testing.T) { testSDKTokenRefresh(t, h) })
 	t.Run("StreamsReconnectWithAFreshToken", func(t *testing.T) { testSDKStreamTokenExpiry(t, h) })
 	t.Run("BookmarksAdvanceTheCursor", func(t *testing.T) { testSDKBookmarks(t, h) })
@@ -602,4 +604,107 @@ func ensureRealmClient(t *testing.T, kc, clientID string) {
 			t.Fatalf("roles of %s: HTTP %d", clientID, code)
 		}
 	}
+}
+
+// `casekeeper events tail --cursor-file` killed with SIGKILL while events keep arriving, then run again on the same
+// file: the two runs together print every event in order, with at most the one event in flight at the kill
+// printed twice (it was printed, its cursor not yet saved) and none missing — the file is never torn.
+func testCLIKilledResumes(t *testing.T, h *harness, cli string) {
+	env := h.cliEnv("acme-backend", "acmeBackendDevSecret")
+	cursorFile := filepath.Join(t.TempDir(), "tail.cursor")
+	if err := casekeeper.NewFileCursorStore(cursorFile).Save(t.Context(), h.head(t, h.acme())); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		want []string
+	)
+	stopPublishing := make(chan struct{})
+	published := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopPublishing:
+				published <- nil
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			ev := &casekeeperv1.CaseEvent{Id: fmt.Sprintf("acme-kill-%d", i), Type: events.TypeCreated, Tenant: "acme",
+				CaseId: fmt.Sprintf("kill-%d", i), CaseVersion: 1, OccurredAt: timestamppb.Now(),
+				Data: &casekeeperv1.Case{Id: fmt.Sprintf("kill-%d", i), Tenant: "acme", Version: 1}}
+			msg, err := events.Message(ev)
+			if err == nil {
+				_, err = h.js.PublishMsg(context.Background(), msg)
+			}
+			if err != nil {
+				published <- err
+				return
+			}
+			mu.Lock()
+			want = append(want, ev.GetId())
+			mu.Unlock()
+		}
+	}()
+	tail := exec.Command(cli, "events", "tail", "--cursor-file", cursorFile, "--types", events.TypeCreated, "--follow")
+	tail.Env = env
+	first := testinfra.StartProcess(t, tail)
+	testinfra.Eventually(t, 20*time.Second, "the first run printing events", func() bool {
+		return strings.Count(first.Output.String(), "\n") >= 30
+	})
+	first.Kill()
+	time.Sleep(300 * time.Millisecond) // a few more events after the kill
+	close(stopPublishing)
+	if err := <-published; err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The second run reads until caught up, once the feed holds every event published.
+	mustCursorOf(t, h, want[len(want)-1])
+	out, stderr, code := runCLI(t, cli, env, "events", "tail", "--cursor-file", cursorFile, "--types", events.TypeCreated)
+	if code != 0 {
+		t.Fatalf("second run: exit %d, %s", code, stderr)
+	}
+	ids := func(s string) []string {
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+			var ev casekeeperv1.CaseEvent
+			if line == "" || protojson.Unmarshal([]byte(line), &ev) != nil {
+				continue // a line cut by the kill
+			}
+			got = append(got, ev.GetId())
+		}
+		return got
+	}
+	run1, run2 := ids(first.Output.String()), ids(out)
+	if len(run1) == 0 || len(run2) == 0 || len(run1) >= len(want) {
+		t.Fatalf("the kill did not fall mid-way: %d then %d of %d events", len(run1), len(run2), len(want))
+	}
+	t.Logf("%d events: %d printed before the kill, %d after the restart", len(want), len(run1), len(run2))
+	if run1[len(run1)-1] == run2[0] {
+		run2 = run2[1:] // the event in flight at the kill
+	}
+	if got := append(run1, run2...); !slices.Equal(got, want) {
+		t.Fatalf("%d + %d events printed, want the %d published, in order, once each (the first run ended at %s, the second began at %s)",
+			len(run1), len(run2), len(want), run1[len(run1)-1], run2[0])
+	}
+}
+
+// mustCursorOf finds the cursor of the event with id in acme's feed.
+func mustCursorOf(t *testing.T, h *harness, id string) string {
+	t.Helper()
+	var cursor string
+	c := h.sdkClient(t, acmeBackend())
+	testinfra.Eventually(t, 15*time.Second, "event "+id+" in the feed", func() bool {
+		cursor = ""
+		_ = c.Follow(t.Context(), casekeeper.FollowOptions{Cursor: &casekeeper.MemoryCursorStore{}, UntilCaughtUp: true, PageSize: 500},
+			func(_ context.Context, ev *casekeeperv1.CaseEvent) error {
+				if ev.GetId() == id {
+					cursor = ev.GetCursor()
+				}
+				return nil
+			})
+		return cursor != ""
+	})
+	return cursor
 }
