@@ -25,8 +25,9 @@ import (
 // devserver binds it. So each block is run with its loopback addresses moved to the test's stack (addrMap): the
 // README's 127.0.0.1:8180 to the suite's Keycloak, 8080 to the gateway's HTTP port, 9091 to the case service, and
 // so on. The blocks' environment also names the stack the way its services' configuration does (KEYCLOAK_URL,
-// GATEWAY_PUBLIC_URL, CASE_SERVICE_ADDR, WEBHOOK_SERVICE_ADDR, NATS_URL, MONGODB_URI), for a program in a block
-// that reads them instead of taking an address on its command line.
+// GATEWAY_PUBLIC_URL, CASE_SERVICE_ADDR, WEBHOOK_SERVICE_ADDR, NATS_URL, MONGODB_URI) and the way the casekeeper
+// command-line client takes its defaults (CASEKEEPER_API, CASEKEEPER_GRPC, CASEKEEPER_CASE_ADDR, CASEKEEPER_ISSUER),
+// for a program in a block that finds the stack there instead of on its command line.
 //
 // Each block runs with `bash -euo pipefail` in the repository's root, as a reader who ran `make run` there would
 // paste it. The blocks of one file share one shell session: variables a block sets (TOKEN, CURSOR) and the
@@ -214,7 +215,9 @@ func startDevStack(t *testing.T) devStack {
 		},
 		env: []string{"KEYCLOAK_URL=" + kc.baseURL, "GATEWAY_PUBLIC_URL=" + gatewayURL,
 			"CASE_SERVICE_ADDR=" + a["CASE_GRPC_ADDR"], "WEBHOOK_SERVICE_ADDR=" + a["WEBHOOK_GRPC_ADDR"],
-			"NATS_URL=nats://" + natsAddr, "MONGODB_URI=mongodb://" + a["DEV_MONGODB_ADDR"]},
+			"NATS_URL=nats://" + natsAddr, "MONGODB_URI=mongodb://" + a["DEV_MONGODB_ADDR"],
+			"CASEKEEPER_API=" + gatewayURL, "CASEKEEPER_GRPC=" + a["GATEWAY_GRPC_ADDR"],
+			"CASEKEEPER_CASE_ADDR=" + a["CASE_GRPC_ADDR"], "CASEKEEPER_ISSUER=" + kc.baseURL + "/realms/casekeeper"},
 	}
 }
 
