@@ -60,6 +60,16 @@ func complete(doc map[string]any) error {
 		components[kind] = section
 	}
 	doc["components"] = components
+	if err := errorDetails(object(components["schemas"])); err != nil {
+		return err
+	}
+	// A schema cannot refer to a named example: the event's is copied in, so a reader of CaseEvent sees one.
+	event := object(object(components["schemas"])["CaseEvent"])
+	example, ok := object(object(components["examples"])["CaseStatusChanged"])["value"]
+	if len(event) == 0 || !ok {
+		return fmt.Errorf("no CaseEvent schema or CaseStatusChanged example")
+	}
+	event["examples"] = []any{example}
 	for path, item := range object(add["paths"]) {
 		if _, dup := paths[path]; dup {
 			return fmt.Errorf("path %s is both generated and in additions.json", path)
@@ -109,6 +119,27 @@ func special(paths map[string]any) error {
 	ok["headers"] = map[string]any{"X-Poll-Interval": ref("headers", "X-Poll-Interval")}
 	examples(ok, "FeedPage", "FeedHead")
 	examples(object(object(getCase["responses"])["200"]), "Case")
+	return nil
+}
+
+// errorDetails lists, in google.rpc.Status, the details the API sends (documented in additions.json) before any
+// other Any, so that a client generator and a validator know their fields.
+func errorDetails(schemas map[string]any) error {
+	st := object(schemas["google.rpc.Status"])
+	details := object(object(st["properties"])["details"])
+	if len(details) == 0 {
+		return fmt.Errorf("google.rpc.Status has no details")
+	}
+	var kinds []any
+	for _, name := range []string{"google.rpc.BadRequest", "google.rpc.ErrorInfo", "google.rpc.RetryInfo", "google.protobuf.Any"} {
+		if _, ok := schemas[name]; !ok {
+			return fmt.Errorf("no schema %s for the error details", name)
+		}
+		kinds = append(kinds, ref("schemas", name))
+	}
+	details["items"] = map[string]any{"anyOf": kinds}
+	st["description"] = "The error of every route: a gRPC code (3 INVALID_ARGUMENT, 5 NOT_FOUND, 7 PERMISSION_DENIED, " +
+		"8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, 16 UNAUTHENTICATED, …), a message for people, and typed details."
 	return nil
 }
 

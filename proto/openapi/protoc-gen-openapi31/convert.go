@@ -13,9 +13,14 @@ import (
 // ownPackage is dropped from component names: casekeeper.v1.Case is "Case", google.rpc.Status stays "google.rpc.Status".
 const ownPackage = "casekeeper.v1."
 
-// durationPattern is protojson's google.protobuf.Duration: seconds with up to nine decimals and an "s" ("1.5s",
-// "30s"). It has no JSON Schema format: "duration" is ISO 8601 ("PT30S"), which the API neither reads nor writes.
-const durationPattern = `^-?[0-9]+(\.[0-9]{1,9})?s$`
+// durationPattern is protojson's google.protobuf.Duration in a body: seconds with up to nine decimals and an "s"
+// ("1.5s", "30s"). It has no JSON Schema format: "duration" is ISO 8601 ("PT30S"), which the API neither reads nor
+// writes. In a query, grpc-gateway reads a Duration with Go's time.ParseDuration ("30s", "1m", "500ms"):
+// queryDurationPattern.
+const (
+	durationPattern      = `^-?[0-9]+(\.[0-9]{1,9})?s$`
+	queryDurationPattern = `^[-+]?(0|([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+)$`
+)
 
 // converter turns protoc-gen-openapiv2's Swagger 2.0 into OpenAPI 3.1. Whatever it does not know how to convert is an
 // error, not a silent omission: a new generator option or annotation must be taught here first.
@@ -186,7 +191,7 @@ func (c *converter) parameter(p map[string]any, request protoreflect.MessageDesc
 	}
 	s := simpleSchema(p)
 	if f := fieldAt(request, fmt.Sprint(p["name"])); f != nil && f.Message() != nil && f.Message().FullName() == "google.protobuf.Duration" {
-		s["pattern"] = durationPattern
+		s["pattern"] = queryDurationPattern
 	}
 	out["schema"] = s
 	switch p["collectionFormat"] {
