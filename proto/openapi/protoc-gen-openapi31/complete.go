@@ -17,9 +17,7 @@ import (
 //go:embed additions.json
 var additionsJSON []byte
 
-// The gateway adds these to every route it serves through grpc-gateway: conditional GETs (ETag, If-None-Match,
-// 304), a request-body limit (413), authentication (401), roles (403), rate limits (429) and field-level
-// validation (400). The feed adds its poll interval and the expired cursor (410).
+// The routes with answers of their own: the feed (its poll interval, the expired cursor) and the case (an example).
 const (
 	feedPath = "/v1/events"
 	casePath = "/v1/cases/{id}"
@@ -80,7 +78,9 @@ func complete(doc map[string]any) error {
 	return nil
 }
 
-// routeRules adds to one grpc-gateway route the answers every such route can give besides its own.
+// routeRules adds to one grpc-gateway route the answers the gateway gives on every such route besides the RPC's
+// own: field-level validation (400), authentication (401), roles (403), rate limits (429), a request-body limit
+// (413), and conditional GETs (ETag, If-None-Match, 304).
 func routeRules(path, method string, op map[string]any) {
 	responses := object(op["responses"])
 	responses["default"] = ref("responses", "Error")
@@ -96,7 +96,9 @@ func routeRules(path, method string, op map[string]any) {
 	}
 	if strings.EqualFold(method, http.MethodGet) {
 		op["parameters"] = append(array(op["parameters"]), ref("parameters", "If-None-Match"))
-		responses["304"] = ref("responses", "NotModified")
+		if _, ok := responses["304"]; !ok {
+			responses["304"] = ref("responses", "NotModified")
+		}
 		ok := object(responses["200"])
 		headers := object(ok["headers"])
 		headers["ETag"] = ref("headers", "ETag")
@@ -117,6 +119,10 @@ func special(paths map[string]any) error {
 	responses["410"] = ref("responses", "CursorExpired")
 	ok := object(responses["200"])
 	ok["headers"] = map[string]any{"X-Poll-Interval": ref("headers", "X-Poll-Interval")}
+	responses["304"] = map[string]any{
+		"description": "Not modified: nothing new since the page whose ETag is in If-None-Match. No body.",
+		"headers":     map[string]any{"ETag": ref("headers", "ETag"), "X-Poll-Interval": ref("headers", "X-Poll-Interval")},
+	}
 	examples(ok, "FeedPage", "FeedHead")
 	examples(object(object(getCase["responses"])["200"]), "Case")
 	return nil
