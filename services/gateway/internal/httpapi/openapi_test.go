@@ -337,7 +337,7 @@ func describe(errs []*validationerrors.ValidationError) string {
 	return strings.Join(parts, "\n")
 }
 
-// The gateway's real answers — a feed page, an empty poll, a 304, a case, a list, the errors — over the real
+// The gateway's real answers — feed pages, an empty poll, a 304, a case, a list, the errors — over the real
 // grpc-gateway mux, query server and authentication, each pass the served document's validation, request and
 // response.
 func TestOpenAPIDescribesTheRealAnswers(t *testing.T) {
@@ -350,8 +350,7 @@ func TestOpenAPIDescribesTheRealAnswers(t *testing.T) {
 		header                      http.Header
 		want                        int
 	}
-	var next string
-	var etag string
+	var next, etag string
 	calls := []call{
 		{name: "feed page", template: "/v1/events", path: "/v1/events?page_size=10&types=case.status_changed&types=case.created", token: "reader", want: 200},
 		{name: "from the oldest", template: "/v1/events", path: "/v1/events?after=", token: "reader", want: 200},
