@@ -351,11 +351,16 @@ func TestOpenAPIDescribesTheRealAnswers(t *testing.T) {
 		want                        int
 	}
 	var next, etag string
+	// Handed out long before the retention, at a position before the oldest stored event.
+	expired := feed.Cursor{Seq: 100, Issued: time.Now().Add(-1000 * time.Hour)}.String()
 	calls := []call{
 		{name: "feed page", template: "/v1/events", path: "/v1/events?page_size=10&types=case.status_changed&types=case.created", token: "reader", want: 200},
 		{name: "from the oldest", template: "/v1/events", path: "/v1/events?after=", token: "reader", want: 200},
 		{name: "bad cursor", template: "/v1/events", path: "/v1/events?after=nope", token: "reader", want: 400},
 		{name: "bad wait", template: "/v1/events", path: "/v1/events?wait=2h", token: "reader", want: 400},
+		{name: "from the head", template: "/v1/events", path: "/v1/events?after=latest", token: "reader", want: 200},
+		{name: "expired cursor", template: "/v1/events", path: "/v1/events?after=" + expired, token: "reader", want: 410},
+		{name: "stream from an expired cursor", template: "/v1/events:stream", path: "/v1/events:stream?after=" + expired, token: "reader", want: 410},
 		{name: "case", template: "/v1/cases/{id}", path: "/v1/cases/" + exampleCaseID, token: "reader", want: 200},
 		{name: "no such case", template: "/v1/cases/{id}", path: "/v1/cases/01938f2e-0000-7000-8000-000000000000", token: "reader", want: 404},
 		{name: "cases", template: "/v1/cases", path: "/v1/cases?page_size=5", token: "reader", want: 200},
@@ -492,15 +497,21 @@ func newTestFeed() *testFeed {
 		seq := int64(48211 + i)
 		c := proto.Clone(testCase()).(*casekeeperv1.Case)
 		c.Version = int64(i + 4)
-		f.entries = append(f.entries, feed.Entry{Seq: seq, Event: &casekeeperv1.CaseEvent{
+		e := feed.Entry{Seq: seq, StoredAt: time.Now(), Event: &casekeeperv1.CaseEvent{
 			Id: fmt.Sprintf("01938f4a-2e07-7c83-95ab-6d1f40e8c2b%d", i), Type: typ, Tenant: "acme", CaseId: c.GetId(),
-			CaseVersion: c.GetVersion(), OccurredAt: c.GetUpdatedAt(), Data: c, Cursor: feed.EncodeCursor(seq)}})
+			CaseVersion: c.GetVersion(), OccurredAt: c.GetUpdatedAt(), Data: c}}
+		e.Event.Cursor = e.Cursor().String()
+		f.entries = append(f.entries, e)
 	}
 	return f
 }
 
 func (f *testFeed) Head(context.Context, string) (int64, error) {
 	return f.entries[len(f.entries)-1].Seq, nil
+}
+
+func (f *testFeed) Oldest(context.Context, string) (int64, bool, error) {
+	return f.entries[0].Seq, true, nil
 }
 
 func (f *testFeed) After(_ context.Context, q feed.Query) ([]feed.Entry, error) {
