@@ -37,10 +37,10 @@ bench: ## run the benchmarks (figures go to docs/benchmarks.md by hand)
 tools: ## build buf and the protoc plugins (pinned in tools/go.mod) into .cache/bin
 	@scripts/tools.sh
 
-proto: tools ## regenerate the Go code from the protos
+proto: tools ## regenerate the Go code and the OpenAPI 3.1 document from the protos
 	@cd proto && PATH="$(TOOLS_BIN):$$PATH" buf lint && PATH="$(TOOLS_BIN):$$PATH" buf generate
 
-proto-check: tools ## fail when the committed generated code is stale
+proto-check: tools ## fail when the committed generated code (Go, OpenAPI) is stale
 	@scripts/proto-check.sh
 
 keycloak: ## start only Keycloak (foreground), as `make run` does

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 const namespace = "casekeeper"
@@ -706,5 +709,41 @@ func TestBaseRealmCopyIsCurrent(t *testing.T) {
 		if got := configMap(t, objs, "keycloak-realm")["casekeeper-realm.json"]; got != string(orig) {
 			t.Errorf("%s: the keycloak-realm ConfigMap does not hold the realm file", dir)
 		}
+	}
+}
+
+// TestNATSStoreEncryptedAtRest: in every overlay, nats.conf — read by nats-server's own parser — encrypts the
+// JetStream store with the key the StatefulSet takes from the Secret nats-secrets.
+func TestNATSStoreEncryptedAtRest(t *testing.T) {
+	for _, dir := range overlays {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := kustomizeBuild(t, dir)
+			conf := filepath.Join(t.TempDir(), "nats.conf")
+			if err := os.WriteFile(conf, []byte(configMap(t, objs, "nats-config")["nats.conf"]), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("POD_NAME", "nats-0")
+			t.Setenv("NATS_STORE_KEY", "the-key-from-the-secret")
+			opts, err := server.ProcessConfigFile(conf)
+			if err != nil {
+				t.Fatalf("nats.conf: %v", err)
+			}
+			if opts.JetStreamKey != "the-key-from-the-secret" || opts.JetStreamCipher != server.AES {
+				t.Fatalf("nats.conf: store key %q, cipher %v; want the key from NATS_STORE_KEY and AES", opts.JetStreamKey, opts.JetStreamCipher)
+			}
+			nats, _ := find[*appsv1.StatefulSet](objs, "nats")
+			supplied := false
+			for _, c := range nats.Spec.Template.Spec.Containers {
+				for _, e := range c.Env {
+					if ref := e.ValueFrom; e.Name == "NATS_STORE_KEY" && ref != nil && ref.SecretKeyRef != nil &&
+						ref.SecretKeyRef.Name == "nats-secrets" && ref.SecretKeyRef.Key == "NATS_STORE_KEY" {
+						supplied = true
+					}
+				}
+			}
+			if !supplied {
+				t.Fatal("the nats StatefulSet does not take NATS_STORE_KEY from the Secret nats-secrets")
+			}
+		})
 	}
 }

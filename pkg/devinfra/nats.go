@@ -38,6 +38,15 @@ type NATSOptions struct {
 	// ReadyTimeout bounds the wait until the server accepts connections.
 	// Zero means 10s.
 	ReadyTimeout time.Duration
+
+	// EncryptionKey, when set, encrypts JetStream's store at rest (AES-GCM,
+	// nats-server's store cipher): message bodies and metadata on disk are
+	// unreadable without it. A store written without a key is encrypted on
+	// the first start with one.
+	EncryptionKey string
+	// PreviousEncryptionKey is the key being rotated out: the server reads a
+	// store sealed with it and seals it again with EncryptionKey.
+	PreviousEncryptionKey string
 }
 
 const (
@@ -52,6 +61,9 @@ func (o NATSOptions) validate() error {
 	}
 	if o.Port < -1 || o.Port > 65535 {
 		errs = append(errs, fmt.Errorf("invalid Port %d: want -1 to 65535", o.Port))
+	}
+	if o.PreviousEncryptionKey != "" && o.EncryptionKey == "" {
+		errs = append(errs, errors.New("PreviousEncryptionKey without EncryptionKey"))
 	}
 	if o.ReadyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("invalid ReadyTimeout %s: negative", o.ReadyTimeout))
@@ -90,14 +102,18 @@ func StartNATS(opts NATSOptions) (*NATSServer, error) {
 
 	logger := newNATSLogger(cmp.Or(opts.Logger, quietLogger()))
 
-	srv, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: cmp.Or(opts.ServerName, defaultNATSServerName),
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   opts.StoreDir,
 		NoSigs:     true,
-	})
+	}
+	if opts.EncryptionKey != "" {
+		sopts.JetStreamKey, sopts.JetStreamOldKey, sopts.JetStreamCipher = opts.EncryptionKey, opts.PreviousEncryptionKey, server.AES
+	}
+	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("nats: configure server on %s: %w", addr, err)
 	}

@@ -1,8 +1,11 @@
 package devinfra
 
 import (
+	"bytes"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -151,5 +154,89 @@ func TestNATSServer_ShutdownTwice(t *testing.T) {
 	srv.Shutdown()
 	if _, err := nats.Connect(srv.URL(), nats.Timeout(time.Second)); err == nil {
 		t.Fatal("connected after Shutdown")
+	}
+}
+
+// storeHolds reports whether any file under dir contains needle, as read from the disk.
+func storeHolds(t *testing.T, dir, needle string) bool {
+	t.Helper()
+	found := false
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		found = found || bytes.Contains(b, []byte(needle))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func publishSecret(t *testing.T, srv *NATSServer, body string) {
+	t.Helper()
+	js := connectJetStream(t, srv.URL())
+	if _, err := js.CreateOrUpdateStream(t.Context(), jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), "events.case", []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lastBody(t *testing.T, srv *NATSServer) string {
+	t.Helper()
+	s, err := connectJetStream(t, srv.URL()).Stream(t.Context(), "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(t.Context(), "events.case")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(m.Data)
+}
+
+// With a key, nothing of a message is on the disk in clear; a store written without one is encrypted when the
+// server starts with one; a rotation reads with the previous key and seals with the new one.
+func TestStartNATS_EncryptsTheStoreAtRest(t *testing.T) {
+	const applicant = "Wilhelmina Testperson-Encrypted 1987-03-14 P-X9Q47Z"
+	plain := t.TempDir()
+	srv := startTestNATS(t, NATSOptions{StoreDir: plain})
+	publishSecret(t, srv, applicant)
+	srv.Shutdown()
+	if !storeHolds(t, plain, applicant) {
+		t.Fatal("the plaintext store does not hold the message: the scan cannot see what it looks for")
+	}
+
+	// The same store, now with a key: converted, readable, and no longer in clear.
+	srv = startTestNATS(t, NATSOptions{StoreDir: plain, EncryptionKey: "first-key-of-the-store"})
+	if got := lastBody(t, srv); got != applicant {
+		t.Fatalf("after encrypting an existing store: %q", got)
+	}
+	publishSecret(t, srv, applicant+" again")
+	srv.Shutdown()
+	if storeHolds(t, plain, "Wilhelmina") {
+		t.Fatal("the encrypted store holds the applicant in clear")
+	}
+
+	// Rotation: the previous key reads, the new one seals; afterwards the new key alone reads it.
+	srv = startTestNATS(t, NATSOptions{StoreDir: plain, EncryptionKey: "second-key", PreviousEncryptionKey: "first-key-of-the-store"})
+	if got := lastBody(t, srv); got != applicant+" again" {
+		t.Fatalf("during the rotation: %q", got)
+	}
+	srv.Shutdown()
+	srv = startTestNATS(t, NATSOptions{StoreDir: plain, EncryptionKey: "second-key"})
+	if got := lastBody(t, srv); got != applicant+" again" {
+		t.Fatalf("after the rotation: %q", got)
+	}
+	srv.Shutdown()
+	if storeHolds(t, plain, "Wilhelmina") {
+		t.Fatal("the rotated store holds the applicant in clear")
 	}
 }

@@ -1,9 +1,10 @@
-// Package openapi embeds the OpenAPI description generated from the protos, served by the gateway at /openapi.json.
+// Package openapi embeds the OpenAPI 3.1 description of the HTTP/JSON API, generated from the protos by
+// protoc-gen-openapi31 (`make proto`) and served by the gateway at /openapi.json.
 package openapi
 
 import _ "embed"
 
-// Spec is the OpenAPI v2 document of the HTTP/JSON API.
+// Spec is the OpenAPI 3.1 document of the HTTP/JSON API. It has no servers: the gateway adds its public URL.
 //
-//go:embed casekeeper.swagger.json
+//go:embed casekeeper.openapi.json
 var Spec []byte

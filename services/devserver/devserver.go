@@ -6,12 +6,8 @@ package devserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -34,7 +30,11 @@ type Config struct {
 	MongoURI    string `env:"MONGODB_URI"`
 	KeycloakURL string `env:"KEYCLOAK_URL"`
 
-	NATSPort             int           `env:"DEV_NATS_PORT" envDefault:"4222"`
+	NATSPort int `env:"DEV_NATS_PORT" envDefault:"4222"`
+	// NATSStoreKey encrypts the embedded NATS server's store at rest; empty: a key kept in DATA_DIR. During a
+	// rotation, NATSStorePreviousKey is the key being replaced.
+	NATSStoreKey         config.Secret `env:"NATS_STORE_KEY"`
+	NATSStorePreviousKey config.Secret `env:"NATS_STORE_PREVIOUS_KEY"`
 	MongoAddr            string        `env:"DEV_MONGODB_ADDR" envDefault:"127.0.0.1:27017"`
 	KeycloakPort         int           `env:"KEYCLOAK_PORT" envDefault:"8180"`
 	KeycloakMgmtPort     int           `env:"KEYCLOAK_MGMT_PORT" envDefault:"9000"`
@@ -78,8 +78,16 @@ func Start(ctx context.Context, cfg Config, env map[string]string, log *slog.Log
 
 	st.NATSURL = cfg.NATSURL
 	if st.NATSURL == "" {
+		// The streams hold the applicants' data: encrypted at rest, as in production.
+		storeKey := cfg.NATSStoreKey.Reveal()
+		if storeKey == "" {
+			if storeKey, err = dataDirKey(dataDir, natsStoreKeyFile); err != nil {
+				return nil, err
+			}
+		}
 		srv, err := devinfra.StartNATS(devinfra.NATSOptions{StoreDir: filepath.Join(dataDir, "nats"), Port: cfg.NATSPort,
-			ServerName: "casekeeper-dev", Logger: log.With("component", "nats")})
+			ServerName: "casekeeper-dev", Logger: log.With("component", "nats"),
+			EncryptionKey: storeKey, PreviousEncryptionKey: cfg.NATSStorePreviousKey.Reveal()})
 		if err != nil {
 			return nil, fmt.Errorf("embedded NATS on port %d (DEV_NATS_PORT): %w", cfg.NATSPort, err)
 		}
@@ -131,7 +139,7 @@ func Start(ctx context.Context, cfg Config, env map[string]string, log *slog.Log
 
 	secretsKey := env["WEBHOOK_SECRETS_KEY"]
 	if secretsKey == "" {
-		if secretsKey, err = devSecretsKey(dataDir); err != nil {
+		if secretsKey, err = dataDirKey(dataDir, secretsKeyFile); err != nil {
 			return nil, err
 		}
 	}
@@ -149,7 +157,7 @@ func Start(ctx context.Context, cfg Config, env map[string]string, log *slog.Log
 	}
 	st.workers = append(st.workers, lifecycle.Worker{Name: "webhook", Run: st.Webhook.Run})
 
-	key, err := sessionKey(dataDir)
+	key, err := dataDirKey(dataDir, sessionKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -179,27 +187,6 @@ func (st *Stack) close() {
 		st.closers[i]()
 	}
 	st.closers = nil
-}
-
-// devSecretsKey is the key that seals the webhook service's secrets at rest in development: made once, kept in
-// DATA_DIR (so that a restart reads what the last run stored), readable only by its owner. It is used when the
-// environment has no WEBHOOK_SECRETS_KEY.
-func devSecretsKey(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "webhook-secrets.key")
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("reading the webhook secrets key: %w", err)
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	key := base64.StdEncoding.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("writing the webhook secrets key: %w", err)
-	}
-	return key, nil
 }
 
 // Environ returns the process environment as a map.

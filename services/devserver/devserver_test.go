@@ -1,9 +1,11 @@
 package devserver_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -102,6 +104,20 @@ func TestSecondStartReusesTheData(t *testing.T) {
 	if fi, _ := os.Stat(keyFile); err != nil || len(key) < 44 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the webhook secrets key in DATA_DIR: %q %v", key, err)
 	}
+
+	// The streams are encrypted at rest with a key kept in DATA_DIR: the applicant's name is nowhere on the disk
+	// in clear (the gateway's and the case projection's copies are in FerretDB, not under nats/).
+	if _, err := os.Stat(filepath.Join(dataDir, "nats-store.key")); err != nil {
+		t.Fatalf("the NATS store key in DATA_DIR: %v", err)
+	}
+	_ = filepath.WalkDir(filepath.Join(dataDir, "nats"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte("Jane Roe")) {
+				t.Errorf("%s holds the applicant in clear", path)
+			}
+		}
+		return nil
+	})
 
 	stack, _ = startStack(t, dataDir)
 	// The same session key after a restart: the dashboard's sessions (in NATS, under DATA_DIR too) still open.
