@@ -1,6 +1,7 @@
 package casekeeper
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -86,8 +87,8 @@ func WebhookMiddleware(v *WebhookVerifier, format WebhookFormat, next http.Handl
 	return webhooks.Middleware(v, format, next, opts...)
 }
 
-// WebhookFromContext returns the event WebhookMiddleware verified.
-func WebhookFromContext(r *http.Request) *WebhookEvent { return webhooks.FromContext(r.Context()) }
+// WebhookFromContext returns the event WebhookMiddleware verified, from the request's context.
+func WebhookFromContext(ctx context.Context) *WebhookEvent { return webhooks.FromContext(ctx) }
 
 // DecodeWebhook reads a verified body in the given format.
 func DecodeWebhook(format WebhookFormat, body []byte) (*WebhookEvent, error) {

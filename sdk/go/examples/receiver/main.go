@@ -21,7 +21,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhooks", casekeeper.WebhookMiddleware(v, casekeeper.WebhookFormatFull, http.HandlerFunc(
 		func(w http.ResponseWriter, r *http.Request) {
-			e := casekeeper.WebhookFromContext(r)
+			e := casekeeper.WebhookFromContext(r.Context())
 			c, err := casekeeper.WebhookCase(e)
 			if err != nil {
 				http.Error(w, "not a case", http.StatusBadRequest)
