@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Defaults of a development stack (`make run`).
@@ -219,8 +220,12 @@ func New(opts ...Option) (*Client, error) {
 		}
 	}
 	return &Client{api: s.api, grpcAddr: s.grpcAddr, caseAddr: s.caseAddr, http: s.http, tokens: t,
-		dialOpts: append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, s.dialOpts...),
-		backoff:  s.backoff, conns: map[string]*grpc.ClientConn{}}, nil
+		dialOpts: append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// A watch on a connection that died without a word (a NAT that forgot it) is noticed within 40 s;
+			// the services accept a ping every 10 s.
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second})},
+			s.dialOpts...),
+		backoff: s.backoff, conns: map[string]*grpc.ClientConn{}}, nil
 }
 
 // Token returns a valid access token, the cached one while it is not within RefreshBefore of its expiry.
