@@ -163,7 +163,7 @@ func TestPayloadFormats(t *testing.T) {
 		t.Errorf("jq body %s", got)
 	}
 	// The error says what failed, never the value the program raised (it may be the applicant's data).
-	testinfra.Eventually(t, 10*time.Second, "the failed jq attempt recorded", func() bool {
+	testinfra.Eventually(t, 20*time.Second, "the failed jq attempt recorded", func() bool {
 		ds := e.deliveries(t, bad.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)
 		return len(ds) == 1 && strings.Contains(ds[0].GetLastError(), "raised an error with a value of type string") &&
 			!strings.Contains(ds[0].GetLastError(), "no such field")
