@@ -80,7 +80,7 @@ type Config struct {
 	// FeedRetention is how long the feed keeps events; keep it equal to EVENTS_STREAM_MAX_AGE of the case service.
 	FeedRetention time.Duration `env:"GATEWAY_FEED_RETENTION" envDefault:"720h"`
 	// AuditRetention is how long the access audit keeps a record: 400 days, so that a yearly review finds the whole
-	// past year with a month to spare.
+	// past year with a month to spare. Zero in a Config built in code means the default.
 	AuditRetention time.Duration `env:"GATEWAY_AUDIT_RETENTION" envDefault:"9600h"`
 	// PollInterval is the X-Poll-Interval the feed's answers ask pollers to keep; it doubles for every
 	// PollBusyReads feed reads in flight on the replica (up to 8×).
@@ -383,7 +383,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		notify.Listener(s.nc, hub, log),
 		{Name: "audit-log", Run: auditProjector.Run},
 		feedExpiry(feedStore, cfg.FeedRetention, log),
-		auditExpiry(auditStore, cfg.AuditRetention, auditExpired, log),
+		auditExpiry(auditStore, cmp.Or(cfg.AuditRetention, defaultAuditRetention), auditExpired, log),
 	}
 	return s, nil
 }
@@ -415,6 +415,9 @@ func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.
 		}
 	}}
 }
+
+// defaultAuditRetention is GATEWAY_AUDIT_RETENTION's default, for a Config that does not come from the environment.
+const defaultAuditRetention = 400 * 24 * time.Hour
 
 // Bounds of one pass of the audit's retention: the next pass comes after auditBacklogPause instead of an hour when
 // a pass stopped at them (the first pass over an old audit), so that no pass holds the database for long.

@@ -55,6 +55,14 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 			t.Errorf("%s=%s: error %v does not name the variable", variable, value, err)
 		}
 	}
+	// A retry waiting longer than the delivery queue safely keeps its schedule would be aged out.
+	if _, err := config.Load[Config](with(map[string]string{"WEBHOOK_RETRY_SCHEDULE": "0s,1h,150h"})); err == nil ||
+		!strings.Contains(err.Error(), "WEBHOOK_RETRY_SCHEDULE") {
+		t.Errorf("a retry wait of 150h (+20%% jitter) beyond the queue's bound: %v", err)
+	}
+	if _, err := config.Load[Config](with(map[string]string{"WEBHOOK_RETRY_SCHEDULE": "0s,1h,120h"})); err != nil {
+		t.Errorf("a retry wait of 120h (+20%% jitter: 144h, less than 168h): %v", err)
+	}
 	// Go durations have no days: a retention written as "30d" stops the start, naming the variable.
 	if _, err := config.Load[Config](with(map[string]string{"WEBHOOK_DELIVERY_RETENTION": "30d"})); err == nil ||
 		!strings.Contains(err.Error(), "WEBHOOK_DELIVERY_RETENTION") {

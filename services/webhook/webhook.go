@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,6 +105,13 @@ func (c Config) Validate() error {
 	chk.Require("MONGODB_DATABASE", c.Database)
 	chk.That(c.RequestTimeout > 0, "WEBHOOK_REQUEST_TIMEOUT", "must be positive")
 	chk.That(c.retryPolicy().Validate() == nil, "WEBHOOK_RETRY_SCHEDULE / WEBHOOK_RETRY_JITTER / WEBHOOK_DISABLE_AFTER", "%v", c.retryPolicy().Validate())
+	// A retry waits on WEBHOOK_DELIVERIES as a schedule: a wait the stream's max age could cut short would be lost.
+	if len(c.RetrySchedule) > 0 {
+		longest := time.Duration(float64(slices.Max(c.RetrySchedule)) * (1 + max(c.RetryJitter, 0)))
+		chk.That(longest <= natsqueue.MaxAge/2, "WEBHOOK_RETRY_SCHEDULE",
+			"every wait, with WEBHOOK_RETRY_JITTER, must be at most %s (half of how long the %s stream keeps a message); the longest is %s",
+			natsqueue.MaxAge/2, natsqueue.Stream, longest)
+	}
 	u, err := url.Parse(c.GatewayPublicURL)
 	chk.That(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "GATEWAY_PUBLIC_URL", "must be an http(s) URL")
 	chk.That(c.SweepInterval >= 0, "WEBHOOK_SWEEP_INTERVAL", "must not be negative (0 leaves the recovery sweep off)")
