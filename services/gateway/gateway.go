@@ -82,6 +82,9 @@ type Config struct {
 	// AuditRetention is how long the access audit keeps a record: 400 days, so that a yearly review finds the whole
 	// past year with a month to spare. Zero in a Config built in code means the default.
 	AuditRetention time.Duration `env:"GATEWAY_AUDIT_RETENTION" envDefault:"9600h"`
+	// RetentionInterval is how often each instance deletes what is past the feed's and the audit's retention. Zero
+	// in a Config built in code means the default.
+	RetentionInterval time.Duration `env:"GATEWAY_RETENTION_INTERVAL" envDefault:"1h"`
 	// PollInterval is the X-Poll-Interval the feed's answers ask pollers to keep; it doubles for every
 	// PollBusyReads feed reads in flight on the replica (up to 8×).
 	PollInterval  time.Duration `env:"GATEWAY_POLL_INTERVAL" envDefault:"5s"`
@@ -124,6 +127,7 @@ func (c *Config) Validate() error {
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
 	check.That(c.AuditRetention >= 24*time.Hour, "GATEWAY_AUDIT_RETENTION", "must be at least 24h")
+	check.That(c.RetentionInterval >= time.Minute && c.RetentionInterval <= 24*time.Hour, "GATEWAY_RETENTION_INTERVAL", "must be between 1m and 24h")
 	check.That(c.PollInterval >= time.Second, "GATEWAY_POLL_INTERVAL", "must be at least 1s")
 	check.That(c.PollBusyReads >= 1, "GATEWAY_POLL_BUSY_READS", "must be at least 1")
 	check.That(c.BookmarkInterval >= 100*time.Millisecond, "GATEWAY_BOOKMARK_INTERVAL", "must be at least 100ms")
@@ -369,6 +373,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 			log.Warn("feed notification not published", "tenant", tenant, "error", err)
 		}
 	}
+	every := cmp.Or(cfg.RetentionInterval, time.Hour)
 	s.workers = []lifecycle.Worker{
 		lifecycle.GRPCServer("grpc", s.grpc.Server, s.grpcLis, cfg.DrainTimeout),
 		{Name: "grpc-in-process", Run: func(ctx context.Context) error {
@@ -382,8 +387,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		projector.Worker(s.js, cfg.FeedConsumer, projector.Handler{Store: feedStore, Announce: announce}, log),
 		notify.Listener(s.nc, hub, log),
 		{Name: "audit-log", Run: auditProjector.Run},
-		feedExpiry(feedStore, cfg.FeedRetention, log),
-		auditExpiry(auditStore, cmp.Or(cfg.AuditRetention, defaultAuditRetention), auditExpired, log),
+		feedExpiry(feedStore, cfg.FeedRetention, every, log),
+		auditExpiry(auditStore, cmp.Or(cfg.AuditRetention, defaultAuditRetention), every, auditExpired, log),
 	}
 	return s, nil
 }
@@ -392,11 +397,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 // thousands of administrators signed in at once.
 const sessionBucketBytes = 256 << 20
 
-// feedExpiry deletes feed entries older than the retention, hourly. Every instance runs it; deleting what another
-// instance already deleted costs one scan and changes nothing.
-func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.Logger) lifecycle.Worker {
+// feedExpiry deletes feed entries older than the retention, every interval (hourly by default). Every instance
+// runs it; deleting what another instance already deleted costs one scan and changes nothing.
+func feedExpiry(store *mongostore.FeedStore, retention, every time.Duration, log *slog.Logger) lifecycle.Worker {
 	return lifecycle.Worker{Name: "feed-expiry", Run: func(ctx context.Context) error {
-		tick := time.NewTicker(time.Hour)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			select {
@@ -419,26 +424,26 @@ func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.
 // defaultAuditRetention is GATEWAY_AUDIT_RETENTION's default, for a Config that does not come from the environment.
 const defaultAuditRetention = 400 * 24 * time.Hour
 
-// Bounds of one pass of the audit's retention: the next pass comes after auditBacklogPause instead of an hour when
-// a pass stopped at them (the first pass over an old audit), so that no pass holds the database for long.
+// Bounds of one pass of the audit's retention: the next pass comes after auditBacklogPause instead of the interval
+// when a pass stopped at them (the first pass over an old audit), so that no pass holds the database for long.
 const (
 	auditExpiryBatch   = 500
 	auditExpiryBatches = 20
 	auditBacklogPause  = time.Minute
 )
 
-// auditExpiry deletes the access-audit records older than the retention, hourly. Every instance runs it, like
-// feedExpiry: instances at work at once share the deletes.
-func auditExpiry(store *mongostore.AuditStore, retention time.Duration, expired prometheus.Counter, log *slog.Logger) lifecycle.Worker {
+// auditExpiry deletes the access-audit records older than the retention, every interval. Every instance runs it,
+// like feedExpiry: instances at work at once share the deletes.
+func auditExpiry(store *mongostore.AuditStore, retention, every time.Duration, expired prometheus.Counter, log *slog.Logger) lifecycle.Worker {
 	return lifecycle.Worker{Name: "audit-expiry", Run: func(ctx context.Context) error {
-		wait := time.Hour
+		wait := every
 		for lifecycle.Sleep(ctx, wait) {
 			n, more, err := expireAudit(ctx, store, time.Now().Add(-retention))
 			expired.Add(float64(n))
 			if n > 0 {
 				log.Info("audit records expired", "count", n, "more", more)
 			}
-			wait = time.Hour
+			wait = every
 			if err != nil {
 				log.Warn("audit expiry failed", "error", err)
 			} else if more {
