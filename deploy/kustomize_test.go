@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -574,8 +575,28 @@ func TestOverlayServiceConfig(t *testing.T) {
 					}
 				}
 			}
-			if wh := configMap(t, objs, "webhook-config"); wh["WEBHOOK_ALLOW_LOOPBACK_HTTP"] != "false" {
+			wh := configMap(t, objs, "webhook-config")
+			if wh["WEBHOOK_ALLOW_LOOPBACK_HTTP"] != "false" {
 				t.Error("in Kubernetes, webhooks never go to loopback over plain HTTP")
+			}
+			// Every retention is set explicitly, as a Go duration, and the feed keeps no more and no less than the
+			// stream it copies (docs/operations.md, "Retention").
+			retention := map[string]time.Duration{}
+			for k, v := range map[string]string{
+				"EVENTS_STREAM_MAX_AGE":      configMap(t, objs, "case-config")["EVENTS_STREAM_MAX_AGE"],
+				"GATEWAY_FEED_RETENTION":     gw["GATEWAY_FEED_RETENTION"],
+				"GATEWAY_AUDIT_RETENTION":    gw["GATEWAY_AUDIT_RETENTION"],
+				"WEBHOOK_DELIVERY_RETENTION": wh["WEBHOOK_DELIVERY_RETENTION"],
+			} {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					t.Errorf("%s = %q: want a positive Go duration (%v)", k, v, err)
+				}
+				retention[k] = d
+			}
+			if retention["GATEWAY_FEED_RETENTION"] != retention["EVENTS_STREAM_MAX_AGE"] {
+				t.Errorf("GATEWAY_FEED_RETENTION %s differs from EVENTS_STREAM_MAX_AGE %s",
+					retention["GATEWAY_FEED_RETENTION"], retention["EVENTS_STREAM_MAX_AGE"])
 			}
 		})
 	}

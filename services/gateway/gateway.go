@@ -79,6 +79,12 @@ type Config struct {
 	FeedConsumer string `env:"GATEWAY_FEED_CONSUMER" envDefault:"gateway-feed"`
 	// FeedRetention is how long the feed keeps events; keep it equal to EVENTS_STREAM_MAX_AGE of the case service.
 	FeedRetention time.Duration `env:"GATEWAY_FEED_RETENTION" envDefault:"720h"`
+	// AuditRetention is how long the access audit keeps a record: 400 days, so that a yearly review finds the whole
+	// past year with a month to spare. Zero in a Config built in code means the default.
+	AuditRetention time.Duration `env:"GATEWAY_AUDIT_RETENTION" envDefault:"9600h"`
+	// RetentionInterval is how often each instance deletes what is past the feed's and the audit's retention. Zero
+	// in a Config built in code means the default.
+	RetentionInterval time.Duration `env:"GATEWAY_RETENTION_INTERVAL" envDefault:"1h"`
 	// PollInterval is the X-Poll-Interval the feed's answers ask pollers to keep; it doubles for every
 	// PollBusyReads feed reads in flight on the replica (up to 8×).
 	PollInterval  time.Duration `env:"GATEWAY_POLL_INTERVAL" envDefault:"5s"`
@@ -120,6 +126,8 @@ func (c *Config) Validate() error {
 	check.That(c.MaxBodyBytes >= 1024, "GATEWAY_MAX_BODY_BYTES", "must be at least 1024")
 	check.That(c.RequestTimeout >= time.Second, "GATEWAY_REQUEST_TIMEOUT", "must be at least 1s")
 	check.That(c.FeedRetention >= time.Hour, "GATEWAY_FEED_RETENTION", "must be at least 1h")
+	check.That(c.AuditRetention >= 24*time.Hour, "GATEWAY_AUDIT_RETENTION", "must be at least 24h")
+	check.That(c.RetentionInterval >= time.Minute && c.RetentionInterval <= 24*time.Hour, "GATEWAY_RETENTION_INTERVAL", "must be between 1m and 24h")
 	check.That(c.PollInterval >= time.Second, "GATEWAY_POLL_INTERVAL", "must be at least 1s")
 	check.That(c.PollBusyReads >= 1, "GATEWAY_POLL_BUSY_READS", "must be at least 1")
 	check.That(c.BookmarkInterval >= 100*time.Millisecond, "GATEWAY_BOOKMARK_INTERVAL", "must be at least 100ms")
@@ -354,7 +362,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		Name: "gateway_feed_events_projected_total", Help: "Events written to the change feed by this instance."})
 	lastSeq := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gateway_feed_last_sequence", Help: "CASES stream sequence of the last event this instance projected; compare with the stream's last sequence for the feed's lag."})
-	registry.MustRegister(projected, lastSeq)
+	auditExpired := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_audit_records_expired_total", Help: "Access-audit records this instance deleted after GATEWAY_AUDIT_RETENTION."})
+	registry.MustRegister(projected, lastSeq, auditExpired)
 	announce := func(tenant string, seq int64) {
 		projected.Inc()
 		lastSeq.Set(float64(seq))
@@ -363,6 +373,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 			log.Warn("feed notification not published", "tenant", tenant, "error", err)
 		}
 	}
+	every := cmp.Or(cfg.RetentionInterval, time.Hour)
 	s.workers = []lifecycle.Worker{
 		lifecycle.GRPCServer("grpc", s.grpc.Server, s.grpcLis, cfg.DrainTimeout),
 		{Name: "grpc-in-process", Run: func(ctx context.Context) error {
@@ -376,7 +387,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 		projector.Worker(s.js, cfg.FeedConsumer, projector.Handler{Store: feedStore, Announce: announce}, log),
 		notify.Listener(s.nc, hub, log),
 		{Name: "audit-log", Run: auditProjector.Run},
-		feedExpiry(feedStore, cfg.FeedRetention, log),
+		feedExpiry(feedStore, cfg.FeedRetention, every, log),
+		auditExpiry(auditStore, cmp.Or(cfg.AuditRetention, defaultAuditRetention), every, auditExpired, log),
 	}
 	return s, nil
 }
@@ -385,11 +397,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 // thousands of administrators signed in at once.
 const sessionBucketBytes = 256 << 20
 
-// feedExpiry deletes feed entries older than the retention, hourly. Every instance runs it; deleting what another
-// instance already deleted costs one scan and changes nothing.
-func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.Logger) lifecycle.Worker {
+// feedExpiry deletes feed entries older than the retention, every interval (hourly by default). Every instance
+// runs it; deleting what another instance already deleted costs one scan and changes nothing.
+func feedExpiry(store *mongostore.FeedStore, retention, every time.Duration, log *slog.Logger) lifecycle.Worker {
 	return lifecycle.Worker{Name: "feed-expiry", Run: func(ctx context.Context) error {
-		tick := time.NewTicker(time.Hour)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			select {
@@ -407,6 +419,54 @@ func feedExpiry(store *mongostore.FeedStore, retention time.Duration, log *slog.
 			}
 		}
 	}}
+}
+
+// defaultAuditRetention is GATEWAY_AUDIT_RETENTION's default, for a Config that does not come from the environment.
+const defaultAuditRetention = 400 * 24 * time.Hour
+
+// Bounds of one pass of the audit's retention: the next pass comes after auditBacklogPause instead of the interval
+// when a pass stopped at them (the first pass over an old audit), so that no pass holds the database for long.
+const (
+	auditExpiryBatch   = 500
+	auditExpiryBatches = 20
+	auditBacklogPause  = time.Minute
+)
+
+// auditExpiry deletes the access-audit records older than the retention, every interval. Every instance runs it,
+// like feedExpiry: instances at work at once share the deletes.
+func auditExpiry(store *mongostore.AuditStore, retention, every time.Duration, expired prometheus.Counter, log *slog.Logger) lifecycle.Worker {
+	return lifecycle.Worker{Name: "audit-expiry", Run: func(ctx context.Context) error {
+		wait := every
+		for lifecycle.Sleep(ctx, wait) {
+			n, more, err := expireAudit(ctx, store, time.Now().Add(-retention))
+			expired.Add(float64(n))
+			if n > 0 {
+				log.Info("audit records expired", "count", n, "more", more)
+			}
+			wait = every
+			if err != nil {
+				log.Warn("audit expiry failed", "error", err)
+			} else if more {
+				wait = auditBacklogPause
+			}
+		}
+		return nil
+	}}
+}
+
+// expireAudit is one bounded pass: more reports that it stopped at its bound with records still due.
+func expireAudit(ctx context.Context, store *mongostore.AuditStore, cutoff time.Time) (deleted int64, more bool, err error) {
+	for range auditExpiryBatches {
+		n, err := store.Expire(ctx, cutoff, auditExpiryBatch)
+		deleted += n
+		if err != nil {
+			return deleted, false, err
+		}
+		if n < auditExpiryBatch {
+			return deleted, false, nil
+		}
+	}
+	return deleted, true, nil
 }
 
 // casesProjected reads the CASES stream position up to which the case service's query store is complete: the ack

@@ -93,3 +93,26 @@ func TestBinaryExitsWithOneErrorLine(t *testing.T) {
 		t.Fatalf("want one error line naming MONGODB_URI and no panic, got:\n%s", out)
 	}
 }
+
+// The audit's retention: 400 days unless set; a value that is not a duration, or shorter than a day, stops the
+// start naming the variable; so does an interval of the deletes outside 1m to 24h.
+func TestConfigAuditRetention(t *testing.T) {
+	env := environment("nats://127.0.0.1:1", "mongodb://127.0.0.1:1")
+	cfg, err := config.Load[gatewaysvc.Config](env)
+	if err != nil || cfg.AuditRetention != 400*24*time.Hour {
+		t.Fatalf("default GATEWAY_AUDIT_RETENTION %s, %v; want 9600h", cfg.AuditRetention, err)
+	}
+	for _, bad := range []string{"400d", "12h", "-1h"} {
+		env["GATEWAY_AUDIT_RETENTION"] = bad
+		if _, err := config.Load[gatewaysvc.Config](env); err == nil || !strings.Contains(err.Error(), "GATEWAY_AUDIT_RETENTION") {
+			t.Errorf("GATEWAY_AUDIT_RETENTION=%s: %v", bad, err)
+		}
+	}
+	delete(env, "GATEWAY_AUDIT_RETENTION")
+	for _, bad := range []string{"0s", "48h", "hourly"} {
+		env["GATEWAY_RETENTION_INTERVAL"] = bad
+		if _, err := config.Load[gatewaysvc.Config](env); err == nil || !strings.Contains(err.Error(), "GATEWAY_RETENTION_INTERVAL") {
+			t.Errorf("GATEWAY_RETENTION_INTERVAL=%s: %v", bad, err)
+		}
+	}
+}

@@ -32,6 +32,9 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	if cfg.JQWorkers != 2 || cfg.JQWorkerMemoryMiB != 64 {
 		t.Fatalf("jq worker defaults %d, %d MiB", cfg.JQWorkers, cfg.JQWorkerMemoryMiB)
 	}
+	if cfg.DeliveryRetention != 720*time.Hour || cfg.RetentionInterval != time.Hour {
+		t.Fatalf("retention defaults %s every %s", cfg.DeliveryRetention, cfg.RetentionInterval)
+	}
 	cfg, err = config.Load[Config](with(map[string]string{"WEBHOOK_RETRY_SCHEDULE": "0s,1s,2s"}))
 	if err != nil || len(cfg.RetrySchedule) != 3 || cfg.RetrySchedule[2] != 2*time.Second {
 		t.Fatalf("schedule %v %v", cfg.RetrySchedule, err)
@@ -44,11 +47,26 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		"WEBHOOK_SECRETS_OLD_KEYS":     "not base64",
 		"WEBHOOK_JQ_WORKERS":           "-1",
 		"WEBHOOK_JQ_WORKER_MEMORY_MIB": "1",
+		"WEBHOOK_DELIVERY_RETENTION":   "10m",
+		"WEBHOOK_RETENTION_INTERVAL":   "0s",
 	} {
 		_, err := config.Load[Config](with(map[string]string{variable: value}))
 		if err == nil || !strings.Contains(err.Error(), variable) {
 			t.Errorf("%s=%s: error %v does not name the variable", variable, value, err)
 		}
+	}
+	// A retry waiting longer than the delivery queue safely keeps its schedule would be aged out.
+	if _, err := config.Load[Config](with(map[string]string{"WEBHOOK_RETRY_SCHEDULE": "0s,1h,150h"})); err == nil ||
+		!strings.Contains(err.Error(), "WEBHOOK_RETRY_SCHEDULE") {
+		t.Errorf("a retry wait of 150h (+20%% jitter) beyond the queue's bound: %v", err)
+	}
+	if _, err := config.Load[Config](with(map[string]string{"WEBHOOK_RETRY_SCHEDULE": "0s,1h,120h"})); err != nil {
+		t.Errorf("a retry wait of 120h (+20%% jitter: 144h, less than 168h): %v", err)
+	}
+	// Go durations have no days: a retention written as "30d" stops the start, naming the variable.
+	if _, err := config.Load[Config](with(map[string]string{"WEBHOOK_DELIVERY_RETENTION": "30d"})); err == nil ||
+		!strings.Contains(err.Error(), "WEBHOOK_DELIVERY_RETENTION") {
+		t.Errorf("WEBHOOK_DELIVERY_RETENTION=30d: %v", err)
 	}
 }
 

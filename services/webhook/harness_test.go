@@ -81,6 +81,8 @@ func (e *env) config() webhooksvc.Config {
 		SweepGrace:        5 * time.Second,
 		EndpointRefresh:   time.Second,
 		FanoutBatch:       256,
+		DeliveryRetention: 720 * time.Hour,
+		RetentionInterval: time.Hour,
 		SecretsKey:        testSecretsKey,
 		Verifier:          fakeVerifier{},
 	}

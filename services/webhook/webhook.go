@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,6 +86,12 @@ type Config struct {
 	JQWorkerMemoryMiB int `env:"WEBHOOK_JQ_WORKER_MEMORY_MIB" envDefault:"64"`
 	// JQQuarantine is how long a program that exceeded its limits is refused without running (0: 1m).
 	JQQuarantine time.Duration `env:"WEBHOOK_JQ_QUARANTINE" envDefault:"1m"`
+	// DeliveryRetention is how long the delivery log keeps a finished delivery (succeeded or dead) and its
+	// attempts after its last change; open ones stay until they finish. The default is the CASES stream's
+	// retention: a delivery whose event has aged out of the stream can no longer be resent.
+	DeliveryRetention time.Duration `env:"WEBHOOK_DELIVERY_RETENTION" envDefault:"720h"`
+	// RetentionInterval is how often each instance deletes what is past the retention.
+	RetentionInterval time.Duration `env:"WEBHOOK_RETENTION_INTERVAL" envDefault:"1h"`
 
 	// Verifier replaces the Keycloak verifier (tests of the API without Keycloak); not from the environment.
 	Verifier auth.TokenVerifier `env:"-"`
@@ -98,6 +105,13 @@ func (c Config) Validate() error {
 	chk.Require("MONGODB_DATABASE", c.Database)
 	chk.That(c.RequestTimeout > 0, "WEBHOOK_REQUEST_TIMEOUT", "must be positive")
 	chk.That(c.retryPolicy().Validate() == nil, "WEBHOOK_RETRY_SCHEDULE / WEBHOOK_RETRY_JITTER / WEBHOOK_DISABLE_AFTER", "%v", c.retryPolicy().Validate())
+	// A retry waits on WEBHOOK_DELIVERIES as a schedule: a wait the stream's max age could cut short would be lost.
+	if len(c.RetrySchedule) > 0 {
+		longest := time.Duration(float64(slices.Max(c.RetrySchedule)) * (1 + max(c.RetryJitter, 0)))
+		chk.That(longest <= natsqueue.MaxAge/2, "WEBHOOK_RETRY_SCHEDULE",
+			"every wait, with WEBHOOK_RETRY_JITTER, must be at most %s (half of how long the %s stream keeps a message); the longest is %s",
+			natsqueue.MaxAge/2, natsqueue.Stream, longest)
+	}
 	u, err := url.Parse(c.GatewayPublicURL)
 	chk.That(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "GATEWAY_PUBLIC_URL", "must be an http(s) URL")
 	chk.That(c.SweepInterval >= 0, "WEBHOOK_SWEEP_INTERVAL", "must not be negative (0 leaves the recovery sweep off)")
@@ -106,6 +120,8 @@ func (c Config) Validate() error {
 	chk.That(c.StartupTimeout >= 0, "STARTUP_TIMEOUT", "must not be negative")
 	chk.That(c.JQWorkers >= 0 && c.JQWorkers <= 256, "WEBHOOK_JQ_WORKERS", "must be between 0 (the default, 2) and 256")
 	chk.That(c.JQQuarantine >= 0, "WEBHOOK_JQ_QUARANTINE", "must not be negative")
+	chk.That(c.DeliveryRetention >= time.Hour, "WEBHOOK_DELIVERY_RETENTION", "must be at least 1h")
+	chk.That(c.RetentionInterval >= time.Minute && c.RetentionInterval <= 24*time.Hour, "WEBHOOK_RETENTION_INTERVAL", "must be between 1m and 24h")
 	chk.That(c.JQWorkerMemoryMiB == 0 || (c.JQWorkerMemoryMiB >= 16 && c.JQWorkerMemoryMiB <= 4096), "WEBHOOK_JQ_WORKER_MEMORY_MIB", "must be between 16 and 4096")
 	if c.Verifier == nil {
 		chk.Require("KEYCLOAK_URL", c.Keycloak.URL)
@@ -140,6 +156,7 @@ type Service struct {
 	fanout      *natsconsumer.Fanout
 	endpoints   *natsconsumer.Endpoints
 	sweeper     *app.Sweeper
+	retention   *app.Retention
 	gauges      *app.Gauges
 }
 
@@ -246,6 +263,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		AckWait: 6 * time.Second, Drain: cfg.RequestTimeout + 5*time.Second, HandleTimeout: cfg.RequestTimeout + time.Minute}
 	s.sweeper = &app.Sweeper{Store: store, Events: caseEvents, Queue: queue, Routes: s.routes, Log: log,
 		Every: cfg.SweepInterval, Grace: cfg.SweepGrace, Now: now}
+	s.retention = &app.Retention{Store: store, Keep: cfg.DeliveryRetention, Every: cfg.RetentionInterval,
+		Backlog: time.Minute, Batch: 500, MaxBatches: 20, Log: log, Now: now, Expired: app.NewExpiredCounter(s.registry)}
 	s.gauges = &app.Gauges{Metrics: metrics, Log: log, Every: 15 * time.Second, Lag: s.lag, Queued: queue.Depth}
 
 	s.grpc = grpcserver.New(grpcserver.Options{Log: log, Registry: s.registry, Verifier: verifier, Policy: grpcapi.Policy()})
@@ -271,7 +290,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		"nats_url", cfg.NATS.URL, "mongodb_uri", cfg.URI, "mongodb_database", cfg.Database,
 		"allow_loopback_http", cfg.AllowLoopbackHTTP, "request_timeout", cfg.RequestTimeout.String(),
 		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "disable_after", cfg.DisableAfter.String(),
-		"jq_workers", cfg.JQWorkers, "jq_worker_memory_mib", cfg.JQWorkerMemoryMiB)
+		"jq_workers", cfg.JQWorkers, "jq_worker_memory_mib", cfg.JQWorkerMemoryMiB,
+		"delivery_retention", cfg.DeliveryRetention.String())
 	return s, nil
 }
 
@@ -297,6 +317,7 @@ func (s *Service) Run(ctx context.Context) error {
 		lifecycle.Worker{Name: "endpoints", Run: s.endpoints.Run},
 		lifecycle.Worker{Name: "delivery-log", Run: s.deliveryLog.Run},
 		lifecycle.Worker{Name: "gauges", Run: s.gauges.Run},
+		lifecycle.Worker{Name: "delivery-retention", Run: s.retention.Run},
 	}
 	if s.cfg.SweepInterval > 0 {
 		s.log.Warn("the recovery sweep is on: it reads every open delivery that is due", "interval", s.cfg.SweepInterval.String())

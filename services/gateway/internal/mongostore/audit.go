@@ -10,10 +10,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/casekeeper/core/pkg/mongodb"
 	"github.com/casekeeper/core/services/gateway/internal/audit"
 )
 
-// AuditStore is the access audit: insert and find only.
+// AuditStore is the access audit: records are inserted, found, and deleted only by age (Expire).
 type AuditStore struct{ c *mongo.Collection }
 
 type auditDoc struct {
@@ -37,7 +38,40 @@ func NewAuditStore(ctx context.Context, db *mongo.Database) (*AuditStore, error)
 	if err != nil {
 		return nil, fmt.Errorf("audit index: %w", err)
 	}
+	// The retention's read of the oldest records (Expire); on MongoDB only, as FerretDB would scan anyway.
+	if err := mongodb.EnsureIndexes(ctx, db, []mongodb.Index{{Collection: c, Name: "at_1", Keys: bson.D{{Key: "at", Value: 1}}}}); err != nil {
+		return nil, fmt.Errorf("audit index: %w", err)
+	}
 	return &AuditStore{c: c}, nil
+}
+
+// Expire deletes at most limit records made before cutoff and returns how many it deleted: one read of their ids
+// (through at_1 on MongoDB, a scan on FerretDB; unsorted, as every one of them is due) and one delete by id, so a
+// pass costs the same however large the audit has grown. Deleting what another instance deleted deletes nothing.
+func (s *AuditStore) Expire(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	cur, err := s.c.Find(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff.UTC()}}}}, options.Find().
+		SetLimit(int64(limit)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("finding expired audit records: %w", err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, fmt.Errorf("reading expired audit records: %w", err)
+	}
+	if len(docs) == 0 {
+		return 0, nil
+	}
+	ids := make(bson.A, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	res, err := s.c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return 0, fmt.Errorf("deleting expired audit records: %w", err)
+	}
+	return res.DeletedCount, nil
 }
 
 // Append inserts the records in one round trip.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/mongodb"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/feed"
 )
@@ -65,6 +66,11 @@ func NewFeedStore(ctx context.Context, db *mongo.Database) (*FeedStore, error) {
 		if _, err := s.feed.Indexes().CreateOne(ctx, m); err != nil {
 			return nil, fmt.Errorf("feed indexes: %w", err)
 		}
+	}
+	// Expire's range on stored_at; on MongoDB only (FerretDB scans for it anyway), so that the hourly delete reads
+	// an hour's worth of entries instead of the whole feed.
+	if err := mongodb.EnsureIndexes(ctx, db, []mongodb.Index{{Collection: s.feed, Name: "stored_at_1", Keys: bson.D{{Key: "stored_at", Value: 1}}}}); err != nil {
+		return nil, fmt.Errorf("feed indexes: %w", err)
 	}
 	return s, nil
 }

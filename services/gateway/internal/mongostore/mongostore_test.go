@@ -135,6 +135,43 @@ func TestStores(t *testing.T) {
 		}
 	})
 
+	t.Run("AuditExpiresOnlyOldRecordsInBoundedPasses", func(t *testing.T) {
+		s, err := NewAuditStore(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cutoff := time.Now().UTC().Add(-400 * 24 * time.Hour).Truncate(time.Millisecond)
+		var recs []audit.Record
+		for i := range 7 {
+			at := cutoff.Add(-time.Duration(i+1) * time.Hour)
+			recs = append(recs, audit.Record{ID: audit.NewID(at), At: at, Tenant: "aged", API: "x", CaseIDs: []string{"c"}})
+		}
+		for _, at := range []time.Time{cutoff, cutoff.Add(time.Hour)} {
+			recs = append(recs, audit.Record{ID: audit.NewID(at), At: at, Tenant: "aged", API: "x", CaseIDs: []string{"c"}})
+		}
+		if err := s.Append(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		var passes []int64
+		for range 5 {
+			n, err := s.Expire(ctx, cutoff, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			passes = append(passes, n)
+			if n == 0 {
+				break
+			}
+		}
+		if len(passes) != 4 || passes[0] != 3 || passes[1] != 3 || passes[2] != 1 || passes[3] != 0 {
+			t.Fatalf("passes of at most 3 deleted %v, want [3 3 1 0]", passes)
+		}
+		left, err := s.List(ctx, audit.Page{Tenant: "aged", Limit: 10})
+		if err != nil || len(left) != 2 || !left[0].At.Equal(cutoff) || !left[1].At.Equal(cutoff.Add(time.Hour)) {
+			t.Fatalf("left %+v, %v; want the records at and after the cutoff", left, err)
+		}
+	})
+
 	t.Run("AuditPagesInTimeOrderPerTenant", func(t *testing.T) {
 		s, err := NewAuditStore(ctx, db)
 		if err != nil {

@@ -49,6 +49,8 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		{Collection: s.deliveries, Name: "status_1_next_attempt_at_1", Keys: bson.D{{Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1}}},
 		{Collection: s.deliveries, Name: "endpoint_id_1_status_1_updated_at_1", Keys: bson.D{{Key: "endpoint_id", Value: 1}, {Key: "status", Value: 1}, {Key: "updated_at", Value: 1}}},
 		{Collection: s.deliveries, Name: "event_id_1", Keys: bson.D{{Key: "event_id", Value: 1}}},
+		// The retention's read of finished deliveries older than the cutoff (ExpireDeliveries).
+		{Collection: s.deliveries, Name: "status_1_updated_at_1", Keys: bson.D{{Key: "status", Value: 1}, {Key: "updated_at", Value: 1}}},
 		{Collection: s.attempts, Name: "delivery_id_1_n_1", Keys: bson.D{{Key: "delivery_id", Value: 1}, {Key: "n", Value: 1}}},
 	})
 }

@@ -51,6 +51,11 @@ func retrySubject(tenant, endpointID, deliveryID string) string {
 // ConsumerName is the durable consumer of one endpoint.
 func ConsumerName(endpointID string) string { return "ep_" + endpointID }
 
+// MaxAge bounds how long the queue keeps a message that no consumer takes (an endpoint's consumer lost, or paused
+// for good). A retry waits here as a schedule until it is due, so every wait of the retry schedule must be well
+// below it: the service refuses a WEBHOOK_RETRY_SCHEDULE with a wait (jitter included) longer than half of it.
+const MaxAge = 14 * 24 * time.Hour
+
 // StreamConfig is the work-queue stream: a message leaves once acknowledged.
 func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
@@ -60,8 +65,7 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
-		// Longer than the whole retry schedule (about three days), so that a due retry is never aged out.
-		MaxAge: 14 * 24 * time.Hour,
+		MaxAge:      MaxAge,
 		// Deduplicates the fan-out re-publishing after a crash (message id = delivery id + attempt).
 		Duplicates:        10 * time.Minute,
 		AllowMsgSchedules: true,

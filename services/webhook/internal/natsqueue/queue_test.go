@@ -115,3 +115,42 @@ func TestPauseSurvivesARedeclaration(t *testing.T) {
 		t.Fatalf("resuming an endpoint without a consumer: %v", err)
 	}
 }
+
+// The registry bucket as earlier versions declared it (no marker TTL) takes the new configuration in place, and a
+// deleted endpoint's purge marker then carries a TTL, so that deleted endpoints do not pile up in the bucket.
+func TestRegistryPurgeMarkersExpire(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := startJS(t)
+	earlier := RegistryConfig(1)
+	earlier.LimitMarkerTTL = 0
+	if _, err := js.CreateKeyValue(ctx, earlier); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, RegistryConfig(1))
+	if err != nil {
+		t.Fatalf("updating the bucket of earlier versions: %v", err)
+	}
+	if st, err := kv.Status(ctx); err != nil || st.(*jetstream.KeyValueBucketStatus).LimitMarkerTTL() != removedTTL {
+		t.Fatalf("bucket status %v, %v; want a marker TTL of %s", st, err, removedTTL)
+	}
+	nc := js.Conn()
+	r := NewRegistry(nc, kv)
+	if _, err := r.Created(ctx, "ep_gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Removed(ctx, "ep_gone"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "KV_"+RegistryBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, "$KV."+RegistryBucket+".created.ep_gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := time.ParseDuration(m.Header.Get("Nats-TTL")); err != nil || d != removedTTL {
+		t.Fatalf("purge marker TTL %q (%v), want %s; headers %v", m.Header.Get("Nats-TTL"), err, removedTTL, m.Header)
+	}
+}

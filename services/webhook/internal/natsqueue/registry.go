@@ -21,14 +21,21 @@ const RegistryBucket = "WEBHOOK_ENDPOINT_CHANGES"
 
 const revKey = "rev"
 
-// RegistryConfig is the bucket: one entry per key, since only the last revision is ever read.
+// removedTTL is how long the purge marker of a deleted endpoint's "created." key stays: nothing reads it (the
+// instances learn of changes from "rev"), so it only needs to outlive a watcher's catching up, and without a TTL
+// every endpoint ever deleted would leave one in the bucket for good.
+const removedTTL = 24 * time.Hour
+
+// RegistryConfig is the bucket: one entry per key, since only the last revision is ever read. It holds "rev" and
+// one key per endpoint; LimitMarkerTTL lets the purge markers of deleted endpoints expire (removedTTL).
 func RegistryConfig(replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
-		Bucket:      RegistryBucket,
-		Description: "Endpoint-change markers: the revision every webhook instance compares its routing table against.",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+		Bucket:         RegistryBucket,
+		Description:    "Endpoint-change markers: the revision every webhook instance compares its routing table against.",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       max(replicas, 1),
+		LimitMarkerTTL: removedTTL,
 	}
 }
 
@@ -62,7 +69,7 @@ func (r *Registry) Created(ctx context.Context, endpointID string) (time.Time, e
 
 // Removed forgets a deleted endpoint's creation stamp.
 func (r *Registry) Removed(ctx context.Context, endpointID string) error {
-	if err := r.kv.Purge(ctx, "created."+endpointID); err != nil {
+	if err := r.kv.Purge(ctx, "created."+endpointID, jetstream.PurgeTTL(removedTTL)); err != nil {
 		return fmt.Errorf("removing the endpoint from the registry: %w", err)
 	}
 	return nil
