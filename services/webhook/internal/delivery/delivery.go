@@ -42,9 +42,14 @@ type Delivery struct {
 	EventID    string
 	// EventSeq is the event's position on the case event stream, where a resend reads it (0 in records written
 	// before deliveries kept it).
-	EventSeq      uint64
-	EventType     string
-	CaseID        string
+	EventSeq  uint64
+	EventType string
+	CaseID    string
+	// CaseVersion and OccurredAt are the event's (0 and zero in records written before deliveries kept them): with
+	// the ids and the type they make the thin form, which is what an attempt sends once the event is no longer
+	// stored.
+	CaseVersion   int64
+	OccurredAt    time.Time
 	Status        Status
 	AttemptCount  int
 	NextAttemptAt time.Time

@@ -143,6 +143,8 @@ type outcomeWire struct {
 	EventSeq      uint64      `json:"event_seq,omitempty"`
 	EventType     string      `json:"event_type"`
 	CaseID        string      `json:"case_id"`
+	CaseVersion   int64       `json:"case_version,omitempty"`
+	OccurredAt    time.Time   `json:"occurred_at,omitzero"`
 	CreatedAt     time.Time   `json:"created_at,omitzero"`
 	Status        int         `json:"status"`
 	NextAttemptAt time.Time   `json:"next_attempt_at,omitzero"`
@@ -167,7 +169,7 @@ type attemptWire struct {
 func toWire(o delivery.Outcome) outcomeWire {
 	d, a := o.Delivery, o.Attempt
 	return outcomeWire{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: d.EventSeq,
-		EventType: d.EventType, CaseID: d.CaseID, CreatedAt: d.CreatedAt, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
+		EventType: d.EventType, CaseID: d.CaseID, CaseVersion: d.CaseVersion, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
 		Attempt: attemptWire{Number: a.Number, At: a.At, StatusCode: a.StatusCode, LatencyNS: int64(a.Latency),
 			Response: a.Response, Error: a.Error}}
 }
@@ -176,7 +178,8 @@ func (w outcomeWire) domain() delivery.Outcome {
 	a := w.Attempt
 	return delivery.Outcome{
 		Delivery: delivery.Delivery{ID: w.DeliveryID, Tenant: w.Tenant, EndpointID: w.EndpointID, EventID: w.EventID,
-			EventSeq: w.EventSeq, EventType: w.EventType, CaseID: w.CaseID, CreatedAt: w.CreatedAt},
+			EventSeq: w.EventSeq, EventType: w.EventType, CaseID: w.CaseID, CaseVersion: w.CaseVersion, OccurredAt: w.OccurredAt,
+			CreatedAt: w.CreatedAt},
 		Status: delivery.Status(w.Status), NextAttemptAt: w.NextAttemptAt,
 		Attempt: delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode, Latency: time.Duration(a.LatencyNS),
 			Response: a.Response, Error: a.Error},
