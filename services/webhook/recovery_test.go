@@ -1,7 +1,9 @@
 package webhooksvc_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -9,8 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
@@ -64,9 +64,25 @@ func TestRecoverySweepRequeuesALostQueue(t *testing.T) {
 	})
 }
 
+// thinBody reports whether a request body is the thin form of the event: its ids, type and version, and no case.
+func thinBody(t *testing.T, body []byte, eventID, caseID string) bool {
+	t.Helper()
+	var got struct {
+		Type string         `json:"type"`
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	return got.Type == events.TypeCreated && len(got.Data) == 5 && got.Data["event_id"] == eventID &&
+		got.Data["case_id"] == caseID && got.Data["case_version"] == float64(1) && got.Data["type"] == events.TypeCreated &&
+		got.Data["url"] == "https://api.example/v1/cases/"+caseID && !strings.Contains(string(body), "Test Person")
+}
+
 // A resend reads the event back from the case event stream: an event that is no longer there (erased with its
-// redacted case, or past the stream's retention) is not sent again, and the caller is told why.
-func TestResendOfAnErasedEventIsRefused(t *testing.T) {
+// redacted case, or past the stream's retention) is resent in the thin form, whatever the endpoint's format — its
+// ids, type and version, no case data — with the same webhook-id.
+func TestResendOfAnErasedEventSendsTheThinForm(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusNoContent })
@@ -77,23 +93,27 @@ func TestResendOfAnErasedEventIsRefused(t *testing.T) {
 		ds = e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)
 		return len(ds) == 2
 	})
-	// The kept event is resent from the stream, with the same webhook-id.
 	kept, erased := ds[0], ds[1]
 	if kept.GetEventId() != ids[0] {
 		kept, erased = erased, kept
 	}
+	arrivals := func(id string) []testinfra.Request {
+		var got []testinfra.Request
+		for _, r := range rc.Requests() {
+			if r.Header.Get("webhook-id") == id {
+				got = append(got, r)
+			}
+		}
+		return got
+	}
+	// The kept event is resent from the stream as it was.
 	if _, err := e.client.ResendDelivery(as("acme-admin"), &casekeeperv1.ResendDeliveryRequest{Id: kept.GetId()}); err != nil {
 		t.Fatal(err)
 	}
-	testinfra.Eventually(t, 10*time.Second, "the resent delivery arrived again", func() bool {
-		n := 0
-		for _, r := range rc.Requests() {
-			if r.Header.Get("webhook-id") == kept.GetId() {
-				n++
-			}
-		}
-		return n == 2
-	})
+	testinfra.Eventually(t, 10*time.Second, "the resent delivery arrived again", func() bool { return len(arrivals(kept.GetId())) == 2 })
+	if got := arrivals(kept.GetId()); !bytes.Equal(got[1].Body, got[0].Body) || !strings.Contains(string(got[1].Body), "Test Person") {
+		t.Fatalf("the kept event was resent as %s, want its full body again", got[1].Body)
+	}
 	// The other case's history is purged, as the case service does when the case is redacted.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -104,20 +124,23 @@ func TestResendOfAnErasedEventIsRefused(t *testing.T) {
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject(events.Subject("acme", erased.GetCaseId()))); err != nil {
 		t.Fatal(err)
 	}
-	before := len(rc.Requests())
-	_, err = e.client.ResendDelivery(as("acme-admin"), &casekeeperv1.ResendDeliveryRequest{Id: erased.GetId()})
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("resend of an erased event: %v, want FailedPrecondition", err)
+	if _, err := e.client.ResendDelivery(as("acme-admin"), &casekeeperv1.ResendDeliveryRequest{Id: erased.GetId()}); err != nil {
+		t.Fatalf("resend of an erased event: %v", err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	if n := len(rc.Requests()); n != before {
-		t.Fatalf("%d requests after the refused resend, want %d", n, before)
+	testinfra.Eventually(t, 10*time.Second, "the erased event resent", func() bool { return len(arrivals(erased.GetId())) == 2 })
+	if body := arrivals(erased.GetId())[1].Body; !thinBody(t, body, erased.GetEventId(), erased.GetCaseId()) {
+		t.Fatalf("the erased event was resent as %s, want the thin form", body)
 	}
+	testinfra.Eventually(t, 10*time.Second, "the resend on record", func() bool {
+		d, err := e.client.GetDelivery(as("acme-admin"), &casekeeperv1.GetDeliveryRequest{Id: erased.GetId()})
+		return err == nil && d.GetDelivery().GetAttemptCount() == 2 &&
+			d.GetDelivery().GetStatus() == casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+	})
 }
 
 // A retry waits on the queue without the event; when it comes due after the event was erased (its case redacted),
-// nothing is sent and the delivery ends, saying why.
-func TestRetryOfAnErasedEventSendsNothing(t *testing.T) {
+// it sends the thin form — the event's ids, type and version, no case data — and the delivery ends as any other.
+func TestRetryOfAnErasedEventSendsTheThinForm(t *testing.T) {
 	e := newEnv(t)
 	e.start(func(c *webhooksvc.Config) { c.RetrySchedule = retryingAWhile })
 	rc, healthy := failingReceiver(t)
@@ -146,9 +169,9 @@ func TestRetryOfAnErasedEventSendsNothing(t *testing.T) {
 			t.Fatalf("the scheduled retry of %s carries %d bytes of event", d.GetId(), len(m.Data))
 		}
 	}
-	erased := retrying[0]
+	erased, kept := retrying[0], retrying[1]
 	if erased.GetEventId() != ids[0] {
-		erased = retrying[1]
+		erased, kept = kept, erased
 	}
 	cases, err := e.js.Stream(ctx, events.Stream)
 	if err != nil {
@@ -158,17 +181,30 @@ func TestRetryOfAnErasedEventSendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	healthy.Store(true)
-	testinfra.Eventually(t, 15*time.Second, "the kept event delivered, the erased one dead", func() bool {
-		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)) == 1 &&
-			len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)) == 1
+	testinfra.Eventually(t, 15*time.Second, "both delivered", func() bool {
+		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)) == 2
 	})
-	dead := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)[0]
-	if dead.GetId() != erased.GetId() || !strings.Contains(dead.GetLastError(), "no longer stored") {
-		t.Fatalf("dead delivery %s (%q), want %s saying the event is no longer stored", dead.GetId(), dead.GetLastError(), erased.GetId())
-	}
+	var sent []testinfra.Request
 	for _, r := range rc.Requests() {
-		if r.Header.Get("webhook-id") == erased.GetId() && r.Status < 300 {
-			t.Fatal("the erased event was sent after its erasure")
+		if r.Status < 300 {
+			sent = append(sent, r)
+		}
+	}
+	if len(sent) != 2 {
+		t.Fatalf("%d successful requests, want one per delivery", len(sent))
+	}
+	for _, r := range sent {
+		switch r.Header.Get("webhook-id") {
+		case erased.GetId():
+			if !thinBody(t, r.Body, erased.GetEventId(), erased.GetCaseId()) {
+				t.Fatalf("the erased event was sent as %s after its erasure, want the thin form", r.Body)
+			}
+		case kept.GetId():
+			if !strings.Contains(string(r.Body), "Test Person") {
+				t.Fatalf("the kept event was sent as %s, want its full body", r.Body)
+			}
+		default:
+			t.Fatalf("a request of delivery %q", r.Header.Get("webhook-id"))
 		}
 	}
 }

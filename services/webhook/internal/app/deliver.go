@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/casekeeper/core/pkg/events"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/proto/webhookbody"
@@ -84,31 +86,41 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		}
 		return nil
 	}
+	var ev *casekeeperv1.CaseEvent
+	thin := false
 	if len(j.Event) == 0 {
-		// A retry (so the state was read above): its event is read back from the stream, where an erased event is
-		// no longer found.
+		// A retry or a resend (so the state was read above): its event is read back from the stream, where an
+		// erased event is no longer found.
 		body, err := d.Events.Body(ctx, j.EventSeq, j.EventID)
-		if errors.Is(err, delivery.ErrEventGone) {
+		switch {
+		case errors.Is(err, delivery.ErrEventGone):
 			if state == nil { // a first attempt is always queued with its event
 				return fmt.Errorf("%w: a first attempt without its event", ErrBadEvent)
 			}
-			return d.erased(ctx, j, *state)
-		}
-		if err != nil {
+			if ev, thin = thinEvent(j, *state); !thin {
+				return d.erased(ctx, j, *state)
+			}
+		case err != nil:
 			return fmt.Errorf("%w: %v", ErrRetryLater, err)
+		default:
+			j.Event = body
 		}
-		j.Event = body
 	}
-	ev, err := events.Decode(j.Event)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEvent, err)
+	if ev == nil {
+		var err error
+		if ev, err = events.Decode(j.Event); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadEvent, err)
+		}
 	}
 	if ev.GetTenant() != j.Tenant {
 		return fmt.Errorf("%w: the event is not of the job's tenant", ErrBadEvent)
 	}
 	now := d.Now()
 	id := delivery.Delivery{ID: j.DeliveryID, Tenant: j.Tenant, EndpointID: j.EndpointID, EventID: ev.GetId(),
-		EventSeq: j.EventSeq, EventType: ev.GetType(), CaseID: ev.GetCaseId()}
+		EventSeq: j.EventSeq, EventType: ev.GetType(), CaseID: ev.GetCaseId(), CaseVersion: ev.GetCaseVersion()}
+	if ev.GetOccurredAt() != nil {
+		id.OccurredAt = ev.GetOccurredAt().AsTime()
+	}
 	route, ok := d.Routes.Get(j.EndpointID)
 	if !ok || route.Disabled {
 		// Enqueued by an instance that already knew of a change this one has not loaded yet: catch up before
@@ -143,7 +155,7 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		}
 	}
 
-	out := d.attempt(ctx, route, j.DeliveryID, ev, now)
+	out := d.attempt(ctx, route, j.DeliveryID, ev, thin, now)
 	if errors.Is(out.Result.Err, jqsandbox.ErrNewlyQuarantined) {
 		d.transformNotice(ctx, route, out.Result.Err, now)
 	}
@@ -169,8 +181,24 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	return nil
 }
 
-// erased ends a delivery whose event the stream no longer holds (erased with its redacted case, or past the
-// stream's retention): nothing is sent, and the attempt says why.
+// thinEvent is the event of a delivery whose event the stream no longer holds (erased with its redacted case, or
+// past the stream's retention), as far as the thin form needs it: ids, type, case and version, no case data. The
+// job names the event and the tenant, the delivery's record the rest; a record written before records kept the
+// case version cannot make it (false).
+func thinEvent(j natsqueue.Job, state delivery.Delivery) (*casekeeperv1.CaseEvent, bool) {
+	if state.CaseVersion == 0 || state.EventID != j.EventID {
+		return nil, false
+	}
+	ev := &casekeeperv1.CaseEvent{Id: j.EventID, Type: state.EventType, Tenant: j.Tenant, CaseId: state.CaseID,
+		CaseVersion: state.CaseVersion}
+	if !state.OccurredAt.IsZero() {
+		ev.OccurredAt = timestamppb.New(state.OccurredAt)
+	}
+	return ev, true
+}
+
+// erased ends a delivery whose event the stream no longer holds and whose record is too old to make the thin
+// form: nothing is sent, and the attempt says why.
 func (d *Deliverer) erased(ctx context.Context, j natsqueue.Job, state delivery.Delivery) error {
 	state.LastAttempt, state.Attempts = nil, nil
 	return d.record(ctx, j, state, delivery.Attempt{Number: j.Attempt, At: d.Now(),
@@ -207,9 +235,16 @@ func (d *Deliverer) record(ctx context.Context, j natsqueue.Job, id delivery.Del
 	return nil
 }
 
-// attempt renders, signs and sends the body; every failure is part of the outcome.
-func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string, ev *casekeeperv1.CaseEvent, now time.Time) httpsender.Outcome {
-	body, err := d.render(ctx, route, ev)
+// attempt renders, signs and sends the body; every failure is part of the outcome. thin sends the thin form
+// whatever the endpoint's format: the event without its case, all there is of an event no longer stored.
+func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string, ev *casekeeperv1.CaseEvent, thin bool, now time.Time) httpsender.Outcome {
+	var body []byte
+	var err error
+	if thin {
+		body, err = payload.Thin(ev, d.GatewayURL)
+	} else {
+		body, err = d.render(ctx, route, ev)
+	}
 	if err != nil {
 		return httpsender.Outcome{Result: delivery.Result{Err: err}}
 	}

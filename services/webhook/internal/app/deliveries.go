@@ -38,7 +38,7 @@ func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.De
 	if cur := delivery.Newer(fromLog, &d); cur != &d {
 		d.AttemptCount = cur.AttemptCount
 	}
-	body, err := eventBody(ctx, u.Events, u.Store, d)
+	body, err := attemptBody(ctx, u.Events, u.Store, d)
 	if err != nil {
 		return delivery.Delivery{}, fmt.Errorf("event of delivery %s: %w", id, err)
 	}

@@ -271,7 +271,7 @@ func (u *Endpoints) SendTest(ctx context.Context, tenant, id string) (delivery.A
 		route.Compiles = err == nil
 	}
 	now := u.Now()
-	out := u.Deliverer.attempt(ctx, route, newID("msg_test_"), SampleEvent(tenant, now), now)
+	out := u.Deliverer.attempt(ctx, route, newID("msg_test_"), SampleEvent(tenant, now), false, now)
 	a := delivery.Attempt{Number: 1, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
 	if out.Result.Err != nil {
 		a.Error = out.Result.Err.Error()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/casekeeper/core/pkg/events"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
@@ -23,6 +24,14 @@ type Incoming struct {
 type Fanout struct {
 	Routes *Routes
 	Queue  Queue
+	// Redactions is told of every redacted case, so that the delivery log forgets what its attempts carried.
+	Redactions RedactionLog
+}
+
+// RedactionLog records redactions of cases in the outcome log (natsqueue.Outcomes), where the delivery-log
+// projector meets them in order with the attempts.
+type RedactionLog interface {
+	Redacted(ctx context.Context, r delivery.Redaction) error
 }
 
 // Handle processes a batch of events in one round trip to JetStream whatever its size: it enqueues the first
@@ -40,6 +49,14 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 	var jobs []natsqueue.Job
 	for _, in := range batch {
 		e := in.Event
+		if e.GetType() == events.TypeRedacted {
+			// Rare, and one publish: recorded whether or not the tenant has endpoints, since deliveries made to
+			// endpoints deleted since are in the delivery log too.
+			r := delivery.Redaction{Tenant: e.GetTenant(), CaseID: e.GetCaseId(), EventID: e.GetId(), At: in.Stored}
+			if err := f.Redactions.Redacted(ctx, r); err != nil {
+				return fmt.Errorf("%w: %v", ErrRetryLater, err)
+			}
+		}
 		for _, rt := range f.Routes.ForEvent(e.GetTenant(), e.GetType(), in.Stored) {
 			id := delivery.DeliveryID(e.GetId(), rt.ID)
 			jobs = append(jobs, natsqueue.Job{DeliveryID: id, Tenant: rt.Tenant, EndpointID: rt.ID, Attempt: 1, Event: in.Body,

@@ -60,6 +60,17 @@ func eventBody(ctx context.Context, src EventSource, store Store, d delivery.Del
 	return ev.Body, err
 }
 
+// attemptBody is the event a new attempt of d carries: read back from the stream, or none when the stream no
+// longer holds it but the record knows the event well enough for the thin form, which the deliverer then sends
+// (Deliverer.Handle). ErrEventGone only for a record too old for that.
+func attemptBody(ctx context.Context, src EventSource, store Store, d delivery.Delivery) ([]byte, error) {
+	body, err := eventBody(ctx, src, store, d)
+	if errors.Is(err, delivery.ErrEventGone) && d.EventSeq != 0 && d.CaseVersion != 0 {
+		return nil, nil
+	}
+	return body, err
+}
+
 // currentState is a delivery's state: the newer of the outcome log's and the database's. The log is read first: an
 // outcome leaves the log only after the database has it, so whatever the log no longer holds, the database read
 // that follows sees.

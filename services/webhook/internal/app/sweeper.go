@@ -73,7 +73,7 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 		if has, err := s.Queue.HasSchedule(ctx, job); err != nil || has {
 			continue
 		}
-		body, err := eventBody(ctx, s.Events, s.Store, d)
+		body, err := attemptBody(ctx, s.Events, s.Store, d)
 		if err != nil {
 			s.Log.Warn("overdue delivery without its event", "delivery", d.ID, "error", err)
 			continue

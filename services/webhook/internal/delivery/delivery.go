@@ -42,9 +42,14 @@ type Delivery struct {
 	EventID    string
 	// EventSeq is the event's position on the case event stream, where a resend reads it (0 in records written
 	// before deliveries kept it).
-	EventSeq      uint64
-	EventType     string
-	CaseID        string
+	EventSeq  uint64
+	EventType string
+	CaseID    string
+	// CaseVersion and OccurredAt are the event's (0 and zero in records written before deliveries kept them): with
+	// the ids and the type they make the thin form, which is what an attempt sends once the event is no longer
+	// stored.
+	CaseVersion   int64
+	OccurredAt    time.Time
 	Status        Status
 	AttemptCount  int
 	NextAttemptAt time.Time
@@ -103,6 +108,30 @@ type Outcome struct {
 	NextAttemptAt time.Time
 	// Seq is the outcome's position on the outcome log, once it was read from there.
 	Seq uint64
+	// Redaction, when set, makes this entry of the outcome log no attempt but the redaction of a case: every
+	// attempt of the case's deliveries already in the delivery log, and every one written to it afterwards, loses
+	// what the receiver answered and the error text (either may quote the case). Delivery and Attempt are empty.
+	Redaction *Redaction
+}
+
+// Redaction is a case whose personal data was erased (the case.redacted event).
+type Redaction struct {
+	Tenant  string
+	CaseID  string
+	EventID string
+	At      time.Time
+}
+
+// ErasedText replaces an attempt's error text once its case was redacted: the status code and the timing stay.
+const ErasedText = "(erased: the case was redacted)"
+
+// Erase is the attempt without what the receiver answered and without its error text.
+func (a Attempt) Erase() Attempt {
+	a.Response = ""
+	if a.Error != "" {
+		a.Error = ErasedText
+	}
+	return a
 }
 
 // State is the delivery as the outcome leaves it.

@@ -71,7 +71,7 @@ func toStatus(err error) error {
 	case errors.Is(err, delivery.ErrConflict):
 		return status.Error(codes.AlreadyExists, "already exists")
 	case errors.Is(err, delivery.ErrEventGone):
-		return status.Error(codes.FailedPrecondition, "the delivery's event is no longer stored: past the event stream's retention, or erased with its redacted case")
+		return status.Error(codes.FailedPrecondition, "the delivery's event is no longer stored (past the event stream's retention, or erased with its redacted case), and its record is too old to send the thin form")
 	case errors.Is(err, app.ErrUnavailable):
 		return status.Error(codes.Unavailable, "the endpoint registry is unavailable; retry")
 	}

@@ -23,6 +23,7 @@ type Store struct {
 	attempts   *mongo.Collection
 	events     *mongo.Collection
 	operations *mongo.Collection
+	redactions *mongo.Collection
 }
 
 // New uses the collections of db, sealing endpoints' secrets and header values with keys; call EnsureIndexes once
@@ -35,6 +36,7 @@ func New(db *mongo.Database, keys *keyring.Keyring) *Store {
 		attempts:   db.Collection("webhook_attempts"),
 		events:     db.Collection("webhook_events"),
 		operations: db.Collection("webhook_operations"),
+		redactions: db.Collection("webhook_redactions"),
 	}
 }
 
@@ -51,6 +53,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		{Collection: s.deliveries, Name: "event_id_1", Keys: bson.D{{Key: "event_id", Value: 1}}},
 		// The retention's read of finished deliveries older than the cutoff (ExpireDeliveries).
 		{Collection: s.deliveries, Name: "status_1_updated_at_1", Keys: bson.D{{Key: "status", Value: 1}, {Key: "updated_at", Value: 1}}},
+		// For the scrub of a redacted case's deliveries (EraseCase).
+		{Collection: s.deliveries, Name: "tenant_1_case_id_1", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "case_id", Value: 1}}},
+		{Collection: s.events, Name: "tenant_1_case_id_1", Keys: bson.D{{Key: "tenant", Value: 1}, {Key: "case_id", Value: 1}}},
 		{Collection: s.attempts, Name: "delivery_id_1_n_1", Keys: bson.D{{Key: "delivery_id", Value: 1}, {Key: "n", Value: 1}}},
 	})
 }
@@ -214,13 +219,35 @@ func ignoreDuplicates(_ any, err error) error {
 // made its state (outcome_seq) and an update applies only over an older one. An update that finds no record
 // creates it, so a later outcome applied before the first attempt's is not lost; the first attempt then only adds
 // its embedded copy.
+//
+// Redactions in the batch (delivery.Outcome.Redaction) are recorded first; then every attempt of the batch whose
+// case was redacted is written erased (delivery.Attempt.Erase), and last the case's records already in the log are
+// scrubbed (eraseCase). The outcome log is read in order by one projector, so every outcome recorded before a
+// redaction is in the database when its scrub runs, and every one after it is erased as it is written: an attempt
+// that was in flight when its case was redacted does not bring the receiver's answer back.
 func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
+	var redacted []delivery.Redaction
+	for _, o := range outs {
+		if o.Redaction != nil {
+			redacted = append(redacted, *o.Redaction)
+		}
+	}
+	if err := s.recordRedactions(ctx, redacted); err != nil {
+		return err
+	}
+	outs, err := s.eraseRedacted(ctx, outs)
+	if err != nil {
+		return err
+	}
 	var firsts []deliveryDoc
 	var attempts []any
 	for _, o := range outs {
+		if o.Redaction != nil {
+			continue
+		}
 		if o.Attempt.Number == 1 {
 			d := o.State()
 			if d.CreatedAt.IsZero() {
@@ -238,16 +265,126 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) erro
 		return err
 	}
 	for _, o := range outs {
-		if o.Attempt.Number != 1 {
+		if o.Redaction == nil && o.Attempt.Number != 1 {
 			if err := s.applyLater(ctx, o); err != nil {
 				return err
 			}
 		}
 	}
-	if len(attempts) == 0 {
+	if len(attempts) > 0 {
+		if err := ignoreDuplicates(s.attempts.InsertMany(ctx, attempts, options.InsertMany().SetOrdered(false))); err != nil {
+			return err
+		}
+	}
+	for _, r := range redacted {
+		if err := s.eraseCase(ctx, r.Tenant, r.CaseID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func redactionKey(tenant, caseID string) string { return tenant + "/" + caseID }
+
+// recordRedactions keeps every redacted case by its key, so that attempts of its deliveries written later are
+// written erased. Recording one twice changes nothing.
+func (s *Store) recordRedactions(ctx context.Context, rs []delivery.Redaction) error {
+	if len(rs) == 0 {
 		return nil
 	}
-	return ignoreDuplicates(s.attempts.InsertMany(ctx, attempts, options.InsertMany().SetOrdered(false)))
+	docs := make([]any, len(rs))
+	for i, r := range rs {
+		docs[i] = bson.D{{Key: "_id", Value: redactionKey(r.Tenant, r.CaseID)}, {Key: "tenant", Value: r.Tenant},
+			{Key: "case_id", Value: r.CaseID}, {Key: "at", Value: r.At.UTC()}}
+	}
+	return ignoreDuplicates(s.redactions.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)))
+}
+
+// eraseRedacted erases the attempts of the batch whose case was redacted. Only attempts that carry text are
+// looked up, all in one query by _id; on FerretDB an $in is a scan of the redactions, which grow by one per
+// redacted case, not with the traffic.
+func (s *Store) eraseRedacted(ctx context.Context, outs []delivery.Outcome) ([]delivery.Outcome, error) {
+	var keys bson.A
+	for _, o := range outs {
+		if o.Redaction == nil && (o.Attempt.Response != "" || o.Attempt.Error != "") {
+			keys = append(keys, redactionKey(o.Delivery.Tenant, o.Delivery.CaseID))
+		}
+	}
+	if len(keys) == 0 {
+		return outs, nil
+	}
+	cur, err := s.redactions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var found []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &found); err != nil {
+		return nil, err
+	}
+	if len(found) == 0 {
+		return outs, nil
+	}
+	gone := make(map[string]bool, len(found))
+	for _, f := range found {
+		gone[f.ID] = true
+	}
+	erased := make([]delivery.Outcome, len(outs))
+	for i, o := range outs {
+		if o.Redaction == nil && gone[redactionKey(o.Delivery.Tenant, o.Delivery.CaseID)] {
+			o.Attempt = o.Attempt.Erase()
+		}
+		erased[i] = o
+	}
+	return erased, nil
+}
+
+// eraseCase scrubs every attempt of the case's deliveries in the delivery log: what the receiver answered and the
+// error texts (a receiver may echo the body, an error may quote it), on the record (first and last attempt, last
+// error) and in the attempts of their own, and deletes the events earlier versions stored for resends. The
+// deliveries are found by (tenant, case id): an index on MongoDB; FerretDB, which uses no index but _id, scans the
+// delivery log, which is acceptable once per redaction (a rare, deliberate act), never per delivery. The attempts
+// are then point updates by _id.
+func (s *Store) eraseCase(ctx context.Context, tenant, caseID string) error {
+	byCase := bson.D{{Key: "tenant", Value: tenant}, {Key: "case_id", Value: caseID}}
+	cur, err := s.deliveries.Find(ctx, byCase, options.Find().SetProjection(bson.D{
+		{Key: "_id", Value: 1}, {Key: "attempt_count", Value: 1}, {Key: "last_error", Value: 1},
+		{Key: "first_attempt", Value: 1}, {Key: "last_attempt", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	var docs []deliveryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return err
+	}
+	for _, d := range docs {
+		set := bson.D{}
+		if d.LastError != "" {
+			set = append(set, bson.E{Key: "last_error", Value: delivery.ErasedText})
+		}
+		for field, a := range map[string]*attemptDoc{"first_attempt": d.FirstAttempt, "last_attempt": d.LastAttempt} {
+			if a != nil && (a.Response != "" || a.Error != "") {
+				set = append(set, bson.E{Key: field, Value: toAttemptDoc(d.ID, a.domain().Erase())})
+			}
+		}
+		if len(set) > 0 {
+			if _, err := s.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, bson.D{{Key: "$set", Value: set}}); err != nil {
+				return err
+			}
+		}
+		for n := 2; n <= d.AttemptCount; n++ {
+			// Unconditional (a successful retry then shows the erased text too): reading each attempt first would
+			// cost as much as writing it, and a filter on more than the _id is a scan on FerretDB.
+			if _, err := s.attempts.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID + "#" + strconv.Itoa(n)}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "response", Value: ""}, {Key: "error", Value: delivery.ErasedText}}}}); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = s.events.DeleteMany(ctx, byCase)
+	return err
 }
 
 // insertFirsts creates the records of first attempts. A record that exists already holds the same or a newer

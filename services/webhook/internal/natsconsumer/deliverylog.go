@@ -45,6 +45,9 @@ func NewDeliveryLog(js jetstream.JetStream, store OutcomeWriter, log *slog.Logge
 		Written: func(outs []delivery.Outcome, pending uint64) {
 			now := time.Now()
 			for _, o := range outs {
+				if o.Redaction != nil {
+					continue // no attempt
+				}
 				delay.Observe(now.Sub(o.Attempt.At).Seconds())
 			}
 			behind.Set(float64(pending))

@@ -25,6 +25,12 @@ func outcomeSubject(tenant, deliveryID string) string {
 	return "webhooks.outcome." + tenant + "." + deliveryID
 }
 
+// redactionSubject holds the redactions of a case; one token more than a delivery's subject, so that the two never
+// meet.
+func redactionSubject(tenant, caseID string) string {
+	return "webhooks.outcome." + tenant + ".redacted." + caseID
+}
+
 // OutcomesStreamConfig is the outcome log.
 func OutcomesStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
@@ -67,6 +73,23 @@ func (o *Outcomes) Record(ctx context.Context, out delivery.Outcome) error {
 	return nil
 }
 
+// Redacted records on the outcome log that a case was redacted. The delivery-log projector reads it in its place
+// among the outcomes: every outcome recorded before it is in the database when it scrubs the case's attempts, and
+// every one applied after it is scrubbed as it is written (mongostore.ApplyOutcomes).
+func (o *Outcomes) Redacted(ctx context.Context, r delivery.Redaction) error {
+	body, err := json.Marshal(outcomeWire{Tenant: r.Tenant, CaseID: r.CaseID, EventID: r.EventID,
+		Redacted: &redactionWire{At: r.At}})
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(redactionSubject(r.Tenant, r.CaseID))
+	m.Data = body
+	if _, err := o.js.PublishMsg(ctx, m, jetstream.WithMsgID("redacted#"+r.EventID)); err != nil {
+		return fmt.Errorf("recording the redaction of case %s: %w", r.CaseID, err)
+	}
+	return nil
+}
+
 // Last returns the state left by the delivery's newest outcome still on the stream, or nil when none is there
 // (none was made, or the database has them all).
 func (o *Outcomes) Last(ctx context.Context, tenant, deliveryID string) (*delivery.Delivery, error) {
@@ -99,6 +122,10 @@ func ParseOutcome(m jetstream.Msg) (delivery.Outcome, error) {
 
 func decodeOutcome(data []byte, seq uint64) (delivery.Outcome, error) {
 	var w outcomeWire
+	if err := json.Unmarshal(data, &w); err == nil && w.Redacted != nil && w.Tenant != "" && w.CaseID != "" {
+		return delivery.Outcome{Seq: seq, Redaction: &delivery.Redaction{Tenant: w.Tenant, CaseID: w.CaseID,
+			EventID: w.EventID, At: w.Redacted.At}}, nil
+	}
 	if err := json.Unmarshal(data, &w); err != nil || w.DeliveryID == "" || w.Tenant == "" || w.Status == 0 || w.Attempt.Number < 1 {
 		return delivery.Outcome{}, ErrBadOutcome
 	}
@@ -116,10 +143,18 @@ type outcomeWire struct {
 	EventSeq      uint64      `json:"event_seq,omitempty"`
 	EventType     string      `json:"event_type"`
 	CaseID        string      `json:"case_id"`
+	CaseVersion   int64       `json:"case_version,omitempty"`
+	OccurredAt    time.Time   `json:"occurred_at,omitzero"`
 	CreatedAt     time.Time   `json:"created_at,omitzero"`
 	Status        int         `json:"status"`
 	NextAttemptAt time.Time   `json:"next_attempt_at,omitzero"`
 	Attempt       attemptWire `json:"attempt"`
+	// Redacted marks the redaction of the case CaseID instead of an attempt.
+	Redacted *redactionWire `json:"redacted,omitempty"`
+}
+
+type redactionWire struct {
+	At time.Time `json:"at"`
 }
 
 type attemptWire struct {
@@ -134,7 +169,7 @@ type attemptWire struct {
 func toWire(o delivery.Outcome) outcomeWire {
 	d, a := o.Delivery, o.Attempt
 	return outcomeWire{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: d.EventSeq,
-		EventType: d.EventType, CaseID: d.CaseID, CreatedAt: d.CreatedAt, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
+		EventType: d.EventType, CaseID: d.CaseID, CaseVersion: d.CaseVersion, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
 		Attempt: attemptWire{Number: a.Number, At: a.At, StatusCode: a.StatusCode, LatencyNS: int64(a.Latency),
 			Response: a.Response, Error: a.Error}}
 }
@@ -143,7 +178,8 @@ func (w outcomeWire) domain() delivery.Outcome {
 	a := w.Attempt
 	return delivery.Outcome{
 		Delivery: delivery.Delivery{ID: w.DeliveryID, Tenant: w.Tenant, EndpointID: w.EndpointID, EventID: w.EventID,
-			EventSeq: w.EventSeq, EventType: w.EventType, CaseID: w.CaseID, CreatedAt: w.CreatedAt},
+			EventSeq: w.EventSeq, EventType: w.EventType, CaseID: w.CaseID, CaseVersion: w.CaseVersion, OccurredAt: w.OccurredAt,
+			CreatedAt: w.CreatedAt},
 		Status: delivery.Status(w.Status), NextAttemptAt: w.NextAttemptAt,
 		Attempt: delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode, Latency: time.Duration(a.LatencyNS),
 			Response: a.Response, Error: a.Error},

@@ -173,7 +173,7 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []Job) error {
 //
 // A job that knows its event's position on CASES is scheduled without the event: a retry may wait for days, and the
 // queue should not keep a copy of the case for that long. When it is due it is sent what CASES holds there, and
-// nothing once the event was erased with its redacted case.
+// only the thin form (ids, type, version) once the event was erased with its redacted case.
 func (q *Queue) Schedule(ctx context.Context, j Job, at time.Time) error {
 	if j.EventSeq != 0 && j.EventID != "" {
 		j.Event = nil
