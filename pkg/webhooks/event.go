@@ -76,7 +76,9 @@ type Event struct {
 	// casekeeperv1.Case of github.com/casekeeper/core/proto; this package leaves that to the receiver so that it
 	// depends on the standard library alone.
 	Data json.RawMessage
-	// Thin is set for FormatThin.
+	// Thin is set for FormatThin, and for FormatFull when the event came in the thin form: the retry or resend of
+	// an event that is no longer stored (its case was redacted) carries the event without the case. Fetch the
+	// case from Thin.URL if you need its state.
 	Thin *ThinEvent
 
 	// caseID and caseVersion are read from Data for FormatFull.
@@ -166,7 +168,13 @@ func Decode(format Format, body []byte) (*Event, error) {
 			return nil, fmt.Errorf("%w: data: %v", ErrBadPayload, err)
 		}
 		if c.ID == "" {
-			return nil, fmt.Errorf("%w: data has no case id (a thin payload?)", ErrBadPayload)
+			// A full endpoint gets the thin form of an event that is no longer stored (its case was redacted, or
+			// it passed the stream's retention) when a retry or a resend comes after: the event, without the case.
+			if t, ok := decodeThin(env.Data); ok {
+				e.Data, e.Thin = env.Data, t
+				return e, nil
+			}
+			return nil, fmt.Errorf("%w: data has no case id", ErrBadPayload)
 		}
 		v, err := c.version()
 		if err != nil {
@@ -174,14 +182,20 @@ func Decode(format Format, body []byte) (*Event, error) {
 		}
 		e.Data, e.caseID, e.caseVersion = env.Data, c.ID, v
 	case FormatThin:
-		var t ThinEvent
-		if err := json.Unmarshal(env.Data, &t); err != nil {
-			return nil, fmt.Errorf("%w: data: %v", ErrBadPayload, err)
-		}
-		if t.EventID == "" || t.CaseID == "" {
+		t, ok := decodeThin(env.Data)
+		if !ok {
 			return nil, fmt.Errorf("%w: data has no event_id or case_id (a full payload?)", ErrBadPayload)
 		}
-		e.Data, e.Thin = env.Data, &t
+		e.Data, e.Thin = env.Data, t
 	}
 	return e, nil
+}
+
+// decodeThin reads the data of a thin payload; ok is false when it is not one.
+func decodeThin(data json.RawMessage) (*ThinEvent, bool) {
+	var t ThinEvent
+	if err := json.Unmarshal(data, &t); err != nil || t.EventID == "" || t.CaseID == "" {
+		return nil, false
+	}
+	return &t, true
 }

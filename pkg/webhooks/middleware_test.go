@@ -52,12 +52,20 @@ func TestDecode(t *testing.T) {
 	if e.Thin.CaseVersion != 5 || e.Thin.URL != "https://api.example/v1/cases/cas_1" || !bytes.HasPrefix(e.Data, []byte(`{"event_id"`)) {
 		t.Fatalf("thin: %+v", e.Thin)
 	}
+	// A full endpoint gets the thin form of an event that is no longer stored (a retry after a redaction).
+	e, err = webhooks.Decode(webhooks.FormatFull, []byte(thinBody))
+	if err != nil || e.Thin == nil || e.Thin.CaseID != "cas_1" {
+		t.Fatalf("the thin form on a full endpoint: %+v %v", e, err)
+	}
+	if id, v, ok := e.CaseVersion(); id != "cas_1" || v != 5 || !ok {
+		t.Fatalf("CaseVersion of the thin form on a full endpoint = %s %d %v", id, v, ok)
+	}
 	// A mismatch between the endpoint's format and the receiver's is reported, not decoded into zero values.
 	for _, c := range []struct {
 		f    webhooks.Format
 		body string
 	}{
-		{webhooks.FormatFull, thinBody}, {webhooks.FormatThin, fullBody}, {webhooks.FormatFull, `{}`},
+		{webhooks.FormatThin, fullBody}, {webhooks.FormatFull, `{}`},
 		{webhooks.FormatFull, `[1]`}, {webhooks.FormatThin, `{"type":"x","timestamp":"nope","data":{}}`},
 		{webhooks.FormatFull, `{"type":"x","timestamp":"2027-01-15T08:00:00Z","data":null}`},
 		{webhooks.FormatFull, `{"type":"x","timestamp":"2027-01-15T08:00:00Z","data":{"id":"c","version":true}}`},
@@ -125,7 +133,7 @@ func TestMiddleware(t *testing.T) {
 		{"other secret", http.MethodPost, signed("msg_1", now, fullBody, secretB), fullBody, http.StatusUnauthorized},
 		{"replay after ten minutes", http.MethodPost, signed("msg_1", now.Add(-10*time.Minute), fullBody, secretA), fullBody, http.StatusUnauthorized},
 		{"unsigned", http.MethodPost, http.Header{}, fullBody, http.StatusBadRequest},
-		{"thin body at a full receiver", http.MethodPost, signed("msg_2", now, thinBody, secretA), thinBody, http.StatusBadRequest},
+		{"a body that is neither form", http.MethodPost, signed("msg_2", now, `{"type":"x","timestamp":"2027-01-15T08:00:00Z","data":{}}`, secretA), `{"type":"x","timestamp":"2027-01-15T08:00:00Z","data":{}}`, http.StatusBadRequest},
 		{"too large", http.MethodPost, signed("msg_3", now, strings.Repeat(" ", 5000), secretA), strings.Repeat(" ", 5000), http.StatusRequestEntityTooLarge},
 	} {
 		w := send(c.method, c.hdr, c.body)

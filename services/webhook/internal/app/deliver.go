@@ -241,7 +241,7 @@ func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string
 	var body []byte
 	var err error
 	if thin {
-		body, err = payload.Thin(ev, d.GatewayURL)
+		body, err = webhookbody.Thin(ev, d.GatewayURL)
 	} else {
 		body, err = d.render(ctx, route, ev)
 	}
