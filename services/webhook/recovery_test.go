@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
@@ -205,6 +207,68 @@ func TestRetryOfAnErasedEventSendsTheThinForm(t *testing.T) {
 			}
 		default:
 			t.Fatalf("a request of delivery %q", r.Header.Get("webhook-id"))
+		}
+	}
+}
+
+// A first attempt carries its event in the queue. One that is still waiting there when its case is redacted (its
+// endpoint busy, paused or behind) goes out in the thin form: no replica sends the erased data after the erasure.
+func TestQueuedFirstAttemptOfARedactedCaseGoesThin(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	rc := newReceiver(t, func(int, *http.Request) int {
+		first.Do(func() { close(arrived); <-release }) // the endpoint is busy with its first request until released
+		return http.StatusNoContent
+	})
+	e.createEndpoint(rc.URL, func(p *casekeeperv1.Endpoint) { p.MaxConcurrency = 1 })
+	ids := e.publish("acme", 2) // case_0 holds the endpoint; case_1's first attempt waits in the queue
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request did not arrive")
+	}
+	redacted := &casekeeperv1.CaseEvent{Id: "evt_redacted_case_1", Type: events.TypeRedacted, Tenant: "acme", CaseId: "case_1",
+		CaseVersion: 2, OccurredAt: timestamppb.Now(), Data: &casekeeperv1.Case{Id: "case_1", Tenant: "acme", Version: 2}}
+	m, err := events.Message(redacted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := e.js.KeyValue(t.Context(), "WEBHOOK_ERASED_CASES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testinfra.Eventually(t, 10*time.Second, "the redaction known to every replica", func() bool {
+		_, err := kv.Get(t.Context(), "acme.case_1")
+		return err == nil
+	})
+	time.Sleep(200 * time.Millisecond) // the watchers' copies follow the bucket within milliseconds
+	close(release)
+	testinfra.Eventually(t, 10*time.Second, "three requests", func() bool { return len(rc.Requests()) == 3 })
+	for _, r := range rc.Requests() {
+		var body struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case body.Type == events.TypeRedacted:
+		case body.Data["event_id"] == ids[1]:
+			if strings.Contains(string(r.Body), "Test Person") || body.Data["case_id"] != "case_1" {
+				t.Fatalf("the queued attempt of the redacted case: %s", r.Body)
+			}
+		case body.Data["id"] == "case_0":
+			if !strings.Contains(string(r.Body), "Test Person") {
+				t.Fatalf("the other case's event lost its data: %s", r.Body)
+			}
+		default:
+			t.Fatalf("unexpected request %s", r.Body)
 		}
 	}
 }

@@ -153,6 +153,7 @@ type Service struct {
 	routes      *app.Routes
 	jq          *jqsandbox.Pool
 	deliveryLog *natsbus.Projection[delivery.Outcome]
+	erased      *natsqueue.ErasedCases
 	fanout      *natsconsumer.Fanout
 	endpoints   *natsconsumer.Endpoints
 	sweeper     *app.Sweeper
@@ -253,11 +254,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	outcomes := natsqueue.NewOutcomes(js, outcomeStream)
 	caseEvents := natsqueue.NewCaseEvents(caseStream)
 	s.deliveryLog = natsconsumer.NewDeliveryLog(js, store, log, s.registry)
+	// Every replica knows every redaction before it sends anything.
+	if s.erased, err = natsqueue.OpenErasedCases(sctx, js, cfg.StreamReplicas); err != nil {
+		return nil, err
+	}
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now,
-		TransformQuarantine: s.jq.Quarantine()}
-	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue, Redactions: outcomes},
+		TransformQuarantine: s.jq.Quarantine(), Erased: s.erased}
+	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue, Redactions: outcomes, Erased: s.erased},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
 		AckWait: 6 * time.Second, Drain: cfg.RequestTimeout + 5*time.Second, HandleTimeout: cfg.RequestTimeout + time.Minute}
@@ -316,6 +321,7 @@ func (s *Service) Run(ctx context.Context) error {
 		lifecycle.Worker{Name: "fanout", Run: s.fanout.Run},
 		lifecycle.Worker{Name: "endpoints", Run: s.endpoints.Run},
 		lifecycle.Worker{Name: "delivery-log", Run: s.deliveryLog.Run},
+		lifecycle.Worker{Name: "erased-cases", Run: s.erased.Run},
 		lifecycle.Worker{Name: "gauges", Run: s.gauges.Run},
 		lifecycle.Worker{Name: "delivery-retention", Run: s.retention.Run},
 	}

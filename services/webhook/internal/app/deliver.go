@@ -52,6 +52,11 @@ type Deliverer struct {
 	// TransformQuarantine is how long a program that exceeded its limits is set aside; the endpoint's attempts
 	// wait that long, so that its backlog does not keep failing at full speed beside other tenants' deliveries.
 	TransformQuarantine time.Duration
+	// Erased knows the cases redacted lately (natsqueue.ErasedCases): a queued first attempt of one is sent in the
+	// thin form. Nil sends what the job carries.
+	Erased interface {
+		Has(tenant, caseID string) bool
+	}
 }
 
 // Handle runs the job; a nil error means the message may be acknowledged (including when the attempt failed and
@@ -114,6 +119,10 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	}
 	if ev.GetTenant() != j.Tenant {
 		return fmt.Errorf("%w: the event is not of the job's tenant", ErrBadEvent)
+	}
+	if !thin && d.Erased != nil && ev.GetType() != events.TypeRedacted && d.Erased.Has(ev.GetTenant(), ev.GetCaseId()) {
+		// Queued with its event before the case was redacted, sent after: the event without the case.
+		ev, thin = withoutCase(ev), true
 	}
 	now := d.Now()
 	id := delivery.Delivery{ID: j.DeliveryID, Tenant: j.Tenant, EndpointID: j.EndpointID, EventID: ev.GetId(),
@@ -195,6 +204,12 @@ func thinEvent(j natsqueue.Job, state delivery.Delivery) (*casekeeperv1.CaseEven
 		ev.OccurredAt = timestamppb.New(state.OccurredAt)
 	}
 	return ev, true
+}
+
+// withoutCase is the event as the thin form needs it: ids, type, case and version, no case data.
+func withoutCase(ev *casekeeperv1.CaseEvent) *casekeeperv1.CaseEvent {
+	return &casekeeperv1.CaseEvent{Id: ev.GetId(), Type: ev.GetType(), Tenant: ev.GetTenant(), CaseId: ev.GetCaseId(),
+		CaseVersion: ev.GetCaseVersion(), OccurredAt: ev.GetOccurredAt()}
 }
 
 // erased ends a delivery whose event the stream no longer holds and whose record is too old to make the thin

@@ -26,6 +26,13 @@ type Fanout struct {
 	Queue  Queue
 	// Redactions is told of every redacted case, so that the delivery log forgets what its attempts carried.
 	Redactions RedactionLog
+	// Erased is told of every redacted case too, so that no replica sends a queued first attempt of it in full.
+	Erased ErasedMarker
+}
+
+// ErasedMarker records a redacted case for every replica's deliverer (natsqueue.ErasedCases).
+type ErasedMarker interface {
+	Mark(ctx context.Context, tenant, caseID string) error
 }
 
 // RedactionLog records redactions of cases in the outcome log (natsqueue.Outcomes), where the delivery-log
@@ -55,6 +62,11 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 			r := delivery.Redaction{Tenant: e.GetTenant(), CaseID: e.GetCaseId(), EventID: e.GetId(), At: in.Stored}
 			if err := f.Redactions.Redacted(ctx, r); err != nil {
 				return fmt.Errorf("%w: %v", ErrRetryLater, err)
+			}
+			if f.Erased != nil {
+				if err := f.Erased.Mark(ctx, r.Tenant, r.CaseID); err != nil {
+					return fmt.Errorf("%w: %v", ErrRetryLater, err)
+				}
 			}
 		}
 		for _, rt := range f.Routes.ForEvent(e.GetTenant(), e.GetType(), in.Stored) {
