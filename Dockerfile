@@ -30,7 +30,7 @@ ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # 1) The workspace file and every member module's go.mod/go.sum, and nothing else, so that the dependency download
 #    below stays cached until a dependency changes. Every module listed in go.work must be here (Go refuses a
 #    workspace with a missing member, and dropping one would change the versions MVS selects), including deploy/
-#    (manifest tests) and examples/demo-receiver. deploy/dockerfiles_test.go checks this list against go.work.
+#    (manifest tests), examples/demo-receiver and sdk/go. deploy/dockerfiles_test.go checks this list against go.work.
 #    The `*` globs tolerate a go.sum/go.work.sum that does not exist (a module without dependencies has none).
 COPY go.work go.work.sum* ./
 COPY pkg/go.mod pkg/go.sum* pkg/
@@ -45,6 +45,7 @@ COPY services/devserver/go.mod services/devserver/go.sum* services/devserver/
 COPY deploy/go.mod deploy/go.sum* deploy/
 COPY examples/demo-receiver/go.mod examples/demo-receiver/go.sum* examples/demo-receiver/
 COPY tests/go.mod tests/go.sum* tests/
+COPY sdk/go/go.mod sdk/go/go.sum* sdk/go/
 RUN go mod download
 
 # 2) Sources: the shared code and every service (the devserver links them all in). These layers are the same for
