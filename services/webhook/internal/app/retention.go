@@ -16,7 +16,13 @@ type RetentionStore interface {
 	ExpireEvents(ctx context.Context, cutoff time.Time) (int64, error)
 	// ExpireOperations deletes the operational events recorded before cutoff.
 	ExpireOperations(ctx context.Context, cutoff time.Time) (int64, error)
+	// ExpireRedactions forgets the redactions recorded before cutoff.
+	ExpireRedactions(ctx context.Context, cutoff time.Time) (int64, error)
 }
+
+// redactionsKept is how long a redaction is remembered at least, whatever the retention: an outcome of one of its
+// deliveries may wait on WEBHOOK_OUTCOMES that long (its MaxAge) and must still be written erased.
+const redactionsKept = 15 * 24 * time.Hour
 
 // Retention deletes the delivery log's history older than Keep (WEBHOOK_DELIVERY_RETENTION): finished deliveries
 // and their attempts, the event bodies earlier versions stored, and operational events. Open deliveries stay,
@@ -105,8 +111,17 @@ func (r *Retention) Pass(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if events > 0 || ops > 0 {
-		r.Log.Info("expired delivery log entries deleted", "events", events, "operations", ops)
+	redactionCutoff := cutoff
+	if kept := r.Now().Add(-redactionsKept); kept.Before(redactionCutoff) {
+		redactionCutoff = kept
+	}
+	redactions, err := r.Store.ExpireRedactions(ctx, redactionCutoff)
+	r.count("redactions", redactions)
+	if err != nil {
+		return false, err
+	}
+	if events > 0 || ops > 0 || redactions > 0 {
+		r.Log.Info("expired delivery log entries deleted", "events", events, "operations", ops, "redactions", redactions)
 	}
 	return false, nil
 }

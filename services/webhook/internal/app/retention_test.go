@@ -16,6 +16,8 @@ type expiring struct {
 	cutoffs []time.Time
 	limits  []int
 	others  int
+	// redactionCutoff is the cutoff of the last ExpireRedactions.
+	redactionCutoff time.Time
 }
 
 func (e *expiring) ExpireDeliveries(_ context.Context, cutoff time.Time, limit int) (int64, error) {
@@ -28,6 +30,11 @@ func (e *expiring) ExpireEvents(context.Context, time.Time) (int64, error) { e.o
 func (e *expiring) ExpireOperations(context.Context, time.Time) (int64, error) {
 	e.others++
 	return 1, nil
+}
+func (e *expiring) ExpireRedactions(_ context.Context, cutoff time.Time) (int64, error) {
+	e.others++
+	e.redactionCutoff = cutoff
+	return 0, nil
 }
 
 // A pass deletes at most Batch × MaxBatches deliveries and says when more are left; the cutoff is the retention
@@ -49,7 +56,7 @@ func TestRetentionPassIsBounded(t *testing.T) {
 		t.Fatal("a pass stopped at its bound went on to the other collections")
 	}
 	more, err = r.Pass(context.Background())
-	if err != nil || more || store.left != 0 || store.others != 2 {
+	if err != nil || more || store.left != 0 || store.others != 3 {
 		t.Fatalf("second pass: more %v, %v, %d left, %d other expiries", more, err, store.left, store.others)
 	}
 	if got := testutil.ToFloat64(r.Expired.WithLabelValues("deliveries")); got != 25 {
@@ -57,5 +64,17 @@ func TestRetentionPassIsBounded(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.Expired.WithLabelValues("events")); got != 2 {
 		t.Fatalf("counted %v events, want 2", got)
+	}
+	// Redactions are kept while an outcome of their deliveries may still be on its way, however short the
+	// retention.
+	if want := now.Add(-720 * time.Hour); !store.redactionCutoff.Equal(want) {
+		t.Fatalf("redactions cut off at %s, want the retention's %s", store.redactionCutoff, want)
+	}
+	r.Keep = time.Hour
+	if _, err := r.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(-redactionsKept); !store.redactionCutoff.Equal(want) {
+		t.Fatalf("with a retention of 1h, redactions cut off at %s, want %s", store.redactionCutoff, want)
 	}
 }

@@ -84,3 +84,13 @@ func (s *Store) ExpireOperations(ctx context.Context, cutoff time.Time) (int64, 
 	}
 	return res.DeletedCount, nil
 }
+
+// ExpireRedactions forgets the redactions (webhook_redactions) recorded before cutoff: no outcome of their
+// deliveries can still be on its way by then.
+func (s *Store) ExpireRedactions(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.redactions.DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff.UTC()}}}})
+	if err != nil {
+		return 0, fmt.Errorf("expiring redactions: %w", err)
+	}
+	return res.DeletedCount, nil
+}

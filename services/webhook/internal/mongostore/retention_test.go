@@ -130,4 +130,15 @@ func TestRetentionDeletesOnlyOldFinishedHistory(t *testing.T) {
 	if err != nil || len(ops) != 1 || !ops[0].At.Equal(recent) {
 		t.Fatalf("operations left %+v, %v; want the recent one", ops, err)
 	}
+
+	// Redactions.
+	if err := s.recordRedactions(ctx, []delivery.Redaction{{Tenant: "acme", CaseID: "c_old", At: old}, {Tenant: "acme", CaseID: "c_recent", At: recent}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ExpireRedactions(ctx, cutoff); err != nil || n != 1 {
+		t.Fatalf("expired %d redactions, %v; want 1", n, err)
+	}
+	if n, err := db.Collection("webhook_redactions").CountDocuments(ctx, bson.D{{Key: "_id", Value: "acme/c_recent"}}); err != nil || n != 1 {
+		t.Fatalf("the recent redaction: %d, %v; want kept", n, err)
+	}
 }
