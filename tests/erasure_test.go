@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -48,7 +49,8 @@ var erasedApplicant = map[string]string{
 // of the applicant's values may be left in any store: every document of every collection of every service's
 // database (read raw, as extended JSON), every message of every JetStream stream and KV bucket (by sequence, body
 // and headers), and everything the case, webhook and gateway services logged at debug level.
-// The dashboard's pages are left out: they read the same stores, and a browser makes the test far slower.
+// The dashboard's pages are read too, as a signed-in tenant admin sees them (the cases list, the case, the two
+// endpoints and each delivery with its attempts), over HTTP after a sign-in through Keycloak's real login form.
 func TestARedactedCaseLeavesNoPersonalDataAnywhere(t *testing.T) {
 	kc := testinfra.KeycloakURL(t)
 	nats := testinfra.NATS(t)
@@ -161,18 +163,25 @@ func TestARedactedCaseLeavesNoPersonalDataAnywhere(t *testing.T) {
 		t.Fatalf("GET the case through the gateway: %d %s", resp.StatusCode, body)
 	}
 
+	// A tenant admin signed in to the dashboard.
+	dash := testinfra.NewBrowser(t)
+	dash.SignIn(func() string { return base }, func() string { return base }, kc, "admin@acme.test", "admin", "/dashboard/cases")
+	pages := []string{"/dashboard/cases", "/dashboard/cases/" + id, "/dashboard/webhooks/" + failing.GetId(),
+		"/dashboard/webhooks/" + transformed.GetId()}
+
 	mongoClient := testinfra.ConnectMongo(t, uri, db).Client()
 	js := testinfra.JetStream(t, nats.URL())
 	scan := func() []string {
 		leaks := mongoLeaks(t, mongoClient)
 		leaks = append(leaks, streamLeaks(t, js)...)
+		leaks = append(leaks, dashboardLeaks(t, dash, base, pages, s, failing.GetId(), transformed.GetId())...)
 		return append(leaks, found("the services' logs", logs.String())...)
 	}
 	// The search finds the case where it is kept before the redaction: in each service's database (the webhook
 	// service's delivery log through the echoed answers) and on the case stream.
 	before := strings.Join(scan(), "\n")
 	for _, where := range []string{"MongoDB " + db + "_case.", "MongoDB " + db + "_webhook.webhook_deliveries",
-		"MongoDB " + db + "_gateway.", "stream CASES "} {
+		"MongoDB " + db + "_gateway.", "stream CASES ", "dashboard /dashboard/cases/" + id, "dashboard /dashboard/webhooks/" + failing.GetId() + "/deliveries/"} {
 		if !strings.Contains(before, where) {
 			t.Fatalf("before the redaction the applicant is not found in %s; found:\n%s", where, before)
 		}
@@ -233,6 +242,25 @@ func TestARedactedCaseLeavesNoPersonalDataAnywhere(t *testing.T) {
 			t.Fatal(strings.Join(l, "\n"))
 		}
 	}
+}
+
+// dashboardLeaks reads the dashboard's pages, and the page of every delivery of the endpoints (with its attempts
+// and the receiver's answers), as the signed-in admin.
+func dashboardLeaks(t *testing.T, dash *testinfra.Browser, base string, pages []string, s *stack, endpoints ...string) []string {
+	for _, ep := range endpoints {
+		for _, d := range s.deliveries(t, ep) {
+			pages = append(pages, "/dashboard/webhooks/"+ep+"/deliveries/"+d.GetId())
+		}
+	}
+	var leaks []string
+	for _, p := range pages {
+		resp, body := dash.Get(base + p)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("dashboard %s: %d\n%s", p, resp.StatusCode, body)
+		}
+		leaks = append(leaks, found("dashboard "+p, html.UnescapeString(body))...)
+	}
+	return leaks
 }
 
 // erasureLifecycle creates the case with the erased applicant and takes it through its review; it returns its id.
