@@ -49,7 +49,7 @@ var erasedApplicant = map[string]string{
 // of the applicant's values may be left in any store: every document of every collection of every service's
 // database (read raw, as extended JSON), every message of every JetStream stream and KV bucket (by sequence, body
 // and headers), and everything the case, webhook and gateway services logged at debug level.
-// The dashboard's pages are read too, as a signed-in tenant admin sees them (the cases list, the case, the two
+// A resend of an old delivery after the redaction sends the thin form. The dashboard's pages are read too, as a signed-in tenant admin sees them (the cases list, the case, the two
 // endpoints and each delivery with its attempts), over HTTP after a sign-in through Keycloak's real login form.
 func TestARedactedCaseLeavesNoPersonalDataAnywhere(t *testing.T) {
 	kc := testinfra.KeycloakURL(t)
@@ -232,6 +232,24 @@ func TestARedactedCaseLeavesNoPersonalDataAnywhere(t *testing.T) {
 		t.Fatalf("%s after the redaction, the applicant's data is back in:\n%s", time.Since(redacted).Round(time.Millisecond),
 			strings.Join(leaks, "\n"))
 	}
+	// A resend of an old delivery (the case's creation, to the endpoint that takes everything) sends the thin form.
+	var created string
+	for _, d := range s.deliveries(t, transformed.GetId()) {
+		if d.GetEventType() == "case.created" {
+			created = d.GetId()
+		}
+	}
+	mu.Lock()
+	sent := len(sentAfter)
+	mu.Unlock()
+	if _, err := s.webhooks.ResendDelivery(s.admin, &casekeeperv1.ResendDeliveryRequest{Id: created}); err != nil {
+		t.Fatalf("resend after the redaction: %v", err)
+	}
+	testinfra.Eventually(t, 10*time.Second, "the resent delivery arrived", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sentAfter) > sent && strings.Contains(sentAfter[len(sentAfter)-1], `"event_id"`)
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(sentAfter) == 0 {
