@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	webhooksvc "github.com/casekeeper/core/services/webhook"
@@ -190,4 +192,57 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("20 requests at 5/s took %s", span)
 	}
 	t.Logf("unlimited done at once, limited over %s", time.Since(start))
+}
+
+// A delivery is in the log from the moment it is fanned out: while its first attempt waits in the queue (here
+// behind a busy endpoint) it is listed as pending, then as its attempt's outcome, never twice.
+func TestWaitingDeliveriesAreInTheLogAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	rc := newReceiver(t, func(int, *http.Request) int {
+		first.Do(func() { close(arrived); <-release })
+		return http.StatusNoContent
+	})
+	ep, _ := e.createEndpoint(rc.URL, func(p *casekeeperv1.Endpoint) { p.MaxConcurrency = 1 })
+	published := time.Now()
+	ids := e.publish("acme", 3)
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request did not arrive")
+	}
+	var pending []*casekeeperv1.Delivery
+	testinfra.Eventually(t, 5*time.Second, "three pending deliveries listed", func() bool {
+		pending = e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_PENDING)
+		return len(pending) == 3
+	})
+	if d := time.Since(published); d > 3*time.Second {
+		t.Logf("listed %v after the events were published (machine under load?)", d)
+	}
+	seen := map[string]bool{}
+	for _, d := range pending {
+		if d.GetEventType() != events.TypeCreated || d.GetCaseId() == "" || d.GetAttemptCount() != 0 || d.GetCreatedAt() == nil {
+			t.Fatalf("pending delivery %v", d)
+		}
+		seen[d.GetEventId()] = true
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			t.Fatalf("event %s not listed as pending: %v", id, pending)
+		}
+	}
+	if got := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED); len(got) != 3 {
+		t.Fatalf("%d deliveries in the whole log, want 3", len(got))
+	}
+	close(release)
+	testinfra.Eventually(t, 10*time.Second, "three succeeded, none pending, none twice", func() bool {
+		all := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED)
+		ok := len(all) == 3
+		for _, d := range all {
+			ok = ok && d.GetStatus() == casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+		}
+		return ok
+	})
 }

@@ -277,7 +277,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		Endpoints: &app.Endpoints{Store: store, Queue: queue, Routes: s.routes, Registry: registry, Notifier: notifier, Deliverer: deliverer,
 			AllowLoopback: cfg.AllowLoopbackHTTP, Log: log, Now: now},
 		Deliveries: &app.Deliveries{Store: store, Events: caseEvents, Outcomes: outcomes, Queue: queue, Now: now},
-		Store:      store,
+		Store:      store, Waiting: queue.Waiting,
 	})
 	mux := http.NewServeMux()
 	opshttp.Register(mux, s.registry,

@@ -40,6 +40,8 @@ type Server struct {
 	Endpoints  *app.Endpoints
 	Deliveries *app.Deliveries
 	Store      *mongostore.Store
+	// Waiting lists an endpoint's deliveries still waiting for their first attempt (natsqueue.Queue.Waiting).
+	Waiting func(ctx context.Context, tenant, endpointID string, limit int) ([]delivery.Delivery, error)
 }
 
 const (
@@ -314,10 +316,39 @@ func (s *Server) ListDeliveries(ctx context.Context, req *casekeeperv1.ListDeliv
 		last := ds[size-1]
 		resp.NextPageToken = encodeCursor(mongostore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
-	for _, d := range ds {
+	waiting, err := s.waiting(ctx, t, f, cursor, size, ds)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	for _, d := range append(waiting, ds...) {
 		resp.Deliveries = append(resp.Deliveries, deliveryToProto(d))
 	}
 	return resp, nil
+}
+
+// waiting is what the first page of one endpoint's log shows above its records: the deliveries still waiting for
+// their first attempt (up to the page size, newest first), which have no record until that attempt is made. They
+// do not count towards the page, and an attempt that is on record by now is not shown twice.
+func (s *Server) waiting(ctx context.Context, tenant string, f delivery.DeliveryFilter, cursor *mongostore.Cursor, size int, recorded []delivery.Delivery) ([]delivery.Delivery, error) {
+	if s.Waiting == nil || cursor != nil || f.EndpointID == "" || f.EventID != "" || !f.Until.IsZero() ||
+		(f.Status != 0 && f.Status != delivery.StatusPending) {
+		return nil, nil
+	}
+	ws, err := s.Waiting(ctx, tenant, f.EndpointID, size)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(recorded))
+	for _, d := range recorded {
+		seen[d.ID] = true
+	}
+	out := make([]delivery.Delivery, 0, len(ws))
+	for i := len(ws) - 1; i >= 0; i-- { // the queue's order is oldest first
+		if d := ws[i]; !seen[d.ID] && !d.CreatedAt.Before(f.Since) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) GetDelivery(ctx context.Context, req *casekeeperv1.GetDeliveryRequest) (*casekeeperv1.GetDeliveryResponse, error) {

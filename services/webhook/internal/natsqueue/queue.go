@@ -111,9 +111,19 @@ var ErrBadMessage = errors.New("natsqueue: not a delivery message")
 
 // ParseJob reads a job from a message.
 func ParseJob(m jetstream.Msg) (Job, error) {
-	h := m.Headers()
+	j, err := parseJob(m.Headers(), m.Data())
+	if err != nil {
+		return Job{}, err
+	}
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+		j.Redelivered = true
+	}
+	return j, nil
+}
+
+func parseJob(h nats.Header, data []byte) (Job, error) {
 	n, err := strconv.Atoi(h.Get(HeaderAttempt))
-	j := Job{DeliveryID: h.Get(HeaderDelivery), Tenant: h.Get(HeaderTenant), EndpointID: h.Get(HeaderEndpoint), Attempt: n, Event: m.Data()}
+	j := Job{DeliveryID: h.Get(HeaderDelivery), Tenant: h.Get(HeaderTenant), EndpointID: h.Get(HeaderEndpoint), Attempt: n, Event: data}
 	if err != nil || n < 1 || j.DeliveryID == "" || j.EndpointID == "" || j.Tenant == "" {
 		return Job{}, ErrBadMessage
 	}
@@ -125,9 +135,6 @@ func ParseJob(m jetstream.Msg) (Job, error) {
 	j.Resend, j.EventID = h.Get(HeaderResend) == "1", h.Get(HeaderEventID)
 	if len(j.Event) == 0 && (j.EventSeq == 0 || j.EventID == "") {
 		return Job{}, ErrBadMessage
-	}
-	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
-		j.Redelivered = true
 	}
 	return j, nil
 }
