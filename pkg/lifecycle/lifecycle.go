@@ -112,3 +112,25 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Repeat runs pass every interval until ctx ends. A pass that reports more work left (a bounded pass that stopped
+// at its bound) runs again after backlog instead, so a backlog is worked off in steps of bounded cost; a failed
+// pass goes to failed and is tried again after the interval. The periodic cleanups of the services share it.
+func Repeat(ctx context.Context, every, backlog time.Duration, pass func(context.Context) (more bool, err error), failed func(error)) error {
+	wait := every
+	for Sleep(ctx, wait) {
+		more, err := pass(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				failed(err)
+			}
+			wait = every
+		case more:
+			wait = backlog
+		default:
+			wait = every
+		}
+	}
+	return nil
+}

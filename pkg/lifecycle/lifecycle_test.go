@@ -77,3 +77,48 @@ func TestListenNamesThePortInUse(t *testing.T) {
 		t.Fatalf("got %v, want the address and its variable named", err)
 	}
 }
+
+// A pass with more left comes back after the backlog pause, a finished or failed one after the interval; the loop
+// ends with its context.
+func TestRepeatPacesByWhatThePassSaid(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var at []time.Time
+	var failures []error
+	results := []struct {
+		more bool
+		err  error
+	}{{more: true}, {more: true}, {err: errors.New("db down")}, {}}
+	done := make(chan error, 1)
+	go func() {
+		done <- lifecycle.Repeat(ctx, 200*time.Millisecond, 10*time.Millisecond, func(context.Context) (bool, error) {
+			at = append(at, time.Now())
+			r := results[len(at)-1]
+			if len(at) == len(results) {
+				cancel()
+			}
+			return r.more, r.err
+		}, func(err error) { failures = append(failures, err) })
+	}()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Repeat did not end with its context")
+	}
+	if len(at) != 4 || len(failures) != 1 {
+		t.Fatalf("%d passes, failures %v; want 4 passes and the one failure", len(at), failures)
+	}
+	// interval, then two backlog pauses, then the interval after the failure.
+	if d := at[0].Sub(start); d < 150*time.Millisecond {
+		t.Errorf("first pass after %v, want the interval", d)
+	}
+	if d := at[2].Sub(at[0]); d > 150*time.Millisecond {
+		t.Errorf("passes with more left %v apart, want the backlog pause", d)
+	}
+	if d := at[3].Sub(at[2]); d < 150*time.Millisecond {
+		t.Errorf("pass after a failure came %v later, want the interval", d)
+	}
+}

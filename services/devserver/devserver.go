@@ -231,6 +231,10 @@ Get a demo token (tenant acme) and list its cases through the gateway:
     %[1]s/realms/casekeeper/protocol/openid-connect/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -s -H "Authorization: Bearer $TOKEN" http://%[4]s/v1/cases
 
+Or with the command-line client that make run built (bin/casekeeper; README.md, "Demo identities"):
+
+  bin/casekeeper events tail --client-id acme-backend --client-secret acmeBackendDevSecret
+
 Dashboard login: admin@acme.test / admin.  Press Ctrl-C to stop everything.
 `, st.KeycloakURL, st.NATSURL, st.MongoURI, st.Gateway.HTTPAddr(), st.Gateway.GRPCAddr(), st.Case.GRPCAddr(), st.Webhook.GRPCAddr())
 }

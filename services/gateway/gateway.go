@@ -401,23 +401,13 @@ const sessionBucketBytes = 256 << 20
 // runs it; deleting what another instance already deleted costs one scan and changes nothing.
 func feedExpiry(store *mongostore.FeedStore, retention, every time.Duration, log *slog.Logger) lifecycle.Worker {
 	return lifecycle.Worker{Name: "feed-expiry", Run: func(ctx context.Context) error {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
+		return lifecycle.Repeat(ctx, every, every, func(ctx context.Context) (bool, error) {
 			n, err := store.Expire(ctx, time.Now().Add(-retention))
-			if err != nil {
-				log.Warn("feed expiry failed", "error", err)
-				continue
-			}
 			if n > 0 {
 				log.Info("feed entries expired", "count", n)
 			}
-		}
+			return false, err
+		}, func(err error) { log.Warn("feed expiry failed", "error", err) })
 	}}
 }
 
@@ -436,21 +426,14 @@ const (
 // like feedExpiry: instances at work at once share the deletes.
 func auditExpiry(store *mongostore.AuditStore, retention, every time.Duration, expired prometheus.Counter, log *slog.Logger) lifecycle.Worker {
 	return lifecycle.Worker{Name: "audit-expiry", Run: func(ctx context.Context) error {
-		wait := every
-		for lifecycle.Sleep(ctx, wait) {
+		return lifecycle.Repeat(ctx, every, auditBacklogPause, func(ctx context.Context) (bool, error) {
 			n, more, err := expireAudit(ctx, store, time.Now().Add(-retention))
 			expired.Add(float64(n))
 			if n > 0 {
 				log.Info("audit records expired", "count", n, "more", more)
 			}
-			wait = every
-			if err != nil {
-				log.Warn("audit expiry failed", "error", err)
-			} else if more {
-				wait = auditBacklogPause
-			}
-		}
-		return nil
+			return more, err
+		}, func(err error) { log.Warn("audit expiry failed", "error", err) })
 	}}
 }
 

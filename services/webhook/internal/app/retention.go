@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/casekeeper/core/pkg/lifecycle"
 )
 
 // RetentionStore deletes what the delivery log keeps past its retention (mongostore.Store implements it).
@@ -56,26 +58,9 @@ func NewExpiredCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 
 // Run makes a pass every Every (Backlog while one stopped at its bound) until ctx ends.
 func (r *Retention) Run(ctx context.Context) error {
-	wait := r.Every
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		more, err := r.Pass(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			r.Log.Warn("delivery log retention failed", "error", err)
-			wait = r.Every
-		case more:
-			wait = r.Backlog
-		default:
-			wait = r.Every
-		}
-	}
+	return lifecycle.Repeat(ctx, r.Every, r.Backlog, r.Pass, func(err error) {
+		r.Log.Warn("delivery log retention failed", "error", err)
+	})
 }
 
 // Pass deletes what is older than the retention, within its bound; more reports that it stopped at the bound.

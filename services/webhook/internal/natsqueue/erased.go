@@ -132,10 +132,3 @@ func (e *ErasedCases) Run(ctx context.Context) error {
 		}
 	}
 }
-
-// Len is how many redacted cases the copy holds (for tests and metrics).
-func (e *ErasedCases) Len() int {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return len(e.cases)
-}
