@@ -233,7 +233,8 @@ Get a demo token (tenant acme) and list its cases through the gateway:
 
 Or with the command-line client that make run built (bin/casekeeper; README.md, "Demo identities"):
 
-  bin/casekeeper events tail --client-id acme-backend --client-secret acmeBackendDevSecret
+  bin/casekeeper events tail --api http://%[4]s --issuer %[1]s/realms/casekeeper \
+    --client-id acme-backend --client-secret acmeBackendDevSecret
 
 Dashboard login: admin@acme.test / admin.  Press Ctrl-C to stop everything.
 `, st.KeycloakURL, st.NATSURL, st.MongoURI, st.Gateway.HTTPAddr(), st.Gateway.GRPCAddr(), st.Case.GRPCAddr(), st.Webhook.GRPCAddr())
