@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,41 @@ func (s *stack) deliveries(t *testing.T, endpointID string) []*casekeeperv1.Deli
 	}
 	t.Fatal("ListDeliveries did not end after 100 pages")
 	return nil
+}
+
+// waitAllSucceeded waits until the endpoint's log holds want deliveries, all succeeded. When they do not within
+// 90 s it fails with what the log shows of each one that did not, with its attempts, so that a failure on a busy
+// machine tells a slow receiver from a refusing one.
+func (s *stack) waitAllSucceeded(t *testing.T, endpointID, name string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ds := s.deliveries(t, endpointID)
+		var unfinished []*casekeeperv1.Delivery
+		for _, d := range ds {
+			if d.GetStatus() != casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
+				unfinished = append(unfinished, d)
+			}
+		}
+		if len(ds) == want && len(unfinished) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			fmt.Fprintf(&b, "endpoint %s (%s): %d deliveries in the log, want %d, all succeeded; not within 90s", endpointID, name, len(ds), want)
+			for _, d := range unfinished {
+				fmt.Fprintf(&b, "\n  %s %s case %s: %s, %d attempts", d.GetId(), d.GetEventType(), d.GetCaseId(), d.GetStatus(), d.GetAttemptCount())
+				if full, err := s.webhooks.GetDelivery(s.admin, &casekeeperv1.GetDeliveryRequest{Id: d.GetId()}); err == nil {
+					for _, a := range full.GetDelivery().GetAttempts() {
+						fmt.Fprintf(&b, "\n    attempt %d at %s: %d %q %s (%s)", a.GetNumber(), a.GetAt().AsTime().Format(time.RFC3339Nano),
+							a.GetStatusCode(), a.GetResponseExcerpt(), a.GetError(), a.GetLatency().AsDuration())
+					}
+				}
+			}
+			t.Fatal(b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // receiver is one example receiver running as a subprocess.

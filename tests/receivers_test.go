@@ -127,19 +127,11 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 	slices.Sort(wantTypes)
 
 	// Every delivery of every endpoint succeeds: each receiver answered 2xx to each.
-	for _, id := range append(endpointIDs(receivers), capIDs(caps)...) {
-		testinfra.Eventually(t, 90*time.Second, "every delivery of endpoint "+id+" to succeed", func() bool {
-			ds := s.deliveries(t, id)
-			if len(ds) != len(wantTypes) {
-				return false
-			}
-			for _, d := range ds {
-				if d.GetStatus() != casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
-					return false
-				}
-			}
-			return true
-		})
+	for _, r := range receivers {
+		s.waitAllSucceeded(t, r.endpnt.GetId(), r.name, len(wantTypes))
+	}
+	for name, c := range caps {
+		s.waitAllSucceeded(t, c.ep.GetId(), "capture "+name, len(wantTypes))
 	}
 
 	for _, r := range receivers {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,9 +12,10 @@ import (
 
 // limitMemory caps the process's data segment (RLIMIT_DATA: private writable mappings, where the Go heap lives)
 // and its address space (RLIMIT_AS: every mapping, whatever its protection and however it is made) at what each
-// holds now plus limit. Counting from the current sizes keeps the limits meaningful whatever the binary maps at
-// start (a race-detector build maps terabytes of shadow address space before main). Both are needed: a single
-// large allocation was seen to get past RLIMIT_DATA alone.
+// holds now plus limit, plus room for the stacks of the threads the runtime may still start (threadStacks).
+// Counting from the current sizes keeps the limits meaningful whatever the binary maps at start (a race-detector
+// build maps terabytes of shadow address space before main). Both are needed: a single large allocation was seen
+// to get past RLIMIT_DATA alone.
 func limitMemory(limit int64) error {
 	data, err := status("VmData:")
 	if err != nil {
@@ -23,15 +25,59 @@ func limitMemory(limit int64) error {
 	if err != nil {
 		return err
 	}
+	stacks, err := threadStacks()
+	if err != nil {
+		return err
+	}
 	for _, l := range []struct {
 		resource int
 		max      uint64
-	}{{syscall.RLIMIT_DATA, uint64(data + limit)}, {syscall.RLIMIT_AS, uint64(size + limit)}} {
+	}{{syscall.RLIMIT_DATA, uint64(data + limit + stacks)}, {syscall.RLIMIT_AS, uint64(size + limit + stacks)}} {
 		if err := syscall.Setrlimit(l.resource, &syscall.Rlimit{Cur: l.max, Max: l.max}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// maxThreads bounds the threads of a worker (debug.SetMaxThreads: one more ends it, and the pool replaces it). A
+// worker runs one transform at a time on GOMAXPROCS=1; under a heavily loaded machine 5 threads were seen.
+const maxThreads = 16
+
+// threadStacks is the room the limits leave for the stacks of threads started after they are set. A Go-only
+// binary gives each thread a small stack from its own heap: no room is needed. A binary linked with libc (cgo,
+// the race detector, which test binaries are) starts every thread with pthread_create, which maps a stack of
+// RLIMIT_STACK's size (8 MiB by default) up front, counted by both limits though only a few pages of it are ever
+// touched: without this room a worker under load died in pthread_create after its fifth thread.
+func threadStacks() (int64, error) {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0, err
+	}
+	if !linksLibc(string(maps)) {
+		return 0, nil
+	}
+	var stack syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_STACK, &stack); err != nil {
+		return 0, err
+	}
+	size := int64(8 << 20)
+	if stack.Cur != ^uint64(0) && stack.Cur > 0 && stack.Cur < 1<<30 {
+		size = int64(stack.Cur)
+	}
+	// A page more each: the guard page glibc puts below every stack.
+	return maxThreads * (size + int64(os.Getpagesize())), nil
+}
+
+// linksLibc reports whether /proc/self/maps (its text) maps the C library.
+func linksLibc(maps string) bool {
+	for _, line := range strings.Split(maps, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && strings.HasPrefix(filepath.Base(f[len(f)-1]), "libc.so") {
+			return true
+		}
+	}
+	return false
 }
 
 func status(field string) (int64, error) {

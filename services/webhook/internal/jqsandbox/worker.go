@@ -43,6 +43,7 @@ func serve(limit int64, stdin io.Reader, stdout io.Writer) int {
 		return 2
 	}
 	debug.SetMemoryLimit(limit * 3 / 4)
+	debug.SetMaxThreads(maxThreads)
 	lowerPriority()
 	r := bufio.NewReaderSize(stdin, 64<<10)
 	w := bufio.NewWriterSize(stdout, 64<<10)
