@@ -130,6 +130,54 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
+// A resend made while a retry of the same delivery is due asks for the same attempt as the retry; the claim in
+// WEBHOOK_ATTEMPT_CLAIMS lets one of them send it. The receiver fails the first attempt and holds the resend's
+// request for 5 s, during which the retry (2 s after the first attempt) falls due and reads the same state.
+func TestResendRacingADueRetrySendsOnce(t *testing.T) {
+	e := newEnv(t)
+	e.start(func(c *webhooksvc.Config) {
+		c.RequestTimeout = 15 * time.Second
+		c.RetrySchedule = []time.Duration{0, 2 * time.Second, time.Second, time.Second}
+	})
+	rc := newReceiver(t, func(n int, _ *http.Request) int {
+		if n == 1 {
+			return http.StatusInternalServerError
+		}
+		time.Sleep(5 * time.Second)
+		return http.StatusNoContent
+	})
+	ep, _ := e.createEndpoint(rc.URL)
+	e.publish("acme", 1)
+	var d *casekeeperv1.Delivery
+	testinfra.Eventually(t, 10*time.Second, "the first attempt failed and its retry scheduled", func() bool {
+		ds := e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_RETRYING)
+		if len(ds) == 1 && ds[0].GetAttemptCount() == 1 {
+			d = ds[0]
+		}
+		return d != nil
+	})
+	if _, err := e.client.ResendDelivery(as("acme-admin"), &casekeeperv1.ResendDeliveryRequest{Id: d.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	testinfra.Eventually(t, 20*time.Second, "the delivery succeeded at its second attempt", func() bool {
+		g, _ := e.client.GetDelivery(as("acme-admin"), &casekeeperv1.GetDeliveryRequest{Id: d.GetId()})
+		return g.GetDelivery().GetStatus() == casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+	})
+	time.Sleep(3 * time.Second) // time for a second copy of attempt 2, were it sent, to arrive
+	got := rc.Requests()
+	if len(got) != 2 {
+		var at []string
+		for _, r := range got {
+			at = append(at, r.At.Format("15:04:05.000"))
+		}
+		t.Fatalf("the receiver got %d requests (at %v), want 2: the failed first attempt and one second attempt", len(got), at)
+	}
+	g, err := e.client.GetDelivery(as("acme-admin"), &casekeeperv1.GetDeliveryRequest{Id: d.GetId()})
+	if err != nil || g.GetDelivery().GetAttemptCount() != 2 {
+		t.Fatalf("GetDelivery: %v %v, want 2 attempts", g.GetDelivery(), err)
+	}
+}
+
 func retryAfter(v string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", v)

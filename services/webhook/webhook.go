@@ -258,10 +258,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.erased, err = natsqueue.OpenErasedCases(sctx, js, cfg.StreamReplicas); err != nil {
 		return nil, err
 	}
+	claims, err := natsqueue.OpenAttemptClaims(sctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return nil, err
+	}
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now,
-		TransformQuarantine: s.jq.Quarantine(), Erased: s.erased}
+		TransformQuarantine: s.jq.Quarantine(), Erased: s.erased, Claims: claims}
 	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue, Redactions: outcomes, Erased: s.erased},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,

@@ -57,6 +57,11 @@ type Deliverer struct {
 	Erased interface {
 		Has(tenant, caseID string) bool
 	}
+	// Claims makes every attempt but a first one delivered once the claim of one message (natsqueue.AttemptClaims):
+	// a resend and a retry that fall due together both read the same state. Nil claims nothing.
+	Claims interface {
+		Claim(ctx context.Context, deliveryID string, attempt int, holder uint64) (bool, error)
+	}
 }
 
 // Handle runs the job; a nil error means the message may be acknowledged (including when the attempt failed and
@@ -164,6 +169,19 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		}
 	}
 
+	if d.Claims != nil && (j.Attempt > 1 || j.Resend || j.Redelivered) {
+		// Claimed last, right before sending: a job rescheduled above comes back as another message, which must
+		// still be able to claim the attempt. A first attempt delivered for the first time is the only message
+		// for its attempt (the fan-out's message id), and the hot path does not pay for a claim.
+		won, err := d.Claims.Claim(ctx, j.DeliveryID, j.Attempt, j.Seq)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrRetryLater, err)
+		}
+		if !won {
+			d.Metrics.Deliveries.WithLabelValues("stale").Inc()
+			return nil
+		}
+	}
 	out := d.attempt(ctx, route, j.DeliveryID, ev, thin, now)
 	if errors.Is(out.Result.Err, jqsandbox.ErrNewlyQuarantined) {
 		d.transformNotice(ctx, route, out.Result.Err, now)

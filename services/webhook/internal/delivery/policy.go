@@ -82,9 +82,11 @@ func (p Policy) Judge(r Result, n int, failingSince, now time.Time) Verdict {
 		return v
 	}
 	wait := p.jittered(p.Schedule[n])
-	if r.Err == nil && (r.StatusCode == http.StatusTooManyRequests || r.StatusCode == http.StatusServiceUnavailable) && r.RetryAfter > 0 {
-		// The receiver said when it can take more: honour it exactly, no jitter (it asked for that time).
-		wait = min(r.RetryAfter, MaxRetryAfter)
+	if r.Err == nil && (r.StatusCode == http.StatusTooManyRequests || r.StatusCode == http.StatusServiceUnavailable) && r.RetryAfter > wait {
+		// The receiver said when it can take more: a later time than the schedule's is honoured exactly, no jitter
+		// (it asked for that time). An earlier one is not: each attempt spends one of the schedule's, so a receiver
+		// answering 429 with "Retry-After: 1" would otherwise use up the whole budget in seconds.
+		wait = max(min(r.RetryAfter, MaxRetryAfter), wait)
 	}
 	v.Status = StatusRetrying
 	v.NextAttemptAt = now.Add(wait)

@@ -35,6 +35,29 @@ func TestJudge(t *testing.T) {
 	if v := p.Judge(Result{StatusCode: 503, RetryAfter: 400 * 24 * time.Hour}, 1, time.Time{}, now); v.NextAttemptAt.Sub(now) != MaxRetryAfter {
 		t.Errorf("503 with a huge Retry-After: %+v", v)
 	}
+	// Never sooner than the schedule: attempt 3 waits 5 min (+20 %), whatever shorter time the receiver asked for.
+	for _, code := range []int{429, 503} {
+		if v := p.Judge(Result{StatusCode: code, RetryAfter: time.Second}, 2, time.Time{}, now); v.NextAttemptAt.Sub(now) != 6*time.Minute {
+			t.Errorf("%d with Retry-After 1s before attempt 3: waits %s, want the schedule's 6m", code, v.NextAttemptAt.Sub(now))
+		}
+	}
+	// A budget of 10 attempts answered 429 "Retry-After: 1" every time lasts as long as the schedule.
+	at, spent := now, 0
+	for n := 1; ; n++ {
+		v := p.Judge(Result{StatusCode: 429, RetryAfter: time.Second}, n, time.Time{}, at)
+		spent = n
+		if v.Status == StatusDead {
+			break
+		}
+		at = v.NextAttemptAt
+	}
+	var schedule time.Duration
+	for _, d := range DefaultSchedule {
+		schedule += p.jittered(d)
+	}
+	if spent != len(DefaultSchedule) || at.Sub(now) != schedule {
+		t.Errorf("429 with Retry-After 1s: %d attempts over %s, want %d over %s", spent, at.Sub(now), len(DefaultSchedule), schedule)
+	}
 	if v := p.Judge(Result{StatusCode: 500, RetryAfter: time.Hour}, 1, time.Time{}, now); v.NextAttemptAt.Sub(now) > time.Minute {
 		t.Errorf("Retry-After on a 500 is not for us: %+v", v)
 	}

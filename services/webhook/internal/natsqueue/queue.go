@@ -87,6 +87,9 @@ type Job struct {
 	Resend bool
 	// Redelivered is set when JetStream delivers the message again (it was not acknowledged in time).
 	Redelivered bool
+	// Seq is the message's position in the queue's stream (0 for a job not read from it): what claims an attempt
+	// (AttemptClaims).
+	Seq uint64
 }
 
 func (j Job) msg(subject string) *nats.Msg {
@@ -115,8 +118,8 @@ func ParseJob(m jetstream.Msg) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
-		j.Redelivered = true
+	if md, err := m.Metadata(); err == nil {
+		j.Redelivered, j.Seq = md.NumDelivered > 1, md.Sequence.Stream
 	}
 	return j, nil
 }
