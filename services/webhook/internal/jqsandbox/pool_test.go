@@ -65,7 +65,10 @@ func TestHostileProgramsFailTheirRunOnly(t *testing.T) {
 		if !errors.Is(err, payload.ErrLimit) || !errors.Is(err, payload.ErrTransform) {
 			t.Errorf("%s: %v, want a limit error", prog, err)
 		}
-		if took > p.o.Timeout+500*time.Millisecond {
+		// Each of these runs for minutes or for ever, or maps gigabytes, when nothing stops it; ending within a few
+		// seconds of the limit is being stopped by it. The margin is for a busy machine: killing and reaping a
+		// worker at nice 19 beside a loaded CI run was seen to take over a second.
+		if took > p.o.Timeout+5*time.Second {
 			t.Errorf("%s: took %s, beyond the limit of %s", prog, took, p.o.Timeout)
 		}
 		t.Logf("%s: %s after %s", prog, err, took.Round(time.Millisecond))
@@ -118,17 +121,28 @@ func TestTenantHoldsAtMostHalf(t *testing.T) {
 		})
 	}
 	time.Sleep(200 * time.Millisecond)
+	// What the rule guarantees is a slot at once: the other tenant never queues behind a hostile run, which holds
+	// its slot for up to the time limit (250–500 ms). So the wait for the slot is what is measured, not the run,
+	// which may include starting a fresh worker process (the hostile runs kill theirs) and on a busy machine takes
+	// what the machine gives it.
 	var worst time.Duration
 	for range 20 {
 		start := time.Now()
+		wctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		release, err := p.acquire(wctx, "acme")
+		stop()
+		if err != nil {
+			t.Fatalf("the other tenant got no slot within 5s: %v", err)
+		}
+		worst = max(worst, time.Since(start))
+		release()
 		if _, err := p.Run(context.Background(), "acme", ".data.id", []byte(sample)); err != nil {
 			t.Fatal(err)
 		}
-		worst = max(worst, time.Since(start))
 	}
 	cancel()
 	wg.Wait()
 	if worst > 100*time.Millisecond {
-		t.Errorf("the other tenant waited up to %s for a run", worst)
+		t.Errorf("the other tenant waited up to %s for a slot", worst)
 	}
 }
