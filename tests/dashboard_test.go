@@ -391,9 +391,22 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 		}
 
-		do(t, ctx, chromedp.Click(chromedp.ID("send-test")), chromedp.WaitVisible(chromedp.ID("test-result")))
-		if got := text(t, ctx, "#test-result"); !strings.Contains(got, "answered 200") {
-			t.Errorf("send test event: %q, want the endpoint's 200 shown inline", got)
+		// A test event of a chosen type: its answer inline, then a row of its own in the log, marked test, without
+		// a case link or a resend; the receiver got a case.review_completed body about the sample case.
+		do(t, ctx, chromedp.SetValue(chromedp.ID("test-event-type"), events.TypeReviewCompleted),
+			chromedp.Click(chromedp.ID("send-test")), chromedp.WaitVisible(chromedp.ID("test-result")))
+		if got := text(t, ctx, "#test-result"); !strings.Contains(got, "answered 200") || !strings.Contains(got, events.TypeReviewCompleted) {
+			t.Errorf("send test event: %q, want the endpoint's 200 for the case.review_completed sample shown inline", got)
+		}
+		s.receiver.wait(t, func(r hookRequest) bool { return r.Type == events.TypeReviewCompleted && r.CaseID == "case_test" })
+		testRow := `#delivery-log tr[data-test="true"][data-event-type="case.review_completed"][data-status="succeeded"]`
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id))
+		eventuallyInPage(t, ctx, "the test delivery in the log", fmt.Sprintf("document.querySelector('%s')", testRow))
+		if cells := text(t, ctx, testRow); !strings.Contains(cells, "test") || !strings.Contains(cells, "case_test") {
+			t.Errorf("test delivery row %q, want the test badge and the sample case", cells)
+		}
+		if exists(t, ctx, fmt.Sprintf("document.querySelector('%s .resend, %s a[href^=\"/dashboard/cases/\"]')", testRow, testRow)) {
+			t.Error("the test delivery's row offers a resend or links a case page")
 		}
 		screenshot(t, ctx, "endpoint-delivery-log")
 		do(t, ctx, chromedp.Click(chromedp.ID("reveal-secret")), chromedp.WaitVisible(chromedp.ID("secret-result")))

@@ -272,16 +272,19 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 				t.Errorf("SendTestEvent to %s: %v %v", r.name, resp.GetAttempt(), err)
 			}
 		}
+		// The samples of every type, too: each matches the schemas as a real event of its type does.
 		for name, schema := range map[string]string{"full": "webhook-full.schema.json", "thin": "webhook-thin.schema.json"} {
 			c := caps[name]
-			if _, err := s.webhooks.SendTestEvent(s.admin, &casekeeperv1.SendTestEventRequest{Id: c.ep.GetId()}); err != nil {
-				t.Fatal(err)
-			}
-			got := c.cap.Requests()
-			last := got[len(got)-1]
-			validate(t, schema, last.Body)
-			if e, err := webhooks.Decode(c.format, last.Body); err != nil || e.Type != webhooks.TypeTest {
-				t.Errorf("test event %s: %v", last.Body, err)
+			for _, typ := range append([]string{webhooks.TypeTest}, webhooks.Types...) {
+				if _, err := s.webhooks.SendTestEvent(s.admin, &casekeeperv1.SendTestEventRequest{Id: c.ep.GetId(), EventType: typ}); err != nil {
+					t.Fatal(err)
+				}
+				got := c.cap.Requests()
+				last := got[len(got)-1]
+				validate(t, schema, last.Body)
+				if e, err := webhooks.Decode(c.format, last.Body); err != nil || e.Type != typ {
+					t.Errorf("test event %s of type %s: %v", last.Body, typ, err)
+				}
 			}
 		}
 	})

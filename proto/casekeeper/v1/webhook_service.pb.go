@@ -992,8 +992,13 @@ func (x *RotateSecretResponse) GetSecret() *SigningSecret {
 }
 
 type SendTestEventRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The type of the sample event: one of the case event types (case.created, case.updated, case.status_changed,
+	// case.document_added, case.check_recorded, case.risk_set, case.review_completed, case.redacted), carrying the
+	// sample case as a real event of that type would; empty (or webhook.test) sends webhook.test. The attempt is
+	// also in the endpoint's delivery log, marked test.
+	EventType     string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1031,6 +1036,13 @@ func (*SendTestEventRequest) Descriptor() ([]byte, []int) {
 func (x *SendTestEventRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *SendTestEventRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
 	}
 	return ""
 }
@@ -1281,7 +1293,9 @@ type Delivery struct {
 	Attempts []*Attempt `protobuf:"bytes,13,rep,name=attempts,proto3" json:"attempts,omitempty"`
 	// The latest attempt (absent before the first), in ListDeliveries as in GetDelivery: a delivery log shows each
 	// row's latency and response without fetching every delivery.
-	LastAttempt   *Attempt `protobuf:"bytes,14,opt,name=last_attempt,json=lastAttempt,proto3" json:"last_attempt,omitempty"`
+	LastAttempt *Attempt `protobuf:"bytes,14,opt,name=last_attempt,json=lastAttempt,proto3" json:"last_attempt,omitempty"`
+	// A test event (SendTestEvent) to the sample case case_test: one attempt, never retried, resent or recovered.
+	Test          bool `protobuf:"varint,15,opt,name=test,proto3" json:"test,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1412,6 +1426,13 @@ func (x *Delivery) GetLastAttempt() *Attempt {
 		return x.LastAttempt
 	}
 	return nil
+}
+
+func (x *Delivery) GetTest() bool {
+	if x != nil {
+		return x.Test
+	}
+	return false
 }
 
 type ListDeliveriesRequest struct {
@@ -1895,9 +1916,11 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\x13RotateSecretRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
 	"\x14RotateSecretResponse\x124\n" +
-	"\x06secret\x18\x01 \x01(\v2\x1c.casekeeper.v1.SigningSecretR\x06secret\"&\n" +
+	"\x06secret\x18\x01 \x01(\v2\x1c.casekeeper.v1.SigningSecretR\x06secret\"E\n" +
 	"\x14SendTestEventRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\"I\n" +
 	"\x15SendTestEventResponse\x120\n" +
 	"\aattempt\x18\x01 \x01(\v2\x16.casekeeper.v1.AttemptR\aattempt\"<\n" +
 	"\x17PreviewTransformRequest\x12!\n" +
@@ -1912,7 +1935,7 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"statusCode\x123\n" +
 	"\alatency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12)\n" +
 	"\x10response_excerpt\x18\x05 \x01(\tR\x0fresponseExcerpt\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\xdc\x04\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xf0\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
@@ -1933,7 +1956,8 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x122\n" +
 	"\battempts\x18\r \x03(\v2\x16.casekeeper.v1.AttemptR\battempts\x129\n" +
-	"\flast_attempt\x18\x0e \x01(\v2\x16.casekeeper.v1.AttemptR\vlastAttempt\"\xaa\x02\n" +
+	"\flast_attempt\x18\x0e \x01(\v2\x16.casekeeper.v1.AttemptR\vlastAttempt\x12\x12\n" +
+	"\x04test\x18\x0f \x01(\bR\x04test\"\xaa\x02\n" +
 	"\x15ListDeliveriesRequest\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x125\n" +

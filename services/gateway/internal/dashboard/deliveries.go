@@ -25,6 +25,7 @@ type deliveryView struct {
 	EventID     string
 	EventType   string
 	CaseID      string
+	Test        bool // a test event to the sample case: no case page, no resend
 	Status      string
 	Failed      bool
 	Attempts    int32
@@ -63,7 +64,7 @@ func viewAttempt(a *casekeeperv1.Attempt) attemptView {
 
 func viewDelivery(d *casekeeperv1.Delivery) deliveryView {
 	v := deliveryView{ID: d.GetId(), EndpointID: d.GetEndpointId(), EventID: d.GetEventId(), EventType: d.GetEventType(),
-		CaseID: d.GetCaseId(), Status: deliveryStatusNames[d.GetStatus()], Attempts: d.GetAttemptCount(),
+		CaseID: d.GetCaseId(), Test: d.GetTest(), Status: deliveryStatusNames[d.GetStatus()], Attempts: d.GetAttemptCount(),
 		StatusCode: d.GetLastStatusCode(), LastError: d.GetLastError(), Latency: "—",
 		Created: d.GetCreatedAt().AsTime(), Updated: d.GetUpdatedAt().AsTime()}
 	if d.GetNextAttemptAt() != nil {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/webhooks"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 )
 
@@ -144,6 +145,8 @@ type endpointPage struct {
 	NextPage     string
 	ThisPage     string
 	RecoverSince string
+	// TestEventTypes are what "Send test event" offers: webhook.test first, then every case event type.
+	TestEventTypes []string
 }
 
 // showEndpoint is the endpoint's page: settings, enable/disable, secret, test event and the delivery log.
@@ -159,7 +162,8 @@ func (h *Handler) showEndpoint(w http.ResponseWriter, r *request) {
 	}
 	q := r.URL.Query()
 	p := endpointPage{Endpoint: viewEndpoint(ep.GetEndpoint()), ThisPage: q.Get("page"),
-		RecoverSince: h.now().Add(-24 * time.Hour).UTC().Format("2006-01-02T15:04")}
+		RecoverSince:   h.now().Add(-24 * time.Hour).UTC().Format("2006-01-02T15:04"),
+		TestEventTypes: append([]string{webhooks.TypeTest}, events.Types...)}
 	req := &casekeeperv1.ListDeliveriesRequest{EndpointId: id, PageSize: deliveriesPerPage, PageToken: q.Get("page")}
 	if st, ok := statusFilters[q.Get("status")]; ok {
 		req.Status, p.StatusFilter = st, q.Get("status")
@@ -221,7 +225,9 @@ func (h *Handler) sendTest(w http.ResponseWriter, r *request) {
 	if !ok {
 		return
 	}
-	resp, err := h.opts.Webhooks.SendTestEvent(r.ctx, &casekeeperv1.SendTestEventRequest{Id: id})
+	// The webhook service checks the type and names the field when it is not one.
+	eventType := r.FormValue("event_type")
+	resp, err := h.opts.Webhooks.SendTestEvent(r.ctx, &casekeeperv1.SendTestEventRequest{Id: id, EventType: eventType})
 	if err != nil {
 		h.backendError(w, r, err)
 		return
@@ -230,11 +236,11 @@ func (h *Handler) sendTest(w http.ResponseWriter, r *request) {
 	f := &flash{Kind: "ok", Section: "test", Attempt: &a}
 	switch {
 	case a.OK:
-		f.Text = fmt.Sprintf("Test event delivered: your endpoint answered %d in %s.", a.StatusCode, a.Latency)
+		f.Text = fmt.Sprintf("Test event %s delivered: your endpoint answered %d in %s.", eventType, a.StatusCode, a.Latency)
 	case a.StatusCode != 0:
-		f.Kind, f.Text = "error", fmt.Sprintf("Test event not accepted: your endpoint answered %d in %s.", a.StatusCode, a.Latency)
+		f.Kind, f.Text = "error", fmt.Sprintf("Test event %s not accepted: your endpoint answered %d in %s.", eventType, a.StatusCode, a.Latency)
 	default:
-		f.Kind, f.Text = "error", "Test event not delivered: "+a.Error
+		f.Kind, f.Text = "error", fmt.Sprintf("Test event %s not delivered: %s", eventType, a.Error)
 	}
 	r.sess.setFlash(f)
 	http.Redirect(w, r.Request, "/dashboard/webhooks/"+id+"#test", http.StatusSeeOther)

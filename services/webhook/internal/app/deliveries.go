@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,6 +22,10 @@ type Deliveries struct {
 	Now      func() time.Time
 }
 
+// ErrTestDelivery is a resend of a test event: a test asks what the endpoint answers now, so a new one is sent
+// instead (SendTest).
+var ErrTestDelivery = errors.New("a test event is not resent: send a new test event")
+
 // Resend queues one more attempt of a delivery now, whatever its state; the webhook-id stays the same. Nothing is
 // recorded before the attempt is made: the queued attempt is the resend's record, and its outcome follows it onto
 // the outcome log. It returns the delivery as the resend leaves it: pending, due now.
@@ -34,6 +39,9 @@ func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.De
 	d, err := u.Store.GetDelivery(ctx, tenant, id)
 	if err != nil {
 		return delivery.Delivery{}, err
+	}
+	if d.Test {
+		return delivery.Delivery{}, ErrTestDelivery
 	}
 	if cur := delivery.Newer(fromLog, &d); cur != &d {
 		d.AttemptCount = cur.AttemptCount
@@ -62,6 +70,9 @@ func (u *Deliveries) Recover(ctx context.Context, tenant, endpointID string, sin
 	}
 	n := 0
 	for _, d := range dead {
+		if d.Test {
+			continue // a test is sent again by sending a new one
+		}
 		if _, err := u.Resend(ctx, tenant, d.ID); err != nil {
 			return n, err
 		}

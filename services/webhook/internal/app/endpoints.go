@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/pkg/validation"
 	"github.com/casekeeper/core/pkg/webhooks"
@@ -258,9 +256,20 @@ func (u *Endpoints) Rotate(ctx context.Context, tenant, id string) (delivery.Sec
 	return s, nil
 }
 
-// SendTest sends a sample event to the endpoint now (even when disabled, to check it before enabling) and returns
-// the attempt; nothing is stored.
-func (u *Endpoints) SendTest(ctx context.Context, tenant, id string) (delivery.Attempt, error) {
+// SendTest sends a sample event of the type (SampleEvent; "" is webhooks.TypeTest) to the endpoint now, whether
+// or not the endpoint is enabled or subscribed to the type, and returns the attempt. The attempt goes to the
+// endpoint's delivery log too, as a delivery marked test that is never retried: a test asks what the endpoint
+// answers now, and a retry later would not tell the administrator who asked.
+func (u *Endpoints) SendTest(ctx context.Context, tenant, id, eventType string) (delivery.Attempt, error) {
+	if eventType == "" {
+		eventType = webhooks.TypeTest
+	}
+	now := u.Now()
+	ev, err := SampleEvent(tenant, eventType, now)
+	if err != nil {
+		return delivery.Attempt{}, validation.Errors{{Field: "event_type", Message: fmt.Sprintf(
+			"must be %s or one of the case event types (%s)", webhooks.TypeTest, strings.Join(sampleSteps, ", "))}}
+	}
 	e, err := u.Store.GetEndpoint(ctx, tenant, id)
 	if err != nil {
 		return delivery.Attempt{}, err
@@ -270,11 +279,26 @@ func (u *Endpoints) SendTest(ctx context.Context, tenant, id string) (delivery.A
 		_, err := payload.Compile(e.JQ)
 		route.Compiles = err == nil
 	}
-	now := u.Now()
-	out := u.Deliverer.attempt(ctx, route, newID("msg_test_"), SampleEvent(tenant, now), false, now)
+	// A delivery id like any other (msg_ and 26 characters, as delivery.DeliveryID makes), random: every test is
+	// a delivery of its own.
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	deliveryID := "msg_" + lowerBase32.EncodeToString(b)
+	out := u.Deliverer.attempt(ctx, route, deliveryID, ev, false, now)
 	a := delivery.Attempt{Number: 1, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
 	if out.Result.Err != nil {
 		a.Error = out.Result.Err.Error()
+	}
+	status := delivery.StatusDead
+	if out.Result.Succeeded() {
+		status = delivery.StatusSucceeded
+	}
+	logged := delivery.Outcome{Delivery: delivery.Delivery{ID: deliveryID, Tenant: tenant, EndpointID: id, EventID: ev.GetId(),
+		EventType: ev.GetType(), CaseID: ev.GetCaseId(), CaseVersion: ev.GetCaseVersion(), OccurredAt: now, CreatedAt: now,
+		Test: true}, Attempt: a, Status: status}
+	if err := u.Deliverer.Outcomes.Record(ctx, logged); err != nil {
+		// The test was made and its answer is returned; only its line in the log is missing.
+		u.Log.Warn("a test event's attempt is not in the delivery log", "endpoint", id, "error", err)
 	}
 	return a, nil
 }
@@ -297,7 +321,7 @@ func (u *Endpoints) Preview(ctx context.Context, tenant, program string) (input,
 	if _, err := payload.Compile(program); err != nil {
 		return "", "", validation.Errors{{Field: "jq_transform", Message: err.Error()}}
 	}
-	full, err := webhookbody.Full(SampleEvent("example", u.Now()))
+	full, err := webhookbody.Full(mustSample("example", u.Now()))
 	if err != nil {
 		return "", "", err
 	}
@@ -312,7 +336,7 @@ func (u *Endpoints) Preview(ctx context.Context, tenant, program string) (input,
 // that cannot finish on any event (def f: f; f) or that explodes whatever its input ("x" * 400000000). A program
 // that merely errors on the sample (a field the sample lacks) is accepted: real events may have it.
 func (u *Endpoints) checkTransform(ctx context.Context, tenant, program string) error {
-	full, err := webhookbody.Full(SampleEvent(tenant, u.Now()))
+	full, err := webhookbody.Full(mustSample(tenant, u.Now()))
 	if err != nil {
 		return err
 	}
@@ -325,15 +349,11 @@ func (u *Endpoints) checkTransform(ctx context.Context, tenant, program string) 
 	return nil
 }
 
-// SampleEvent is the event SendTest and Preview use: a fictitious case, no real person.
-func SampleEvent(tenant string, now time.Time) *casekeeperv1.CaseEvent {
-	ts := timestamppb.New(now)
-	ev := &casekeeperv1.CaseEvent{
-		Id: newID("evt_test_"), Type: webhooks.TypeTest, Tenant: tenant, CaseId: "case_test", CaseVersion: 1, OccurredAt: ts,
-		Data: &casekeeperv1.Case{Id: "case_test", Tenant: tenant, ExternalRef: "test-ref", Version: 1,
-			Level: casekeeperv1.VerificationLevel_VERIFICATION_LEVEL_BASIC, Status: casekeeperv1.CaseStatus_CASE_STATUS_SUBMITTED,
-			Applicant: &casekeeperv1.Applicant{FullName: "Test Applicant", Nationality: "DE", Email: "applicant@example.com"},
-			CreatedAt: ts, UpdatedAt: ts},
+// mustSample is the webhooks.TypeTest sample, which Preview and the save-time check of a program run on.
+func mustSample(tenant string, now time.Time) *casekeeperv1.CaseEvent {
+	ev, err := SampleEvent(tenant, webhooks.TypeTest, now)
+	if err != nil {
+		panic(err) // TypeTest always has a sample
 	}
 	return ev
 }

@@ -48,8 +48,11 @@ type Delivery struct {
 	// CaseVersion and OccurredAt are the event's (0 and zero in records written before deliveries kept them): with
 	// the ids and the type they make the thin form, which is what an attempt sends once the event is no longer
 	// stored.
-	CaseVersion   int64
-	OccurredAt    time.Time
+	CaseVersion int64
+	OccurredAt  time.Time
+	// Test marks a test event sent on request (SendTestEvent) to the sample case: one attempt, logged, never
+	// retried, resent or recovered.
+	Test          bool
 	Status        Status
 	AttemptCount  int
 	NextAttemptAt time.Time

@@ -74,6 +74,8 @@ func toStatus(err error) error {
 		return status.Error(codes.AlreadyExists, "already exists")
 	case errors.Is(err, delivery.ErrEventGone):
 		return status.Error(codes.FailedPrecondition, "the delivery's event is no longer stored (past the event stream's retention, or erased with its redacted case), and its record is too old to send the thin form")
+	case errors.Is(err, app.ErrTestDelivery):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, app.ErrUnavailable):
 		return status.Error(codes.Unavailable, "the endpoint registry is unavailable; retry")
 	}
@@ -236,7 +238,7 @@ func (s *Server) SendTestEvent(ctx context.Context, req *casekeeperv1.SendTestEv
 	if err := checkEndpointID("id", req.GetId()); err != nil {
 		return nil, err
 	}
-	a, err := s.Endpoints.SendTest(ctx, t, req.GetId())
+	a, err := s.Endpoints.SendTest(ctx, t, req.GetId(), req.GetEventType())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -526,6 +528,7 @@ func deliveryToProto(d delivery.Delivery) *casekeeperv1.Delivery {
 		Id: d.ID, EndpointId: d.EndpointID, EventId: d.EventID, EventType: d.EventType, CaseId: d.CaseID,
 		Status: statusToProto(d.Status), AttemptCount: int32(d.AttemptCount), LastStatusCode: int32(d.LastStatus),
 		LastError: d.LastError, CreatedAt: timestamppb.New(d.CreatedAt), UpdatedAt: timestamppb.New(d.UpdatedAt),
+		Test: d.Test,
 	}
 	if d.Status.Open() {
 		p.NextAttemptAt = timestamppb.New(d.NextAttemptAt)

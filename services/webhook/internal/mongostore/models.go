@@ -123,6 +123,7 @@ type deliveryDoc struct {
 	CaseID        string    `bson:"case_id"`
 	CaseVersion   int64     `bson:"case_version,omitempty"`
 	OccurredAt    time.Time `bson:"occurred_at,omitempty"`
+	Test          bool      `bson:"test,omitempty"`
 	Status        int       `bson:"status"`
 	AttemptCount  int       `bson:"attempt_count"`
 	NextAttemptAt time.Time `bson:"next_attempt_at"`
@@ -145,7 +146,7 @@ func toDeliveryDoc(d delivery.Delivery) deliveryDoc {
 	doc := deliveryDoc{
 		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: int64(d.EventSeq),
 		EventType: d.EventType, CaseID: d.CaseID, CaseVersion: d.CaseVersion, OccurredAt: d.OccurredAt.UTC(),
-		Status: int(d.Status), AttemptCount: d.AttemptCount, NextAttemptAt: d.NextAttemptAt.UTC(),
+		Test: d.Test, Status: int(d.Status), AttemptCount: d.AttemptCount, NextAttemptAt: d.NextAttemptAt.UTC(),
 		LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 		OutcomeSeq: int64(d.OutcomeSeq),
 	}
@@ -161,7 +162,7 @@ func (d deliveryDoc) domain() delivery.Delivery {
 	out := delivery.Delivery{
 		ID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: uint64(d.EventSeq),
 		EventType: d.EventType, CaseID: d.CaseID, CaseVersion: d.CaseVersion, OccurredAt: d.OccurredAt,
-		Status: delivery.Status(d.Status), AttemptCount: d.AttemptCount,
+		Test: d.Test, Status: delivery.Status(d.Status), AttemptCount: d.AttemptCount,
 		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, OutcomeSeq: uint64(d.OutcomeSeq),
 	}

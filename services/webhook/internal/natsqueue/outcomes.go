@@ -146,6 +146,7 @@ type outcomeWire struct {
 	CaseVersion   int64       `json:"case_version,omitempty"`
 	OccurredAt    time.Time   `json:"occurred_at,omitzero"`
 	CreatedAt     time.Time   `json:"created_at,omitzero"`
+	Test          bool        `json:"test,omitempty"`
 	Status        int         `json:"status"`
 	NextAttemptAt time.Time   `json:"next_attempt_at,omitzero"`
 	Attempt       attemptWire `json:"attempt"`
@@ -169,7 +170,7 @@ type attemptWire struct {
 func toWire(o delivery.Outcome) outcomeWire {
 	d, a := o.Delivery, o.Attempt
 	return outcomeWire{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: d.EventSeq,
-		EventType: d.EventType, CaseID: d.CaseID, CaseVersion: d.CaseVersion, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
+		EventType: d.EventType, CaseID: d.CaseID, CaseVersion: d.CaseVersion, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt, Test: d.Test, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
 		Attempt: attemptWire{Number: a.Number, At: a.At, StatusCode: a.StatusCode, LatencyNS: int64(a.Latency),
 			Response: a.Response, Error: a.Error}}
 }
@@ -179,7 +180,7 @@ func (w outcomeWire) domain() delivery.Outcome {
 	return delivery.Outcome{
 		Delivery: delivery.Delivery{ID: w.DeliveryID, Tenant: w.Tenant, EndpointID: w.EndpointID, EventID: w.EventID,
 			EventSeq: w.EventSeq, EventType: w.EventType, CaseID: w.CaseID, CaseVersion: w.CaseVersion, OccurredAt: w.OccurredAt,
-			CreatedAt: w.CreatedAt},
+			CreatedAt: w.CreatedAt, Test: w.Test},
 		Status: delivery.Status(w.Status), NextAttemptAt: w.NextAttemptAt,
 		Attempt: delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode, Latency: time.Duration(a.LatencyNS),
 			Response: a.Response, Error: a.Error},
