@@ -110,6 +110,53 @@ func TestFailingEndpointDisabledThenRecovered(t *testing.T) {
 	}
 }
 
+// Disabling an endpoint dead-letters what still waits for it, with the reason, instead of leaving it in the queue;
+// after it is enabled again, recovering its failed deliveries sends them.
+func TestDisablingAnEndpointDeadLettersWhatWaits(t *testing.T) {
+	e := newEnv(t)
+	e.start(func(c *webhooksvc.Config) { c.RequestTimeout = 10 * time.Second })
+	release := make(chan struct{})
+	rc := newReceiver(t, func(n int, _ *http.Request) int {
+		if n == 1 {
+			<-release // the first attempt holds the endpoint's only slot while it is disabled
+		}
+		return http.StatusNoContent
+	})
+	ep, _ := e.createEndpoint(rc.URL, func(ep *casekeeperv1.Endpoint) { ep.MaxConcurrency = 1 })
+	since := time.Now().Add(-time.Minute)
+	e.publish("acme", 5)
+	testinfra.Eventually(t, 10*time.Second, "the first attempt in flight", func() bool { return len(rc.Requests()) == 1 })
+	if _, err := e.client.UpdateEndpoint(as("acme-admin"), &casekeeperv1.UpdateEndpointRequest{
+		Endpoint: &casekeeperv1.Endpoint{Id: ep.GetId(), Disabled: true, DisabledReason: "receiver maintenance"},
+		UpdateMask: fieldMask("disabled", "disabled_reason")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // every replica's table has the change (WEBHOOK_ENDPOINT_REFRESH is 1s)
+	close(release)
+	testinfra.Eventually(t, 20*time.Second, "the four waiting deliveries dead-lettered", func() bool {
+		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)) == 4
+	})
+	for _, d := range e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD) {
+		if !strings.Contains(d.GetLastError(), "the endpoint is disabled: receiver maintenance") {
+			t.Errorf("dead delivery %s: last error %q, want the reason", d.GetId(), d.GetLastError())
+		}
+	}
+	if n := len(rc.Requests()); n != 1 {
+		t.Fatalf("%d requests to the disabled endpoint, want only the one in flight", n)
+	}
+	if _, err := e.client.UpdateEndpoint(as("acme-admin"), &casekeeperv1.UpdateEndpointRequest{
+		Endpoint: &casekeeperv1.Endpoint{Id: ep.GetId(), Disabled: false}, UpdateMask: fieldMask("disabled")}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.client.RecoverFailed(as("acme-admin"), &casekeeperv1.RecoverFailedRequest{EndpointId: ep.GetId(), Since: timestamppb.New(since)})
+	if err != nil || rec.GetRecovered() != 4 {
+		t.Fatalf("RecoverFailed: %v %v, want 4", rec, err)
+	}
+	testinfra.Eventually(t, 20*time.Second, "all five delivered", func() bool {
+		return len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED)) == 5
+	})
+}
+
 // Retry-After of a 429 is honoured: the next attempt waits at least that long.
 func TestRetryAfterHonoured(t *testing.T) {
 	e := newEnv(t)

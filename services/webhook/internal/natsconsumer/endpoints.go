@@ -85,17 +85,18 @@ func routeMap(rs []*app.Route) map[string]*app.Route {
 func (e *Endpoints) reconcile(ctx context.Context, table map[string]*app.Route) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// A disabled endpoint keeps its loop: the fan-out gives it no new work, and what still waits for it (attempts
+	// queued before it was disabled, retries falling due) is dead-lettered with the reason by the deliverer, where
+	// "recover failed" finds it once the endpoint is enabled again. Stopping the loop instead would leave that work
+	// in the queue, neither sent nor failed, until the queue's MaxAge drops it unrecorded.
 	for id, l := range e.running {
 		rt, ok := table[id]
-		if !ok || rt.Disabled || rt.Concurrency() != l.concurrency {
+		if !ok || rt.Concurrency() != l.concurrency {
 			e.stop(l)
 			delete(e.running, id)
 		}
 	}
 	for id, rt := range table {
-		if rt.Disabled {
-			continue
-		}
 		if _, ok := e.running[id]; ok {
 			continue
 		}
