@@ -409,10 +409,27 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Error("the test delivery's row offers a resend or links a case page")
 		}
 		screenshot(t, ctx, "endpoint-delivery-log")
+
 		do(t, ctx, chromedp.Click(chromedp.ID("reveal-secret")), chromedp.WaitVisible(chromedp.ID("secret-result")))
 		if got := text(t, ctx, "#secret-result"); !strings.Contains(got, "whsec_") {
 			t.Errorf("reveal secret: %q, want a whsec_ secret", got)
 		}
+		// The delivery's page shows the request as it was sent: the Standard Webhooks headers, the custom header
+		// with its value masked, and the body the receiver got.
+		href := attr(t, ctx, `#delivery-log tr[data-event-type="case.updated"] a[href*="/deliveries/"]`, "href")
+		do(t, ctx, chromedp.Navigate(s.base+href), chromedp.WaitVisible(chromedp.ID("attempts")),
+			chromedp.Click(chromedp.CSS(`#attempts tr[data-attempt="1"] details.request summary`)))
+		// Header names are compared as HTTP compares them: the page's style capitalises them.
+		request := text(t, ctx, `#attempts tr[data-attempt="1"] details.request`)
+		for _, want := range []string{"Webhook-Id", got.Header.Get("Webhook-Id"), "Webhook-Signature", "X-Env", "••••••", `"case.updated"`, caseID} {
+			if !strings.Contains(strings.ToLower(request), strings.ToLower(want)) {
+				t.Errorf("the attempt's request %q lacks %q", request, want)
+			}
+		}
+		if strings.Contains(request, "dashboard-test") {
+			t.Error("the attempt's request shows the custom header's value")
+		}
+		screenshot(t, ctx, "delivery-request")
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.ID("endpoints")))
 		if !strings.Contains(text(t, ctx, "#endpoints"), hookURL) {
 			t.Fatalf("the endpoint list does not show %s", hookURL)

@@ -267,6 +267,9 @@ func TestARedactedCaseLeavesNoPersonalDataAnywhere(t *testing.T) {
 func dashboardLeaks(t *testing.T, dash *testinfra.Browser, base string, pages []string, s *stack, endpoints ...string) []string {
 	for _, ep := range endpoints {
 		for _, d := range s.deliveries(t, ep) {
+			if d.GetAttemptCount() == 0 {
+				continue // still waiting for its first attempt: listed in the log, no page of its own yet
+			}
 			pages = append(pages, "/dashboard/webhooks/"+ep+"/deliveries/"+d.GetId())
 		}
 	}

@@ -127,7 +127,7 @@ func TestDisablingAnEndpointDeadLettersWhatWaits(t *testing.T) {
 	e.publish("acme", 5)
 	testinfra.Eventually(t, 10*time.Second, "the first attempt in flight", func() bool { return len(rc.Requests()) == 1 })
 	if _, err := e.client.UpdateEndpoint(as("acme-admin"), &casekeeperv1.UpdateEndpointRequest{
-		Endpoint: &casekeeperv1.Endpoint{Id: ep.GetId(), Disabled: true, DisabledReason: "receiver maintenance"},
+		Endpoint:   &casekeeperv1.Endpoint{Id: ep.GetId(), Disabled: true, DisabledReason: "receiver maintenance"},
 		UpdateMask: fieldMask("disabled", "disabled_reason")}); err != nil {
 		t.Fatal(err)
 	}

@@ -1198,8 +1198,13 @@ type Attempt struct {
 	// The first 4 KiB of the response body.
 	ResponseExcerpt string `protobuf:"bytes,5,opt,name=response_excerpt,json=responseExcerpt,proto3" json:"response_excerpt,omitempty"`
 	Error           string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The request as it was sent: its headers in name order, every custom header's value masked (••••••), and its
+	// body (the first 64 KiB). Only in GetDelivery; empty for an attempt that sent nothing, and erased (the body)
+	// with the case when it is redacted.
+	RequestHeaders []*RequestHeader `protobuf:"bytes,7,rep,name=request_headers,json=requestHeaders,proto3" json:"request_headers,omitempty"`
+	RequestBody    string           `protobuf:"bytes,8,opt,name=request_body,json=requestBody,proto3" json:"request_body,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Attempt) Reset() {
@@ -1274,6 +1279,72 @@ func (x *Attempt) GetError() string {
 	return ""
 }
 
+func (x *Attempt) GetRequestHeaders() []*RequestHeader {
+	if x != nil {
+		return x.RequestHeaders
+	}
+	return nil
+}
+
+func (x *Attempt) GetRequestBody() string {
+	if x != nil {
+		return x.RequestBody
+	}
+	return ""
+}
+
+type RequestHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestHeader) Reset() {
+	*x = RequestHeader{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestHeader) ProtoMessage() {}
+
+func (x *RequestHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestHeader.ProtoReflect.Descriptor instead.
+func (*RequestHeader) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RequestHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RequestHeader) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 type Delivery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Also the webhook-id header: stable across all attempts.
@@ -1302,7 +1373,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[21]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1385,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[21]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1398,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{21}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Delivery) GetId() string {
@@ -1450,7 +1521,7 @@ type ListDeliveriesRequest struct {
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[22]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1533,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[22]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1546,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{22}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListDeliveriesRequest) GetEndpointId() string {
@@ -1537,7 +1608,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[23]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1620,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[23]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1633,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{23}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -1588,7 +1659,7 @@ type GetDeliveryRequest struct {
 
 func (x *GetDeliveryRequest) Reset() {
 	*x = GetDeliveryRequest{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[24]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1671,7 @@ func (x *GetDeliveryRequest) String() string {
 func (*GetDeliveryRequest) ProtoMessage() {}
 
 func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[24]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1684,7 @@ func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{24}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetDeliveryRequest) GetId() string {
@@ -1632,7 +1703,7 @@ type GetDeliveryResponse struct {
 
 func (x *GetDeliveryResponse) Reset() {
 	*x = GetDeliveryResponse{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[25]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1715,7 @@ func (x *GetDeliveryResponse) String() string {
 func (*GetDeliveryResponse) ProtoMessage() {}
 
 func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[25]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1728,7 @@ func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*GetDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{25}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetDeliveryResponse) GetDelivery() *Delivery {
@@ -1676,7 +1747,7 @@ type ResendDeliveryRequest struct {
 
 func (x *ResendDeliveryRequest) Reset() {
 	*x = ResendDeliveryRequest{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[26]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1759,7 @@ func (x *ResendDeliveryRequest) String() string {
 func (*ResendDeliveryRequest) ProtoMessage() {}
 
 func (x *ResendDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[26]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1772,7 @@ func (x *ResendDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*ResendDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{26}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResendDeliveryRequest) GetId() string {
@@ -1720,7 +1791,7 @@ type ResendDeliveryResponse struct {
 
 func (x *ResendDeliveryResponse) Reset() {
 	*x = ResendDeliveryResponse{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[27]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1803,7 @@ func (x *ResendDeliveryResponse) String() string {
 func (*ResendDeliveryResponse) ProtoMessage() {}
 
 func (x *ResendDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[27]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1816,7 @@ func (x *ResendDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*ResendDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{27}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResendDeliveryResponse) GetDelivery() *Delivery {
@@ -1765,7 +1836,7 @@ type RecoverFailedRequest struct {
 
 func (x *RecoverFailedRequest) Reset() {
 	*x = RecoverFailedRequest{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[28]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1848,7 @@ func (x *RecoverFailedRequest) String() string {
 func (*RecoverFailedRequest) ProtoMessage() {}
 
 func (x *RecoverFailedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[28]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1861,7 @@ func (x *RecoverFailedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverFailedRequest.ProtoReflect.Descriptor instead.
 func (*RecoverFailedRequest) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{28}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RecoverFailedRequest) GetEndpointId() string {
@@ -1817,7 +1888,7 @@ type RecoverFailedResponse struct {
 
 func (x *RecoverFailedResponse) Reset() {
 	*x = RecoverFailedResponse{}
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[29]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1900,7 @@ func (x *RecoverFailedResponse) String() string {
 func (*RecoverFailedResponse) ProtoMessage() {}
 
 func (x *RecoverFailedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[29]
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1913,7 @@ func (x *RecoverFailedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverFailedResponse.ProtoReflect.Descriptor instead.
 func (*RecoverFailedResponse) Descriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{29}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RecoverFailedResponse) GetRecovered() int32 {
@@ -1927,7 +1998,7 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\fjq_transform\x18\x01 \x01(\tR\vjqTransform\"H\n" +
 	"\x18PreviewTransformResponse\x12\x14\n" +
 	"\x05input\x18\x01 \x01(\tR\x05input\x12\x16\n" +
-	"\x06output\x18\x02 \x01(\tR\x06output\"\xe4\x01\n" +
+	"\x06output\x18\x02 \x01(\tR\x06output\"\xce\x02\n" +
 	"\aAttempt\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1f\n" +
@@ -1935,7 +2006,12 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"statusCode\x123\n" +
 	"\alatency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12)\n" +
 	"\x10response_excerpt\x18\x05 \x01(\tR\x0fresponseExcerpt\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\xf0\x04\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12E\n" +
+	"\x0frequest_headers\x18\a \x03(\v2\x1c.casekeeper.v1.RequestHeaderR\x0erequestHeaders\x12!\n" +
+	"\frequest_body\x18\b \x01(\tR\vrequestBody\"9\n" +
+	"\rRequestHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xf0\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
@@ -2026,7 +2102,7 @@ func file_casekeeper_v1_webhook_service_proto_rawDescGZIP() []byte {
 }
 
 var file_casekeeper_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_casekeeper_v1_webhook_service_proto_goTypes = []any{
 	(PayloadFormat)(0),               // 0: casekeeper.v1.PayloadFormat
 	(DeliveryStatus)(0),              // 1: casekeeper.v1.DeliveryStatus
@@ -2051,83 +2127,85 @@ var file_casekeeper_v1_webhook_service_proto_goTypes = []any{
 	(*PreviewTransformRequest)(nil),  // 20: casekeeper.v1.PreviewTransformRequest
 	(*PreviewTransformResponse)(nil), // 21: casekeeper.v1.PreviewTransformResponse
 	(*Attempt)(nil),                  // 22: casekeeper.v1.Attempt
-	(*Delivery)(nil),                 // 23: casekeeper.v1.Delivery
-	(*ListDeliveriesRequest)(nil),    // 24: casekeeper.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),   // 25: casekeeper.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),       // 26: casekeeper.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),      // 27: casekeeper.v1.GetDeliveryResponse
-	(*ResendDeliveryRequest)(nil),    // 28: casekeeper.v1.ResendDeliveryRequest
-	(*ResendDeliveryResponse)(nil),   // 29: casekeeper.v1.ResendDeliveryResponse
-	(*RecoverFailedRequest)(nil),     // 30: casekeeper.v1.RecoverFailedRequest
-	(*RecoverFailedResponse)(nil),    // 31: casekeeper.v1.RecoverFailedResponse
-	nil,                              // 32: casekeeper.v1.Endpoint.HeadersEntry
-	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 34: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),      // 35: google.protobuf.Duration
+	(*RequestHeader)(nil),            // 23: casekeeper.v1.RequestHeader
+	(*Delivery)(nil),                 // 24: casekeeper.v1.Delivery
+	(*ListDeliveriesRequest)(nil),    // 25: casekeeper.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),   // 26: casekeeper.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),       // 27: casekeeper.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),      // 28: casekeeper.v1.GetDeliveryResponse
+	(*ResendDeliveryRequest)(nil),    // 29: casekeeper.v1.ResendDeliveryRequest
+	(*ResendDeliveryResponse)(nil),   // 30: casekeeper.v1.ResendDeliveryResponse
+	(*RecoverFailedRequest)(nil),     // 31: casekeeper.v1.RecoverFailedRequest
+	(*RecoverFailedResponse)(nil),    // 32: casekeeper.v1.RecoverFailedResponse
+	nil,                              // 33: casekeeper.v1.Endpoint.HeadersEntry
+	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 35: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),      // 36: google.protobuf.Duration
 }
 var file_casekeeper_v1_webhook_service_proto_depIdxs = []int32{
-	32, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
+	33, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
 	0,  // 1: casekeeper.v1.Endpoint.payload_format:type_name -> casekeeper.v1.PayloadFormat
-	33, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
-	33, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
+	34, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
 	2,  // 5: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
 	2,  // 6: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
 	2,  // 7: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
 	2,  // 8: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	34, // 9: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 9: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 10: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	33, // 11: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
-	33, // 12: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 11: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
+	34, // 12: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 13: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
 	14, // 14: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
 	22, // 15: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
-	33, // 16: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
-	35, // 17: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	1,  // 18: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
-	33, // 19: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	33, // 20: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	33, // 21: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 22: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
-	22, // 23: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
-	1,  // 24: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
-	33, // 25: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	33, // 26: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	23, // 27: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
-	23, // 28: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	23, // 29: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	33, // 30: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
-	3,  // 31: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
-	5,  // 32: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
-	7,  // 33: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
-	9,  // 34: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
-	11, // 35: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
-	13, // 36: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
-	16, // 37: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
-	18, // 38: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
-	20, // 39: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
-	24, // 40: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
-	26, // 41: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
-	28, // 42: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
-	30, // 43: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
-	4,  // 44: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
-	6,  // 45: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
-	8,  // 46: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
-	10, // 47: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
-	12, // 48: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
-	15, // 49: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
-	17, // 50: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
-	19, // 51: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
-	21, // 52: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
-	25, // 53: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
-	27, // 54: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
-	29, // 55: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
-	31, // 56: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
-	44, // [44:57] is the sub-list for method output_type
-	31, // [31:44] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	34, // 16: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
+	36, // 17: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	23, // 18: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
+	1,  // 19: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
+	34, // 20: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	34, // 21: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	34, // 22: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 23: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
+	22, // 24: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
+	1,  // 25: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
+	34, // 26: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	34, // 27: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	24, // 28: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
+	24, // 29: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	24, // 30: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	34, // 31: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
+	3,  // 32: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
+	5,  // 33: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
+	7,  // 34: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
+	9,  // 35: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
+	11, // 36: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
+	13, // 37: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
+	16, // 38: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
+	18, // 39: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
+	20, // 40: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
+	25, // 41: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
+	27, // 42: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
+	29, // 43: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
+	31, // 44: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
+	4,  // 45: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
+	6,  // 46: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
+	8,  // 47: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
+	10, // 48: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
+	12, // 49: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
+	15, // 50: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
+	17, // 51: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
+	19, // 52: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
+	21, // 53: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
+	26, // 54: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
+	28, // 55: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
+	30, // 56: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
+	32, // 57: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
+	45, // [45:58] is the sub-list for method output_type
+	32, // [32:45] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_webhook_service_proto_init() }
@@ -2141,7 +2219,7 @@ func file_casekeeper_v1_webhook_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_casekeeper_v1_webhook_service_proto_rawDesc), len(file_casekeeper_v1_webhook_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

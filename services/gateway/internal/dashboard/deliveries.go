@@ -47,6 +47,9 @@ type attemptView struct {
 	Latency    string
 	Excerpt    string
 	Error      string
+	// The request as sent (custom header values arrive masked from the webhook service).
+	RequestHeaders []*casekeeperv1.RequestHeader
+	RequestBody    string
 }
 
 var deliveryStatusNames = map[casekeeperv1.DeliveryStatus]string{
@@ -59,7 +62,8 @@ var deliveryStatusNames = map[casekeeperv1.DeliveryStatus]string{
 func viewAttempt(a *casekeeperv1.Attempt) attemptView {
 	return attemptView{Number: a.GetNumber(), At: a.GetAt().AsTime(), StatusCode: a.GetStatusCode(),
 		OK:      a.GetStatusCode() >= 200 && a.GetStatusCode() < 300 && a.GetError() == "",
-		Latency: formatLatency(a.GetLatency().AsDuration()), Excerpt: a.GetResponseExcerpt(), Error: a.GetError()}
+		Latency: formatLatency(a.GetLatency().AsDuration()), Excerpt: a.GetResponseExcerpt(), Error: a.GetError(),
+		RequestHeaders: a.GetRequestHeaders(), RequestBody: a.GetRequestBody()}
 }
 
 func viewDelivery(d *casekeeperv1.Delivery) deliveryView {

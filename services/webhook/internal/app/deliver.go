@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -182,14 +184,11 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 			return nil
 		}
 	}
-	out := d.attempt(ctx, route, j.DeliveryID, ev, thin, now)
+	out, body := d.attempt(ctx, route, j.DeliveryID, ev, thin, now)
 	if errors.Is(out.Result.Err, jqsandbox.ErrNewlyQuarantined) {
 		d.transformNotice(ctx, route, out.Result.Err, now)
 	}
-	attempt := delivery.Attempt{Number: j.Attempt, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
-	if out.Result.Err != nil {
-		attempt.Error = out.Result.Err.Error()
-	}
+	attempt := attemptRecord(j.Attempt, now, route, out, body)
 	d.Metrics.Attempts.WithLabelValues(resultClass(out.Result.StatusCode, out.Result.Err)).Inc()
 	d.Metrics.Latency.Observe(out.Latency.Seconds())
 
@@ -268,9 +267,10 @@ func (d *Deliverer) record(ctx context.Context, j natsqueue.Job, id delivery.Del
 	return nil
 }
 
-// attempt renders, signs and sends the body; every failure is part of the outcome. thin sends the thin form
-// whatever the endpoint's format: the event without its case, all there is of an event no longer stored.
-func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string, ev *casekeeperv1.CaseEvent, thin bool, now time.Time) httpsender.Outcome {
+// attempt renders, signs and sends the body, and returns the outcome and the body; every failure is part of the
+// outcome. thin sends the thin form whatever the endpoint's format: the event without its case, all there is of an
+// event no longer stored.
+func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string, ev *casekeeperv1.CaseEvent, thin bool, now time.Time) (httpsender.Outcome, []byte) {
 	var body []byte
 	var err error
 	if thin {
@@ -279,9 +279,36 @@ func (d *Deliverer) attempt(ctx context.Context, route *Route, deliveryID string
 		body, err = d.render(ctx, route, ev)
 	}
 	if err != nil {
-		return httpsender.Outcome{Result: delivery.Result{Err: err}}
+		return httpsender.Outcome{Result: delivery.Result{Err: err}}, nil
 	}
-	return d.send(ctx, route, deliveryID, body, now)
+	return d.send(ctx, route, deliveryID, body, now), body
+}
+
+// attemptRecord is what the delivery log keeps of attempt n: the outcome, and the request as it was sent (its
+// headers, every custom header's value masked, and the start of its body), so that whoever debugs a receiver
+// sees exactly what it got.
+func attemptRecord(n int, now time.Time, route *Route, out httpsender.Outcome, body []byte) delivery.Attempt {
+	a := delivery.Attempt{Number: n, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
+	if out.Result.Err != nil {
+		a.Error = out.Result.Err.Error()
+	}
+	if out.Sent == nil {
+		return a
+	}
+	custom := make(map[string]bool, len(route.Headers))
+	for k := range route.Headers {
+		custom[http.CanonicalHeaderKey(k)] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(out.Sent)) {
+		for _, v := range out.Sent[name] {
+			if custom[name] {
+				v = HeaderValueMask
+			}
+			a.RequestHeaders = append(a.RequestHeaders, delivery.Header{Name: name, Value: v})
+		}
+	}
+	a.RequestBody = string(body[:min(len(body), delivery.RequestExcerpt)])
+	return a
 }
 
 func (d *Deliverer) render(ctx context.Context, route *Route, ev *casekeeperv1.CaseEvent) ([]byte, error) {

@@ -284,11 +284,8 @@ func (u *Endpoints) SendTest(ctx context.Context, tenant, id, eventType string) 
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	deliveryID := "msg_" + lowerBase32.EncodeToString(b)
-	out := u.Deliverer.attempt(ctx, route, deliveryID, ev, false, now)
-	a := delivery.Attempt{Number: 1, At: now, StatusCode: out.Result.StatusCode, Latency: out.Latency, Response: out.Response}
-	if out.Result.Err != nil {
-		a.Error = out.Result.Err.Error()
-	}
+	out, body := u.Deliverer.attempt(ctx, route, deliveryID, ev, false, now)
+	a := attemptRecord(1, now, route, out, body)
 	status := delivery.StatusDead
 	if out.Result.Succeeded() {
 		status = delivery.StatusSucceeded
@@ -342,7 +339,7 @@ func (u *Endpoints) checkTransform(ctx context.Context, tenant, program string) 
 	}
 	if _, err := u.Deliverer.Transforms.Run(ctx, tenant, program, full); errors.Is(err, payload.ErrLimit) {
 		return validation.Errors{{Field: "endpoint.jq_transform", Message: fmt.Sprintf(
-			"does not finish within the limits of a transform (%s, %d KiB of output) on the sample event: %v",
+			"does not finish within the limits of a transform (%s of CPU time, %d KiB of output) on the sample event: %v",
 			payload.TransformTimeout, payload.MaxBodyBytes>>10,
 			strings.TrimPrefix(err.Error(), payload.ErrTransform.Error()+": "+payload.ErrLimit.Error()+": "))}}
 	}

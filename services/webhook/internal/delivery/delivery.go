@@ -77,7 +77,19 @@ type Attempt struct {
 	Latency    time.Duration
 	Response   string // first ResponseExcerpt bytes of the body
 	Error      string
+	// RequestHeaders and RequestBody are the request as it was sent (the body's first RequestExcerpt bytes), with
+	// every custom header's value masked: they are often the receiver's credentials. Empty for an attempt that
+	// sent nothing (a body that could not be made) and in records written before attempts kept them.
+	RequestHeaders []Header
+	RequestBody    string
 }
+
+// Header is one request header as sent.
+type Header struct{ Name, Value string }
+
+// RequestExcerpt is how much of a request body an attempt keeps: every full or thin body whole; a jq output,
+// which may be up to 256 KiB, its start.
+const RequestExcerpt = 64 << 10
 
 // ResponseExcerpt is how much of a response body an attempt keeps.
 const ResponseExcerpt = 4 << 10
@@ -113,7 +125,7 @@ type Outcome struct {
 	Seq uint64
 	// Redaction, when set, makes this entry of the outcome log no attempt but the redaction of a case: every
 	// attempt of the case's deliveries already in the delivery log, and every one written to it afterwards, loses
-	// what the receiver answered and the error text (either may quote the case). Delivery and Attempt are empty.
+	// the body sent, what the receiver answered and the error text (all may hold or quote the case). Delivery and Attempt are empty.
 	Redaction *Redaction
 }
 
@@ -128,9 +140,10 @@ type Redaction struct {
 // ErasedText replaces an attempt's error text once its case was redacted: the status code and the timing stay.
 const ErasedText = "(erased: the case was redacted)"
 
-// Erase is the attempt without what the receiver answered and without its error text.
+// Erase is the attempt without the body it sent, what the receiver answered and its error text; the headers stay
+// (ids, times, signatures and masked values: no case data).
 func (a Attempt) Erase() Attempt {
-	a.Response = ""
+	a.Response, a.RequestBody = "", ""
 	if a.Error != "" {
 		a.Error = ErasedText
 	}

@@ -323,7 +323,12 @@ func (s *Server) ListDeliveries(ctx context.Context, req *casekeeperv1.ListDeliv
 		return nil, toStatus(err)
 	}
 	for _, d := range append(waiting, ds...) {
-		resp.Deliveries = append(resp.Deliveries, deliveryToProto(d))
+		p := deliveryToProto(d)
+		if p.LastAttempt != nil {
+			// A page of the log shows each row's outcome; the request sent is on the delivery's own page.
+			p.LastAttempt.RequestHeaders, p.LastAttempt.RequestBody = nil, ""
+		}
+		resp.Deliveries = append(resp.Deliveries, p)
 	}
 	return resp, nil
 }
@@ -491,8 +496,12 @@ func secretToProto(s delivery.Secret) *casekeeperv1.SigningSecret {
 }
 
 func attemptToProto(a delivery.Attempt) *casekeeperv1.Attempt {
-	return &casekeeperv1.Attempt{Number: int32(a.Number), At: timestamppb.New(a.At), StatusCode: int32(a.StatusCode),
-		Latency: durationpb.New(a.Latency), ResponseExcerpt: a.Response, Error: a.Error}
+	p := &casekeeperv1.Attempt{Number: int32(a.Number), At: timestamppb.New(a.At), StatusCode: int32(a.StatusCode),
+		Latency: durationpb.New(a.Latency), ResponseExcerpt: a.Response, Error: a.Error, RequestBody: a.RequestBody}
+	for _, h := range a.RequestHeaders {
+		p.RequestHeaders = append(p.RequestHeaders, &casekeeperv1.RequestHeader{Name: h.Name, Value: h.Value})
+	}
+	return p
 }
 
 func statusFromProto(s casekeeperv1.DeliveryStatus) delivery.Status {

@@ -75,6 +75,8 @@ type Outcome struct {
 	Result   delivery.Result
 	Latency  time.Duration
 	Response string // the first delivery.ResponseExcerpt bytes of the body
+	// Sent is the request's headers as they went out (nil when no request was made).
+	Sent http.Header
 }
 
 // Send posts the request and never returns an error: failures are part of the outcome.
@@ -91,9 +93,10 @@ func (s *Sender) Send(ctx context.Context, r Request) Outcome {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.ua)
+	sent := req.Header.Clone()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return Outcome{Result: delivery.Result{Err: simplify(err)}, Latency: time.Since(start)}
+		return Outcome{Result: delivery.Result{Err: simplify(err)}, Latency: time.Since(start), Sent: sent}
 	}
 	defer resp.Body.Close()
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, delivery.ResponseExcerpt))
@@ -103,6 +106,7 @@ func (s *Sender) Send(ctx context.Context, r Request) Outcome {
 		Result:   delivery.Result{StatusCode: resp.StatusCode},
 		Latency:  time.Since(start),
 		Response: string(excerpt),
+		Sent:     sent,
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		out.Result.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())

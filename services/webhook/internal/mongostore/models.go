@@ -111,6 +111,14 @@ type attemptDoc struct {
 	LatencyMS  float64   `bson:"latency_ms"`
 	Response   string    `bson:"response"`
 	Error      string    `bson:"error"`
+	// RequestHeaders is a list, not a document, to keep their order (and FerretDB stores no nested arrays).
+	RequestHeaders []headerDoc `bson:"request_headers,omitempty"`
+	RequestBody    string      `bson:"request_body,omitempty"`
+}
+
+type headerDoc struct {
+	Name  string `bson:"n"`
+	Value string `bson:"v"`
 }
 
 type deliveryDoc struct {
@@ -155,7 +163,19 @@ func toDeliveryDoc(d delivery.Delivery) deliveryDoc {
 
 func toAttemptDoc(deliveryID string, a delivery.Attempt) attemptDoc {
 	return attemptDoc{ID: deliveryID + "#" + strconv.Itoa(a.Number), DeliveryID: deliveryID, Number: a.Number, At: a.At.UTC(), StatusCode: a.StatusCode,
-		LatencyMS: float64(a.Latency.Microseconds()) / 1000, Response: a.Response, Error: a.Error}
+		LatencyMS: float64(a.Latency.Microseconds()) / 1000, Response: a.Response, Error: a.Error,
+		RequestHeaders: headerRows(a.RequestHeaders), RequestBody: a.RequestBody}
+}
+
+func headerRows(hs []delivery.Header) []headerDoc {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]headerDoc, len(hs))
+	for i, h := range hs {
+		out[i] = headerDoc{Name: h.Name, Value: h.Value}
+	}
+	return out
 }
 
 func (d deliveryDoc) domain() delivery.Delivery {
@@ -179,8 +199,13 @@ func (d deliveryDoc) domain() delivery.Delivery {
 }
 
 func (a attemptDoc) domain() delivery.Attempt {
-	return delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode,
-		Latency: time.Duration(a.LatencyMS * float64(time.Millisecond)), Response: a.Response, Error: a.Error}
+	out := delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode,
+		Latency: time.Duration(a.LatencyMS * float64(time.Millisecond)), Response: a.Response, Error: a.Error,
+		RequestBody: a.RequestBody}
+	for _, h := range a.RequestHeaders {
+		out.RequestHeaders = append(out.RequestHeaders, delivery.Header{Name: h.Name, Value: h.Value})
+	}
+	return out
 }
 
 type eventDoc struct {

@@ -300,13 +300,13 @@ func (s *Store) recordRedactions(ctx context.Context, rs []delivery.Redaction) e
 	return ignoreDuplicates(s.redactions.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)))
 }
 
-// eraseRedacted erases the attempts of the batch whose case was redacted. Only attempts that carry text are
-// looked up, all in one query by _id; on FerretDB an $in is a scan of the redactions, which grow by one per
-// redacted case, not with the traffic.
+// eraseRedacted erases the attempts of the batch whose case was redacted. Only attempts that carry text (every one
+// that sent a body) are looked up, all in one query by _id; on FerretDB an $in is a scan of the redactions, which
+// grow by one per redacted case, not with the traffic.
 func (s *Store) eraseRedacted(ctx context.Context, outs []delivery.Outcome) ([]delivery.Outcome, error) {
 	var keys bson.A
 	for _, o := range outs {
-		if o.Redaction == nil && (o.Attempt.Response != "" || o.Attempt.Error != "") {
+		if o.Redaction == nil && (o.Attempt.Response != "" || o.Attempt.Error != "" || o.Attempt.RequestBody != "") {
 			keys = append(keys, redactionKey(o.Delivery.Tenant, o.Delivery.CaseID))
 		}
 	}
@@ -341,8 +341,8 @@ func (s *Store) eraseRedacted(ctx context.Context, outs []delivery.Outcome) ([]d
 	return erased, nil
 }
 
-// eraseCase scrubs every attempt of the case's deliveries in the delivery log: what the receiver answered and the
-// error texts (a receiver may echo the body, an error may quote it), on the record (first and last attempt, last
+// eraseCase scrubs every attempt of the case's deliveries in the delivery log: the bodies sent, what the receiver
+// answered and the error texts (a receiver may echo the body, an error may quote it), on the record (first and last attempt, last
 // error) and in the attempts of their own, and deletes the events earlier versions stored for resends. The
 // deliveries are found by (tenant, case id): an index on MongoDB; FerretDB, which uses no index but _id, scans the
 // delivery log, which is acceptable once per redaction (a rare, deliberate act), never per delivery. The attempts
@@ -365,7 +365,7 @@ func (s *Store) eraseCase(ctx context.Context, tenant, caseID string) error {
 			set = append(set, bson.E{Key: "last_error", Value: delivery.ErasedText})
 		}
 		for field, a := range map[string]*attemptDoc{"first_attempt": d.FirstAttempt, "last_attempt": d.LastAttempt} {
-			if a != nil && (a.Response != "" || a.Error != "") {
+			if a != nil && (a.Response != "" || a.Error != "" || a.RequestBody != "") {
 				set = append(set, bson.E{Key: field, Value: toAttemptDoc(d.ID, a.domain().Erase())})
 			}
 		}
@@ -378,7 +378,8 @@ func (s *Store) eraseCase(ctx context.Context, tenant, caseID string) error {
 			// Unconditional (a successful retry then shows the erased text too): reading each attempt first would
 			// cost as much as writing it, and a filter on more than the _id is a scan on FerretDB.
 			if _, err := s.attempts.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID + "#" + strconv.Itoa(n)}},
-				bson.D{{Key: "$set", Value: bson.D{{Key: "response", Value: ""}, {Key: "error", Value: delivery.ErasedText}}}}); err != nil {
+				bson.D{{Key: "$set", Value: bson.D{{Key: "response", Value: ""}, {Key: "error", Value: delivery.ErasedText},
+					{Key: "request_body", Value: ""}}}}); err != nil {
 				return err
 			}
 		}

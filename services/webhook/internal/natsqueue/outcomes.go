@@ -165,6 +165,9 @@ type attemptWire struct {
 	LatencyNS  int64     `json:"latency_ns"`
 	Response   string    `json:"response,omitempty"`
 	Error      string    `json:"error,omitempty"`
+	// RequestHeaders are name, value pairs.
+	RequestHeaders [][2]string `json:"request_headers,omitempty"`
+	RequestBody    string      `json:"request_body,omitempty"`
 }
 
 func toWire(o delivery.Outcome) outcomeWire {
@@ -172,7 +175,7 @@ func toWire(o delivery.Outcome) outcomeWire {
 	return outcomeWire{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, EventID: d.EventID, EventSeq: d.EventSeq,
 		EventType: d.EventType, CaseID: d.CaseID, CaseVersion: d.CaseVersion, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt, Test: d.Test, Status: int(o.Status), NextAttemptAt: o.NextAttemptAt,
 		Attempt: attemptWire{Number: a.Number, At: a.At, StatusCode: a.StatusCode, LatencyNS: int64(a.Latency),
-			Response: a.Response, Error: a.Error}}
+			Response: a.Response, Error: a.Error, RequestHeaders: headerPairs(a.RequestHeaders), RequestBody: a.RequestBody}}
 }
 
 func (w outcomeWire) domain() delivery.Outcome {
@@ -183,8 +186,30 @@ func (w outcomeWire) domain() delivery.Outcome {
 			CreatedAt: w.CreatedAt, Test: w.Test},
 		Status: delivery.Status(w.Status), NextAttemptAt: w.NextAttemptAt,
 		Attempt: delivery.Attempt{Number: a.Number, At: a.At, StatusCode: a.StatusCode, Latency: time.Duration(a.LatencyNS),
-			Response: a.Response, Error: a.Error},
+			Response: a.Response, Error: a.Error, RequestHeaders: fromPairs(a.RequestHeaders), RequestBody: a.RequestBody},
 	}
+}
+
+func headerPairs(hs []delivery.Header) [][2]string {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([][2]string, len(hs))
+	for i, h := range hs {
+		out[i] = [2]string{h.Name, h.Value}
+	}
+	return out
+}
+
+func fromPairs(ps [][2]string) []delivery.Header {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]delivery.Header, len(ps))
+	for i, p := range ps {
+		out[i] = delivery.Header{Name: p[0], Value: p[1]}
+	}
+	return out
 }
 
 // CaseEvents reads case events back from the CASES stream by position, for resends and the sweeper: the stream is
