@@ -2,7 +2,11 @@
 
 package jqsandbox
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+	"time"
+)
 
 // limitMemory has no hard limit to set outside Linux: the soft limit and the pool's time limit remain.
 func limitMemory(int64) error { return nil }
@@ -13,3 +17,10 @@ const maxThreads = 16
 func lowerPriority() {}
 
 func detach(*exec.Cmd) {}
+
+var errNoCPUClock = errors.New("no CPU clock outside Linux")
+
+// cpuTime and processCPUTime are not read outside Linux: the time limits are the wall clock's there.
+func cpuTime() (time.Duration, error) { return 0, errNoCPUClock }
+
+func processCPUTime(int) (time.Duration, error) { return 0, errNoCPUClock }

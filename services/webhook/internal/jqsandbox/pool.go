@@ -34,8 +34,9 @@ type Options struct {
 	Workers int
 	// MemoryLimit is each worker's memory ceiling in bytes (default 64 MiB).
 	MemoryLimit int64
-	// Timeout bounds one run by the wall clock, after which the worker is killed (default payload.TransformTimeout
-	// plus 250ms: the program's own deadline is checked between jq instructions, this one is not).
+	// Timeout bounds the CPU time of one run, after which the worker is killed (default payload.TransformTimeout
+	// plus 250ms: the program's own deadline is checked between jq instructions, this one is not); the wall clock
+	// bounds it at wallFactor times that.
 	Timeout time.Duration
 	// QueueWait bounds the wait for a free worker (default 5s).
 	QueueWait time.Duration
@@ -263,14 +264,27 @@ func (p *Pool) call(ctx context.Context, w *worker, program string, input []byte
 		r.kind, r.body, r.err = w.roundTrip(program, input)
 		done <- r
 	}()
+	// The limit is the worker's CPU time during this run (see wallFactor): when Timeout has passed on the clock,
+	// the worker is killed if it used that much CPU, or once wallFactor × Timeout has passed; a worker that was
+	// only waiting for the CPU gets on with it meanwhile.
+	started := time.Now()
+	base, cpuErr := processCPUTime(w.cmd.Process.Pid)
 	t := time.NewTimer(p.o.Timeout)
 	defer t.Stop()
-	select {
-	case r := <-done:
-		return r.kind, r.body, r.err
-	case <-t.C:
-		w.timedOut.Store(true)
-	case <-ctx.Done():
+	for {
+		select {
+		case r := <-done:
+			return r.kind, r.body, r.err
+		case <-t.C:
+			used, err := processCPUTime(w.cmd.Process.Pid)
+			if cpuErr == nil && err == nil && used-base < p.o.Timeout && time.Since(started) < wallFactor*p.o.Timeout {
+				t.Reset(p.o.Timeout / 10)
+				continue
+			}
+			w.timedOut.Store(true)
+		case <-ctx.Done():
+		}
+		break
 	}
 	w.kill()
 	<-done
@@ -393,7 +407,7 @@ func (w *worker) kill() string {
 	<-w.exited
 	switch {
 	case w.timedOut.Load():
-		return fmt.Sprintf("ran longer than %s and was stopped", w.timeout)
+		return fmt.Sprintf("ran past its time limit (%s of CPU time, or %s on the clock) and was stopped", w.timeout, wallFactor*w.timeout)
 	case oom(w.stderr.String()):
 		return fmt.Sprintf("used more than the %d MiB of memory a transform may use", w.limit>>20)
 	}

@@ -2,7 +2,6 @@ package jqsandbox
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"os"
@@ -85,7 +84,9 @@ func run(cache map[string]*payload.Transform, program string, input []byte) (byt
 		}
 		cache[program] = t
 	}
-	out, err := t.Apply(context.Background(), input)
+	ctx, cancel := withCPUBudget(payload.TransformTimeout)
+	out, err := t.Apply(ctx, input)
+	cancel()
 	switch {
 	case err == nil:
 		return kindOK, out

@@ -97,8 +97,12 @@ func (t *Transform) Apply(ctx context.Context, full []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: decoding payload: %v", ErrTransform, err)
 	}
 	input = normalize(input)
-	ctx, cancel := context.WithTimeout(ctx, TransformTimeout)
-	defer cancel()
+	if _, bounded := ctx.Deadline(); !bounded {
+		// A caller with a budget of its own (the transform workers: CPU time) gives a context with a deadline.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, TransformTimeout)
+		defer cancel()
+	}
 	iter := t.code.RunWithContext(ctx, input)
 	v, ok := iter.Next()
 	if !ok {
@@ -106,7 +110,7 @@ func (t *Transform) Apply(ctx context.Context, full []byte) ([]byte, error) {
 	}
 	if err, isErr := v.(error); isErr {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, Limited("ran longer than %s", TransformTimeout)
+			return nil, Limited("ran past its time limit (%s of CPU time)", TransformTimeout)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrTransform, RuntimeErrorText(err))
 	}
