@@ -65,6 +65,9 @@ var kinds = map[string]func() any{
 	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
 	"networking.k8s.io/v1/Ingress":           func() any { return &networkingv1.Ingress{} },
+	// The Prometheus Operator's kinds, as far as deploy/k8s/monitoring uses them (monitoring_test.go).
+	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &podMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &prometheusRule{} },
 }
 
 // object is one decoded manifest.
