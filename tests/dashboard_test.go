@@ -446,9 +446,31 @@ func TestDashboardInBrowser(t *testing.T) {
 		if exists(t, ctx, fmt.Sprintf(`document.querySelector('#cases tr[data-case-id="%s"]')`, caseID)) {
 			t.Fatal("the case list filtered by approved shows a draft case")
 		}
+		// The case page lists its documents and checks, dates in UTC ISO form like everywhere.
+		if _, err := s.cases.AddDocument(pctx, &casekeeperv1.AddDocumentRequest{Id: caseID, Document: &casekeeperv1.Document{
+			Type: casekeeperv1.DocumentType_DOCUMENT_TYPE_PASSPORT, IssuingCountry: "DE", MaskedNumber: "*****4711",
+			Decision: casekeeperv1.DocumentDecision_DOCUMENT_DECISION_ACCEPTED}}); err != nil {
+			t.Fatalf("AddDocument: %v", err)
+		}
+		if _, err := s.cases.RecordCheck(pctx, &casekeeperv1.RecordCheckRequest{Id: caseID, Check: &casekeeperv1.Check{
+			Type: casekeeperv1.CheckType_CHECK_TYPE_AML_SCREENING, Result: casekeeperv1.CheckResult_CHECK_RESULT_CLEAR,
+			Provider: "screening-co", Reference: "scr-77"}}); err != nil {
+			t.Fatalf("RecordCheck: %v", err)
+		}
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases/"+caseID), chromedp.WaitVisible(chromedp.ID("timeline")))
-		eventuallyInPage(t, ctx, "case.created and case.updated in the timeline",
-			`document.querySelector('#timeline li[data-event-type="case.created"]') && document.querySelector('#timeline li[data-event-type="case.updated"]')`)
+		eventuallyInPage(t, ctx, "case.created, case.updated and the check in the timeline",
+			`document.querySelector('#timeline li[data-event-type="case.created"]') && document.querySelector('#timeline li[data-event-type="case.updated"]') && document.querySelector('#timeline li[data-event-type="case.check_recorded"]')`)
+		docs, checks := text(t, ctx, "#documents"), text(t, ctx, "#checks")
+		for _, want := range []string{"passport", "DE", "*****4711", "accepted", " UTC"} {
+			if !strings.Contains(strings.ToLower(docs), strings.ToLower(want)) {
+				t.Errorf("documents %q lack %q", docs, want)
+			}
+		}
+		for _, want := range []string{"aml screening", "clear", "screening-co", "scr-77", " UTC"} {
+			if !strings.Contains(strings.ToLower(checks), strings.ToLower(want)) {
+				t.Errorf("checks %q lack %q", checks, want)
+			}
+		}
 		screenshot(t, ctx, "case")
 
 		// Signing out ends the Keycloak session too: the next visit meets the login page again, not single sign-on.

@@ -114,14 +114,25 @@ type timelineEntry struct {
 	Detail  string
 }
 
+// documentView and checkView are a case's documents and checks as its page lists them.
+type documentView struct {
+	Type, Country, Number, Decision string
+	Added                           time.Time
+}
+
+type checkView struct {
+	Type, Result, Provider, Reference string
+	Completed                         time.Time
+}
+
 type casePage struct {
 	Case       caseRow
 	Applicant  string
 	Assignee   string
 	Labels     []string
 	Reason     string
-	Documents  int
-	Checks     int
+	Documents  []documentView
+	Checks     []checkView
 	Risk       string
 	Timeline   []timelineEntry
 	FromFeed   bool
@@ -141,7 +152,17 @@ func (h *Handler) showCase(w http.ResponseWriter, r *request) {
 	}
 	c := resp.GetCase()
 	p := casePage{Case: viewCaseRow(c), Applicant: c.GetApplicant().GetFullName(), Assignee: c.GetAssignee(),
-		Labels: c.GetLabels(), Reason: c.GetStatusReason(), Documents: len(c.GetDocuments()), Checks: len(c.GetChecks())}
+		Labels: c.GetLabels(), Reason: c.GetStatusReason()}
+	for _, d := range c.GetDocuments() {
+		p.Documents = append(p.Documents, documentView{Type: enumName(d.GetType().String(), "DOCUMENT_TYPE_"),
+			Country: d.GetIssuingCountry(), Number: d.GetMaskedNumber(), Decision: enumName(d.GetDecision().String(), "DOCUMENT_DECISION_"),
+			Added: d.GetAddedAt().AsTime()})
+	}
+	for _, ch := range c.GetChecks() {
+		p.Checks = append(p.Checks, checkView{Type: enumName(ch.GetType().String(), "CHECK_TYPE_"),
+			Result: enumName(ch.GetResult().String(), "CHECK_RESULT_"), Provider: ch.GetProvider(), Reference: ch.GetReference(),
+			Completed: ch.GetCompletedAt().AsTime()})
+	}
 	if c.GetRisk().GetLevel() != casekeeperv1.RiskLevel_RISK_LEVEL_UNSPECIFIED {
 		p.Risk = enumName(c.GetRisk().GetLevel().String(), "RISK_LEVEL_")
 	}
