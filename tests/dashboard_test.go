@@ -442,6 +442,18 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("the case list filtered by draft does not show case %s\n%s", caseID, pageState(ctx))
 		}
 		screenshot(t, ctx, "cases")
+		// Searching by the tenant's own reference finds that case and no other.
+		_, other := createCase(t, s, "cust-2099")
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases"))
+		eventuallyInPage(t, ctx, "the second case listed", fmt.Sprintf(`document.querySelector('#cases tr[data-case-id="%s"]')`, other))
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases?ref=cust-1042"), chromedp.WaitVisible(chromedp.ID("cases")))
+		if v := attr(t, ctx, "#ref", "value"); v != "cust-1042" {
+			t.Errorf("the reference field holds %q after the search, want cust-1042", v)
+		}
+		if rows := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#cases tbody tr').length`)); rows != 1 ||
+			!exists(t, ctx, fmt.Sprintf(`document.querySelector('#cases tr[data-case-id="%s"]')`, caseID)) {
+			t.Errorf("searching the reference cust-1042 shows %d rows, want only case %s\n%s", rows, caseID, pageState(ctx))
+		}
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases?status=approved"), chromedp.WaitVisible(chromedp.ID("case-filter")))
 		if exists(t, ctx, fmt.Sprintf(`document.querySelector('#cases tr[data-case-id="%s"]')`, caseID)) {
 			t.Fatal("the case list filtered by approved shows a draft case")

@@ -59,6 +59,7 @@ type casesPage struct {
 	Statuses     []statusOption
 	Status       string
 	UpdatedAfter string
+	Reference    string
 	Error        string
 	NextPage     string
 	NextLink     string
@@ -67,8 +68,9 @@ type casesPage struct {
 // listCases lists the tenant's cases, filtered by status and by "updated after" (a datetime-local read as UTC).
 func (h *Handler) listCases(w http.ResponseWriter, r *request) {
 	q := r.URL.Query()
-	p := casesPage{Status: q.Get("status"), UpdatedAfter: q.Get("updated_after")}
-	req := &casekeeperv1.ListCasesRequest{PageSize: casesPerPage, PageToken: q.Get("page")}
+	p := casesPage{Status: q.Get("status"), UpdatedAfter: q.Get("updated_after"), Reference: strings.TrimSpace(q.Get("ref"))}
+	// The reference is matched exactly, as the case service's external_ref filter does (and checks it).
+	req := &casekeeperv1.ListCasesRequest{PageSize: casesPerPage, PageToken: q.Get("page"), ExternalRef: p.Reference}
 	for v := casekeeperv1.CaseStatus_CASE_STATUS_DRAFT; v <= casekeeperv1.CaseStatus_CASE_STATUS_REDACTED; v++ {
 		value := strings.ToLower(strings.TrimPrefix(v.String(), "CASE_STATUS_"))
 		p.Statuses = append(p.Statuses, statusOption{Value: value, Label: statusName(v), Selected: value == p.Status})
