@@ -45,8 +45,15 @@ var writable = []string{"url", "description", "event_types", "disabled", "disabl
 
 var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-func newID(prefix string) string {
-	b := make([]byte, 15)
+// newID is prefix and 24 random characters (15 bytes): endpoint and event ids.
+func newID(prefix string) string { return randomID(prefix, 15) }
+
+// newDeliveryID is a random delivery id shaped like those delivery.DeliveryID makes (msg_ and 26 characters), for
+// deliveries of no event, such as test events.
+func newDeliveryID() string { return randomID("msg_", 16) }
+
+func randomID(prefix string, n int) string {
+	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return prefix + lowerBase32.EncodeToString(b)
 }
@@ -265,8 +272,8 @@ func (u *Endpoints) SendTest(ctx context.Context, tenant, id, eventType string) 
 		eventType = webhooks.TypeTest
 	}
 	now := u.Now()
-	ev, err := SampleEvent(tenant, eventType, now)
-	if err != nil {
+	ev, ok := SampleEvent(tenant, eventType, now)
+	if !ok {
 		return delivery.Attempt{}, validation.Errors{{Field: "event_type", Message: fmt.Sprintf(
 			"must be %s or one of the case event types (%s)", webhooks.TypeTest, strings.Join(sampleSteps, ", "))}}
 	}
@@ -279,11 +286,7 @@ func (u *Endpoints) SendTest(ctx context.Context, tenant, id, eventType string) 
 		_, err := payload.Compile(e.JQ)
 		route.Compiles = err == nil
 	}
-	// A delivery id like any other (msg_ and 26 characters, as delivery.DeliveryID makes), random: every test is
-	// a delivery of its own.
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	deliveryID := "msg_" + lowerBase32.EncodeToString(b)
+	deliveryID := newDeliveryID() // every test is a delivery of its own
 	out, body := u.Deliverer.attempt(ctx, route, deliveryID, ev, false, now)
 	a := attemptRecord(1, now, route, out, body)
 	status := delivery.StatusDead
@@ -348,9 +351,9 @@ func (u *Endpoints) checkTransform(ctx context.Context, tenant, program string) 
 
 // mustSample is the webhooks.TypeTest sample, which Preview and the save-time check of a program run on.
 func mustSample(tenant string, now time.Time) *casekeeperv1.CaseEvent {
-	ev, err := SampleEvent(tenant, webhooks.TypeTest, now)
-	if err != nil {
-		panic(err) // TypeTest always has a sample
+	ev, ok := SampleEvent(tenant, webhooks.TypeTest, now)
+	if !ok {
+		panic("no sample of " + webhooks.TypeTest) // there always is one
 	}
 	return ev
 }

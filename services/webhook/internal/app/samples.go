@@ -1,7 +1,6 @@
 package app
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -19,14 +18,14 @@ const SampleCaseID = "case_test"
 // case, no real person, taken through a plausible KYC life — created, assigned, a passport, an AML screening, a
 // low risk, submitted, reviewed and approved, redacted — as far as the type's change, so that each sample carries
 // what a real event of its type carries, with the version that change gives it. webhooks.TypeTest carries the
-// case as created.
-func SampleEvent(tenant, eventType string, now time.Time) (*casekeeperv1.CaseEvent, error) {
+// case as created. It reports false for a type no case change has.
+func SampleEvent(tenant, eventType string, now time.Time) (*casekeeperv1.CaseEvent, bool) {
 	step := slices.Index(sampleSteps, eventType)
 	if eventType == webhooks.TypeTest {
 		step = 0 // the case as created: version 1
 	}
 	if step < 0 {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownEventType, eventType)
+		return nil, false
 	}
 	ts := timestamppb.New(now)
 	c := &casekeeperv1.Case{Id: SampleCaseID, Tenant: tenant, ExternalRef: "test-ref",
@@ -40,11 +39,8 @@ func SampleEvent(tenant, eventType string, now time.Time) (*casekeeperv1.CaseEve
 	}
 	c.Version, c.UpdatedAt = int64(step+1), ts
 	return &casekeeperv1.CaseEvent{Id: newID("evt_test_"), Type: eventType, Tenant: tenant, CaseId: SampleCaseID,
-		CaseVersion: c.Version, OccurredAt: ts, Data: c}, nil
+		CaseVersion: c.Version, OccurredAt: ts, Data: c}, true
 }
-
-// ErrUnknownEventType is a test event of a type no case change has.
-var ErrUnknownEventType = fmt.Errorf("not an event type")
 
 // sampleSteps is the sample case's life, one change per event type, in order.
 var sampleSteps = []string{webhooks.TypeCreated, webhooks.TypeUpdated, webhooks.TypeDocumentAdded,

@@ -323,12 +323,7 @@ func (s *Server) ListDeliveries(ctx context.Context, req *casekeeperv1.ListDeliv
 		return nil, toStatus(err)
 	}
 	for _, d := range append(waiting, ds...) {
-		p := deliveryToProto(d)
-		if p.LastAttempt != nil {
-			// A page of the log shows each row's outcome; the request sent is on the delivery's own page.
-			p.LastAttempt.RequestHeaders, p.LastAttempt.RequestBody = nil, ""
-		}
-		resp.Deliveries = append(resp.Deliveries, p)
+		resp.Deliveries = append(resp.Deliveries, deliveryToProto(d))
 	}
 	return resp, nil
 }

@@ -538,9 +538,13 @@ func (s *Store) ListDeliveries(ctx context.Context, tenant string, f delivery.De
 			bson.D{{Key: "created_at", Value: after.CreatedAt.UTC()}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: after.ID}}}},
 		}})
 	}
+	// A page shows each delivery's outcome; the requests its attempts sent (up to 64 KiB each) are read only for a
+	// delivery's own page (GetDelivery).
 	cur, err := s.deliveries.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
-		SetLimit(int64(limit)))
+		SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "first_attempt.request_headers", Value: 0}, {Key: "first_attempt.request_body", Value: 0},
+			{Key: "last_attempt.request_headers", Value: 0}, {Key: "last_attempt.request_body", Value: 0}}))
 	if err != nil {
 		return nil, err
 	}
