@@ -78,15 +78,17 @@ func TestProcess_WaitReadyThenKill(t *testing.T) {
 	defer ready.Close()
 	p := testinfra.StartProcess(t, exec.Command("sh", "-c", "echo started; exec sleep 60"))
 	p.WaitReady(t, ready.URL, 5*time.Second)
+	// The ready URL answers at once, so the shell may not have printed yet: killing it first (as this test did)
+	// sometimes left nothing to collect on a loaded machine.
+	testinfra.Eventually(t, 5*time.Second, "the output collected", func() bool {
+		return strings.Contains(p.Output.String(), "started")
+	})
 	p.Kill()
 	select {
 	case <-p.Exited():
 	default:
 		t.Fatal("not exited after Kill")
 	}
-	testinfra.Eventually(t, 5*time.Second, "the output collected", func() bool {
-		return strings.Contains(p.Output.String(), "started")
-	})
 }
 
 func TestRecorder_AnswersAsToldAndKeepsEveryRequest(t *testing.T) {
