@@ -1,5 +1,6 @@
 // Package grpcserver builds the gRPC server every service runs: panic recovery, request logging, metrics,
-// authentication, masking of internal errors, health checks and reflection — in that order, for every service alike.
+// authentication, masking of internal errors, health checks and reflection — in that order, for every service alike —
+// and, when tracing is on, a span for every RPC.
 package grpcserver
 
 import (
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/casekeeper/core/pkg/auth"
+	"github.com/casekeeper/core/pkg/tracing"
 	"github.com/casekeeper/core/pkg/validation"
 )
 
@@ -45,7 +47,7 @@ func New(opts Options) *Server {
 		opts.MaxRecvBytes = 4 << 20
 	}
 	m := newMetrics(opts.Registry)
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(tracing.GRPCServerOptions(),
 		grpc.MaxRecvMsgSize(opts.MaxRecvBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(
@@ -57,7 +59,7 @@ func New(opts Options) *Server {
 			recoverStream(opts.Log),
 			observeStream(opts.Log, m),
 			auth.StreamServerInterceptor(opts.Verifier, opts.Policy),
-		),
+		))...,
 	)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

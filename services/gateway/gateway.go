@@ -33,6 +33,7 @@ import (
 	"github.com/casekeeper/core/pkg/mongodb"
 	"github.com/casekeeper/core/pkg/natsbus"
 	"github.com/casekeeper/core/pkg/opshttp"
+	"github.com/casekeeper/core/pkg/tracing"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/dashboard"
@@ -269,19 +270,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 	})
 
 	// The backing services see the gateway's own token (service:delegate) and the caller's identity.
-	caseConn, err := grpc.NewClient(cfg.CaseServiceAddr,
+	caseConn, err := grpc.NewClient(cfg.CaseServiceAddr, append(tracing.GRPCDialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(auth.DelegatingInterceptor(s.creds)),
-		grpc.WithChainStreamInterceptor(auth.DelegatingStreamInterceptor(s.creds)))
+		grpc.WithChainStreamInterceptor(auth.DelegatingStreamInterceptor(s.creds)))...)
 	if err != nil {
 		return nil, fmt.Errorf("case service client (CASE_SERVICE_ADDR %s): %w", cfg.CaseServiceAddr, err)
 	}
 	s.conns = append(s.conns, caseConn)
-	webhookConn, err := grpc.NewClient(cfg.WebhookServiceAddr,
+	webhookConn, err := grpc.NewClient(cfg.WebhookServiceAddr, append(tracing.GRPCDialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(
 			verifyCaller(s.verifier, webhookPolicy(admit), log),
-			auth.DelegatingInterceptor(s.creds)))
+			auth.DelegatingInterceptor(s.creds)))...)
 	if err != nil {
 		return nil, fmt.Errorf("webhook service client (WEBHOOK_SERVICE_ADDR %s): %w", cfg.WebhookServiceAddr, err)
 	}
@@ -302,9 +303,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 
 	// HTTP reaches the gRPC server through an in-process listener, so it passes the very same interceptors.
 	s.selfLis = bufconn.Listen(1 << 20)
-	selfConn, err := grpc.NewClient("passthrough:///gateway-self",
+	selfConn, err := grpc.NewClient("passthrough:///gateway-self", append(tracing.GRPCDialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.selfLis.DialContext(ctx) }))
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.selfLis.DialContext(ctx) }))...)
 	if err != nil {
 		return nil, fmt.Errorf("in-process gRPC client: %w", err)
 	}

@@ -14,8 +14,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/tracing"
 	"github.com/casekeeper/core/services/case/internal/app"
 	"github.com/casekeeper/core/services/case/internal/kyc"
 	"github.com/casekeeper/core/services/case/internal/protoconv"
@@ -129,8 +132,14 @@ func (l *Log) Last(ctx context.Context, tenant, id string) (app.Record, error) {
 	return app.Record{Case: ev.Case, Seq: msg.Sequence, EventID: ev.ID}, nil
 }
 
-// Append publishes the event if the subject's last sequence is still prevSeq.
-func (l *Log) Append(ctx context.Context, ev app.Event, prevSeq uint64) (uint64, error) {
+// Append publishes the event if the subject's last sequence is still prevSeq. The event's message carries the trace
+// context of its publish span, so that what the event causes downstream (fan-out, deliveries) joins the write's
+// trace.
+func (l *Log) Append(ctx context.Context, ev app.Event, prevSeq uint64) (seq uint64, err error) {
+	ctx, span := tracing.Tracer().Start(ctx, "publish case event", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("casekeeper.event_type", ev.Type), attribute.String("casekeeper.case_id", ev.Case.ID),
+			attribute.Int64("casekeeper.case_version", ev.Case.Version)))
+	defer func() { tracing.End(span, err) }()
 	// Fail fast while NATS is away: a write is acknowledged only once the stream has it, so there is nothing to
 	// wait for.
 	stream, err := l.ready(ctx)
@@ -143,6 +152,7 @@ func (l *Log) Append(ctx context.Context, ev app.Event, prevSeq uint64) (uint64,
 	}
 	c := ev.Case
 	msg := events.RawMessage(c.Tenant, c.ID, ev.ID, ev.Type, c.Version, body)
+	tracing.Inject(ctx, tracing.Headers(msg.Header))
 	pctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	ack, err := l.js.PublishMsg(pctx, msg, jetstream.WithExpectLastSequencePerSubject(prevSeq))

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/casekeeper/core/pkg/auth"
+	"github.com/casekeeper/core/pkg/tracing"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
 	"github.com/casekeeper/core/services/gateway/internal/feed"
@@ -122,7 +123,7 @@ func (o Options) refund(r *http.Request) {
 // timeout — long-polls and streams outlive any sensible one — so each route sets its own write deadline.
 func (a *API) Server() *http.Server {
 	return &http.Server{
-		Handler:           a.Mux,
+		Handler:           tracing.HTTPHandler(a.Mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,

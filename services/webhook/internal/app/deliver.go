@@ -10,9 +10,13 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/tracing"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/proto/webhookbody"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
@@ -184,7 +188,19 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 			return nil
 		}
 	}
-	out, body := d.attempt(ctx, route, j.DeliveryID, ev, thin, now)
+	// The attempt's span is a child of the event's fan-out, so a retry three hours later is still in the trace of
+	// the write; the request carries it as its traceparent.
+	actx, span := tracing.Tracer().Start(trace.ContextWithRemoteSpanContext(ctx, j.Trace), "deliver webhook",
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("casekeeper.delivery_id", j.DeliveryID), attribute.String("casekeeper.endpoint_id", j.EndpointID),
+			attribute.Int("casekeeper.attempt", j.Attempt), attribute.String("casekeeper.event_type", ev.GetType())))
+	out, body := d.attempt(actx, route, j.DeliveryID, ev, thin, now)
+	span.SetAttributes(attribute.Int("http.response.status_code", out.Result.StatusCode))
+	spanErr := out.Result.Err
+	if spanErr == nil && (out.Result.StatusCode < 200 || out.Result.StatusCode > 299) {
+		spanErr = fmt.Errorf("the endpoint answered %d", out.Result.StatusCode)
+	}
+	tracing.End(span, spanErr)
 	if errors.Is(out.Result.Err, jqsandbox.ErrNewlyQuarantined) {
 		d.transformNotice(ctx, route, out.Result.Err, now)
 	}
@@ -339,6 +355,8 @@ func (d *Deliverer) send(ctx context.Context, route *Route, deliveryID string, b
 		h.Set(k, v)
 	}
 	signer.Sign(h, deliveryID, now, body)
+	// Set after the endpoint's own headers: the trace context is the sender's to state.
+	tracing.Inject(ctx, propagation.HeaderCarrier(h))
 	return d.Sender.Send(ctx, httpsender.Request{URL: route.URL, Header: h, Body: body})
 }
 

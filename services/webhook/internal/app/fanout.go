@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/casekeeper/core/pkg/events"
+	"github.com/casekeeper/core/pkg/tracing"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/natsqueue"
@@ -18,6 +22,8 @@ type Incoming struct {
 	// Stored is when the CASES stream stored the event (the NATS server's clock), and Seq where.
 	Stored time.Time
 	Seq    uint64
+	// Trace is the span of the event's publish (from its message headers): its fan-out joins that trace.
+	Trace trace.SpanContext
 }
 
 // Fanout turns case events into deliveries, one per (event, matching enabled endpoint).
@@ -53,9 +59,18 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 	if err := f.Routes.Fresh(ctx); err != nil {
 		return fmt.Errorf("%w: checking the routing table: %v", ErrRetryLater, err)
 	}
-	var jobs []natsqueue.Job
+	var (
+		jobs  []natsqueue.Job
+		spans []trace.Span
+	)
 	for _, in := range batch {
 		e := in.Event
+		// One span per event, in the trace of its write, ended once its first attempts are enqueued; every attempt
+		// of its deliveries is a child of it.
+		_, span := tracing.Tracer().Start(trace.ContextWithRemoteSpanContext(ctx, in.Trace), "fan out case event",
+			trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+				attribute.String("casekeeper.event_id", e.GetId()), attribute.String("casekeeper.event_type", e.GetType())))
+		spans = append(spans, span)
 		if e.GetType() == events.TypeRedacted {
 			// Rare, and one publish: recorded whether or not the tenant has endpoints, since deliveries made to
 			// endpoints deleted since are in the delivery log too.
@@ -72,10 +87,14 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 		for _, rt := range f.Routes.ForEvent(e.GetTenant(), e.GetType(), in.Stored) {
 			id := delivery.DeliveryID(e.GetId(), rt.ID)
 			jobs = append(jobs, natsqueue.Job{DeliveryID: id, Tenant: rt.Tenant, EndpointID: rt.ID, Attempt: 1, Event: in.Body,
-				EventSeq: in.Seq, EventID: e.GetId()})
+				EventSeq: in.Seq, EventID: e.GetId(), Trace: span.SpanContext()})
 		}
 	}
-	if err := f.Queue.Enqueue(ctx, jobs); err != nil {
+	err := f.Queue.Enqueue(ctx, jobs)
+	for _, span := range spans {
+		tracing.End(span, err)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRetryLater, err)
 	}
 	return nil

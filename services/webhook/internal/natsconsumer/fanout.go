@@ -13,6 +13,7 @@ import (
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/pkg/natsbus"
+	"github.com/casekeeper/core/pkg/tracing"
 	"github.com/casekeeper/core/services/webhook/internal/app"
 )
 
@@ -105,7 +106,8 @@ func (f *Fanout) handle(ctx context.Context, batch []jetstream.Msg) {
 			continue
 		}
 		msgs = append(msgs, m)
-		in = append(in, app.Incoming{Event: ev, Body: m.Data(), Stored: md.Timestamp, Seq: md.Sequence.Stream})
+		in = append(in, app.Incoming{Event: ev, Body: m.Data(), Stored: md.Timestamp, Seq: md.Sequence.Stream,
+			Trace: tracing.Extract(tracing.Headers(m.Headers()))})
 	}
 	if len(msgs) == 0 {
 		return

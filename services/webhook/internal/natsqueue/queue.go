@@ -16,6 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/casekeeper/core/pkg/tracing"
 )
 
 // Stream holds the delivery work and the retry schedules.
@@ -90,6 +93,9 @@ type Job struct {
 	// Seq is the message's position in the queue's stream (0 for a job not read from it): what claims an attempt
 	// (AttemptClaims).
 	Seq uint64
+	// Trace is the span the job was made in (the event's fan-out), carried in the message headers: every attempt,
+	// retries included, is a span of the event's trace.
+	Trace trace.SpanContext
 }
 
 func (j Job) msg(subject string) *nats.Msg {
@@ -105,6 +111,9 @@ func (j Job) msg(subject string) *nats.Msg {
 	}
 	if j.Resend {
 		m.Header.Set(HeaderResend, "1")
+	}
+	if j.Trace.IsValid() {
+		tracing.Inject(trace.ContextWithSpanContext(context.Background(), j.Trace), tracing.Headers(m.Header))
 	}
 	return m
 }
@@ -136,6 +145,7 @@ func parseJob(h nats.Header, data []byte) (Job, error) {
 		}
 	}
 	j.Resend, j.EventID = h.Get(HeaderResend) == "1", h.Get(HeaderEventID)
+	j.Trace = tracing.Extract(tracing.Headers(h))
 	if len(j.Event) == 0 && (j.EventSeq == 0 || j.EventID == "") {
 		return Job{}, ErrBadMessage
 	}
