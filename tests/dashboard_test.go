@@ -340,13 +340,19 @@ func addEndpoint(t *testing.T, ctx context.Context, s *dashboardStack, hookURL s
 // createCase creates a case as the KYC provider acme-provider, through the case service.
 func createCase(t *testing.T, s *dashboardStack, ref string) (context.Context, string) {
 	t.Helper()
+	return createCaseOf(t, s, ref, "Jane Roe")
+}
+
+// createCaseOf creates a case for the applicant of the given name.
+func createCaseOf(t *testing.T, s *dashboardStack, ref, applicant string) (context.Context, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(testinfra.Bearer(context.Background(),
 		testinfra.ClientToken(t, "acme-provider", "acmeProviderDevSecret")), 30*time.Second)
 	t.Cleanup(cancel)
 	created, err := s.cases.CreateCase(ctx, &casekeeperv1.CreateCaseRequest{
 		RequestId: fmt.Sprintf("dash-%d", time.Now().UnixNano()), ExternalRef: ref,
 		Level:     casekeeperv1.VerificationLevel_VERIFICATION_LEVEL_ENHANCED,
-		Applicant: &casekeeperv1.Applicant{FullName: "Jane Roe", Nationality: "DE"},
+		Applicant: &casekeeperv1.Applicant{FullName: applicant, Nationality: "DE"},
 	})
 	if err != nil {
 		t.Fatalf("CreateCase: %v", err)
@@ -443,9 +449,24 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		screenshot(t, ctx, "cases")
 		// Searching by the tenant's own reference finds that case and no other.
-		_, other := createCase(t, s, "cust-2099")
+		_, other := createCaseOf(t, s, "cust-2099", "Émile Zola-Okafor")
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases"))
 		eventuallyInPage(t, ctx, "the second case listed", fmt.Sprintf(`document.querySelector('#cases tr[data-case-id="%s"]')`, other))
+		// Newest first: the case just created heads the list.
+		if first := get(t, ctx, chromedp.Evaluate[string](`document.querySelector('#cases tbody tr').dataset.caseId`)); first != other {
+			t.Errorf("the first row is case %s, want the newest, %s\n%s", first, other, pageState(ctx))
+		}
+		// Searching by a part of the applicant's name, in another case, through the form.
+		do(t, ctx, chromedp.SendKeys(chromedp.ID("name"), "zola-OK"), chromedp.Click(chromedp.ID("apply-filter")))
+		eventuallyInPage(t, ctx, "the page of the search", `location.search.includes('name=') && document.getElementById('cases') !== null`)
+		if rows := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#cases tbody tr').length`)); rows != 1 ||
+			!strings.Contains(text(t, ctx, fmt.Sprintf(`#cases tr[data-case-id="%s"] .applicant`, other)), "Émile Zola-Okafor") {
+			t.Errorf("searching the name zola-OK shows %d rows, want only case %s of Émile Zola-Okafor\n%s", rows, other, pageState(ctx))
+		}
+		if v := attr(t, ctx, "#name", "value"); v != "zola-OK" {
+			t.Errorf("the name field holds %q after the search, want zola-OK", v)
+		}
+		screenshot(t, ctx, "cases-search")
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/cases?ref=cust-1042"), chromedp.WaitVisible(chromedp.ID("cases")))
 		if v := attr(t, ctx, "#ref", "value"); v != "cust-1042" {
 			t.Errorf("the reference field holds %q after the search, want cust-1042", v)

@@ -33,6 +33,12 @@ func (c *Client) ListCases(ctx context.Context, req *casekeeperv1.ListCasesReque
 	if req.GetUpdatedAfter() != nil {
 		q.Set("updated_after", req.GetUpdatedAfter().AsTime().UTC().Format(time.RFC3339Nano))
 	}
+	if req.GetApplicantName() != "" {
+		q.Set("applicant_name", req.GetApplicantName())
+	}
+	if req.GetNewestFirst() {
+		q.Set("newest_first", "true")
+	}
 	if req.GetPageSize() != 0 {
 		q.Set("page_size", strconv.Itoa(int(req.GetPageSize())))
 	}

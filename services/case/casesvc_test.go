@@ -3,6 +3,7 @@ package casesvc_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -337,6 +338,14 @@ func TestBadInputIsRefusedNamingTheFieldAndWritesNothing(t *testing.T) {
 			_, err := st.api.ListCases(ctx, &pb.ListCasesRequest{PageSize: 100000})
 			return err
 		}, "page_size"},
+		{"applicant search too long", func() error {
+			_, err := st.api.ListCases(ctx, &pb.ListCasesRequest{ApplicantName: strings.Repeat("a", 201)})
+			return err
+		}, "applicant_name"},
+		{"NUL in the applicant search", func() error {
+			_, err := st.api.ListCases(ctx, &pb.ListCasesRequest{ApplicantName: "a\x00b"})
+			return err
+		}, "applicant_name"},
 		{"negative expected version", func() error {
 			_, err := st.api.Submit(ctx, &pb.SubmitRequest{Id: c.Id, ExpectedVersion: -1})
 			return err
@@ -481,13 +490,18 @@ func TestListCasesPagesInStableOrderWithFilters(t *testing.T) {
 	for i := range 7 {
 		ids = append(ids, create(t, st, acmeProvider, fmt.Sprintf("page-%d", i)).Id)
 	}
+	// A name with characters a regular expression would read as operators: the search must take them literally.
+	if _, err := st.api.UpdateApplicant(ctx, &pb.UpdateApplicantRequest{Id: ids[2], Applicant: &pb.Applicant{FullName: "Ada (Q.) Łukasiewicz"}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := st.api.Submit(ctx, &pb.SubmitRequest{Id: ids[3]}); err != nil {
 		t.Fatal(err)
 	}
 	testinfra.Eventually(t, 10*time.Second, "the projection holds every case", func() bool {
 		sub, err := st.api.ListCases(ctx, &pb.ListCasesRequest{Statuses: []pb.CaseStatus{pb.CaseStatus_CASE_STATUS_SUBMITTED}})
 		all, err2 := st.api.ListCases(ctx, &pb.ListCasesRequest{PageSize: 100})
-		return err == nil && err2 == nil && len(sub.GetCases()) == 1 && len(all.GetCases()) == len(ids)
+		ada, err3 := st.api.ListCases(ctx, &pb.ListCasesRequest{ApplicantName: "Ada"})
+		return err == nil && err2 == nil && err3 == nil && len(sub.GetCases()) == 1 && len(all.GetCases()) == len(ids) && len(ada.GetCases()) == 1
 	})
 	var seen []string
 	token := ""
@@ -518,6 +532,53 @@ func TestListCasesPagesInStableOrderWithFilters(t *testing.T) {
 	upd, err := st.api.ListCases(ctx, &pb.ListCasesRequest{UpdatedAfter: after})
 	if err != nil || len(upd.GetCases()) != 0 {
 		t.Fatalf("updated_after: %d cases %v, want 0", len(upd.GetCases()), err)
+	}
+
+	// Newest first, in pages, is the same cases the other way round.
+	seen, token = nil, ""
+	var firstToken string
+	for pages := 0; pages < 10; pages++ {
+		resp, err := st.api.ListCases(ctx, &pb.ListCasesRequest{PageSize: 3, PageToken: token, NewestFirst: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range resp.GetCases() {
+			seen = append(seen, c.Id)
+		}
+		if firstToken == "" {
+			firstToken = resp.GetNextPageToken()
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	newest := slices.Clone(ids)
+	slices.Reverse(newest)
+	if strings.Join(seen, ",") != strings.Join(newest, ",") {
+		t.Fatalf("newest-first pages gave %v, want %v", seen, newest)
+	}
+	if _, err = st.api.ListCases(ctx, &pb.ListCasesRequest{PageSize: 3, PageToken: firstToken}); status.Code(err) != codes.InvalidArgument || !hasFieldViolation(err, "page_token") {
+		t.Fatalf("a newest-first token read oldest first: %v, want InvalidArgument naming page_token", err)
+	}
+
+	// The applicant-name search: contained, case ignored, taken literally.
+	for _, c := range []struct {
+		search string
+		want   []string
+	}{
+		{"ada (q.) ł", []string{ids[2]}},
+		{"QUARTERMAINE", append(slices.Clone(ids[:2]), ids[3:]...)},
+		{"a.a", nil},
+		{"(Q.*", nil},
+	} {
+		resp, err := st.api.ListCases(ctx, &pb.ListCasesRequest{ApplicantName: c.search, PageSize: 100})
+		var got []string
+		for _, x := range resp.GetCases() {
+			got = append(got, x.Id)
+		}
+		if err != nil || strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("applicant_name %q: %v %v, want %v", c.search, got, err, c.want)
+		}
 	}
 }
 

@@ -84,6 +84,27 @@ func testTenantIsolation(t *testing.T, h *harness) {
 			t.Fatalf("acme's list holds a case of %s", c.GetTenant())
 		}
 	}
+	// Over HTTP, newest first and by a part of the applicant's name; a bad search names its field.
+	b := h.createCase(t, h.acmeProvider(), "iso-acme-newest")
+	type page struct {
+		Cases []struct{ ID string } `json:"cases"`
+	}
+	testinfra.Eventually(t, 10*time.Second, "the newest case first over HTTP", func() bool {
+		resp, body = h.get(t, "/v1/cases?newest_first=true&page_size=500", acme)
+		var got page
+		return resp.StatusCode == http.StatusOK && json.Unmarshal(body, &got) == nil && len(got.Cases) >= 2 &&
+			got.Cases[0].ID == b.GetId() &&
+			slices.IsSortedFunc(got.Cases, func(x, y struct{ ID string }) int { return strings.Compare(y.ID, x.ID) })
+	})
+	resp, body = h.get(t, "/v1/cases?applicant_name=person+ISO-ACME-NEW", acme)
+	var named page
+	if err := json.Unmarshal(body, &named); resp.StatusCode != http.StatusOK || err != nil || len(named.Cases) != 1 || named.Cases[0].ID != b.GetId() {
+		t.Fatalf("the applicant-name search: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.get(t, "/v1/cases?applicant_name="+strings.Repeat("x", 201), acme)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "applicant_name") {
+		t.Fatalf("a 201-character applicant search: %d %s", resp.StatusCode, body)
+	}
 	// A caller cannot smuggle another tenant in through metadata headers.
 	resp, _ = h.get(t, "/v1/cases/"+g.GetId(), acme, "Grpc-Metadata-X-Casekeeper-Tenant: globex", "X-Casekeeper-Tenant: globex")
 	if resp.StatusCode != http.StatusNotFound {

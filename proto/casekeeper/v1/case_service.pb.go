@@ -266,8 +266,14 @@ type ListCasesRequest struct {
 	UpdatedAfter *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=updated_after,json=updatedAfter,proto3" json:"updated_after,omitempty"`
 	// 1 to 500; 0 means 50.
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// From a previous response's next_page_token.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// From a previous response's next_page_token, of a request with the same newest_first.
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Newest created first; the default is oldest first. Case ids are time-ordered (UUIDv7), so either order pages by
+	// id.
+	NewestFirst bool `protobuf:"varint,6,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
+	// Only cases whose applicant's full name contains this text, ignoring case (at most 200 characters). A search
+	// reads the tenant's cases until the page is full, unindexed; narrow it by status or time where you can.
+	ApplicantName string `protobuf:"bytes,7,opt,name=applicant_name,json=applicantName,proto3" json:"applicant_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -333,6 +339,20 @@ func (x *ListCasesRequest) GetPageSize() int32 {
 func (x *ListCasesRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListCasesRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
+func (x *ListCasesRequest) GetApplicantName() string {
+	if x != nil {
+		return x.ApplicantName
 	}
 	return ""
 }
@@ -1833,14 +1853,16 @@ const file_casekeeper_v1_case_service_proto_rawDesc = "" +
 	"\x0eGetCaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
 	"\x0fGetCaseResponse\x12'\n" +
-	"\x04case\x18\x01 \x01(\v2\x13.casekeeper.v1.CaseR\x04case\"\xe9\x01\n" +
+	"\x04case\x18\x01 \x01(\v2\x13.casekeeper.v1.CaseR\x04case\"\xb3\x02\n" +
 	"\x10ListCasesRequest\x125\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2\x19.casekeeper.v1.CaseStatusR\bstatuses\x12!\n" +
 	"\fexternal_ref\x18\x02 \x01(\tR\vexternalRef\x12?\n" +
 	"\rupdated_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fupdatedAfter\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"f\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12!\n" +
+	"\fnewest_first\x18\x06 \x01(\bR\vnewestFirst\x12%\n" +
+	"\x0eapplicant_name\x18\a \x01(\tR\rapplicantName\"f\n" +
 	"\x11ListCasesResponse\x12)\n" +
 	"\x05cases\x18\x01 \x03(\v2\x13.casekeeper.v1.CaseR\x05cases\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x03\n" +

@@ -73,8 +73,13 @@ type ListQuery struct {
 	Statuses     []kyc.Status
 	ExternalRef  string
 	UpdatedAfter time.Time
-	AfterID      string
-	Limit        int
+	// ApplicantName matches applicants whose full name contains it, ignoring case.
+	ApplicantName string
+	// NewestFirst lists by id descending (ids are UUIDv7: creation order); AfterID is then the last id of the
+	// previous page in that order.
+	NewestFirst bool
+	AfterID     string
+	Limit       int
 }
 
 // maxAttempts bounds how often a write re-reads and re-applies after losing the compare-and-set.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -95,7 +97,14 @@ func (s *Server) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb.Lis
 	case size < 0 || size > maxPageSize:
 		errs.Add("page_size", "must be between 1 and %d", maxPageSize)
 	}
-	q := app.ListQuery{Statuses: statuses, ExternalRef: r.GetExternalRef(), Limit: size + 1}
+	q := app.ListQuery{Statuses: statuses, ExternalRef: r.GetExternalRef(), Limit: size + 1, NewestFirst: r.GetNewestFirst()}
+	if name := strings.TrimSpace(r.GetApplicantName()); name != "" {
+		errs.Text("applicant_name", name, validation.TextRule{})
+		if n := utf8.RuneCountInString(name); n > maxApplicantSearch {
+			errs.Add("applicant_name", "must be at most %d characters (got %d)", maxApplicantSearch, n)
+		}
+		q.ApplicantName = name
+	}
 	if r.UpdatedAfter != nil {
 		if err := r.UpdatedAfter.CheckValid(); err != nil {
 			errs.Add("updated_after", "is not a valid timestamp")
@@ -104,11 +113,14 @@ func (s *Server) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb.Lis
 		}
 	}
 	if tok := r.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || uuid.Validate(string(raw)) != nil {
+		id, newestFirst, ok := parseListToken(tok)
+		switch {
+		case !ok:
 			errs.Add("page_token", "is not a token from a previous ListCases answer")
+		case newestFirst != q.NewestFirst:
+			errs.Add("page_token", "is from a listing in the other order: send the same newest_first")
 		}
-		q.AfterID = string(raw)
+		q.AfterID = id
 	}
 	if err := errs.Err(); err != nil {
 		return nil, toStatus(err)
@@ -121,7 +133,7 @@ func (s *Server) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb.Lis
 	if len(cases) > size {
 		// One more than asked came back: there is a next page, starting after the last case shown.
 		cases = cases[:size]
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(cases[size-1].ID))
+		resp.NextPageToken = listToken(cases[size-1].ID, q.NewestFirst)
 	}
 	for _, c := range cases {
 		resp.Cases = append(resp.Cases, protoconv.Case(c))
@@ -270,4 +282,25 @@ func toStatus(err error) error {
 		return status.Error(codes.Canceled, "the call was canceled")
 	}
 	return err
+}
+
+// maxApplicantSearch bounds the applicant-name search text, in characters.
+const maxApplicantSearch = 200
+
+// listToken is a ListCases page token: the last id of the page, and "-" before it in a newest-first listing, so
+// that a token is never read in the other order.
+func listToken(lastID string, newestFirst bool) string {
+	if newestFirst {
+		lastID = "-" + lastID
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
+}
+
+func parseListToken(tok string) (lastID string, newestFirst, ok bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return "", false, false
+	}
+	lastID, newestFirst = strings.CutPrefix(string(raw), "-")
+	return lastID, newestFirst, uuid.Validate(lastID) == nil
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -166,10 +167,17 @@ func (s *Store) List(ctx context.Context, tenant string, q app.ListQuery) ([]*ky
 	if !q.UpdatedAfter.IsZero() {
 		filter = append(filter, bson.E{Key: "updated_at", Value: bson.D{{Key: "$gt", Value: q.UpdatedAfter}}})
 	}
-	if q.AfterID != "" {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.AfterID}}})
+	if q.ApplicantName != "" {
+		filter = append(filter, bson.E{Key: "applicant.full_name", Value: bson.Regex{Pattern: regexp.QuoteMeta(q.ApplicantName), Options: "i"}})
 	}
-	cur, err := s.cases.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)))
+	after, order := "$gt", 1
+	if q.NewestFirst {
+		after, order = "$lt", -1
+	}
+	if q.AfterID != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: after, Value: q.AfterID}}})
+	}
+	cur, err := s.cases.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: order}}).SetLimit(int64(q.Limit)))
 	if err != nil {
 		return nil, fmt.Errorf("listing cases: %w", err)
 	}

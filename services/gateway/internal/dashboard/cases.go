@@ -33,6 +33,7 @@ func statusName(s casekeeperv1.CaseStatus) string { return enumName(s.String(), 
 type caseRow struct {
 	ID          string
 	ExternalRef string
+	Applicant   string
 	Status      string
 	StatusClass string
 	Level       string
@@ -42,7 +43,7 @@ type caseRow struct {
 }
 
 func viewCaseRow(c *casekeeperv1.Case) caseRow {
-	return caseRow{ID: c.GetId(), ExternalRef: c.GetExternalRef(), Status: statusName(c.GetStatus()),
+	return caseRow{ID: c.GetId(), ExternalRef: c.GetExternalRef(), Applicant: c.GetApplicant().GetFullName(), Status: statusName(c.GetStatus()),
 		StatusClass: strings.ReplaceAll(statusName(c.GetStatus()), " ", "-"),
 		Level:       enumName(c.GetLevel().String(), "VERIFICATION_LEVEL_"), Version: c.GetVersion(),
 		Updated: c.GetUpdatedAt().AsTime(), Created: c.GetCreatedAt().AsTime()}
@@ -60,17 +61,22 @@ type casesPage struct {
 	Status       string
 	UpdatedAfter string
 	Reference    string
+	Applicant    string
 	Error        string
 	NextPage     string
 	NextLink     string
 }
 
-// listCases lists the tenant's cases, filtered by status and by "updated after" (a datetime-local read as UTC).
+// listCases lists the tenant's cases newest first, filtered by status, reference, applicant name and "updated
+// after" (ISO date and time, UTC).
 func (h *Handler) listCases(w http.ResponseWriter, r *request) {
 	q := r.URL.Query()
-	p := casesPage{Status: q.Get("status"), UpdatedAfter: q.Get("updated_after"), Reference: strings.TrimSpace(q.Get("ref"))}
-	// The reference is matched exactly, as the case service's external_ref filter does (and checks it).
-	req := &casekeeperv1.ListCasesRequest{PageSize: casesPerPage, PageToken: q.Get("page"), ExternalRef: p.Reference}
+	p := casesPage{Status: q.Get("status"), UpdatedAfter: q.Get("updated_after"), Reference: strings.TrimSpace(q.Get("ref")),
+		Applicant: strings.TrimSpace(q.Get("name"))}
+	// The reference is matched exactly and the name as a part, ignoring case, as the case service's filters do
+	// (and check them).
+	req := &casekeeperv1.ListCasesRequest{PageSize: casesPerPage, PageToken: q.Get("page"), ExternalRef: p.Reference,
+		ApplicantName: p.Applicant, NewestFirst: true}
 	for v := casekeeperv1.CaseStatus_CASE_STATUS_DRAFT; v <= casekeeperv1.CaseStatus_CASE_STATUS_REDACTED; v++ {
 		value := strings.ToLower(strings.TrimPrefix(v.String(), "CASE_STATUS_"))
 		p.Statuses = append(p.Statuses, statusOption{Value: value, Label: statusName(v), Selected: value == p.Status})
