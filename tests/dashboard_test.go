@@ -548,6 +548,19 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		eventuallyInPage(t, ctx, "the recovered delivery succeeded",
 			`!document.querySelector('#delivery-log tr[data-status="failed"]') && document.querySelectorAll('#delivery-log tr[data-status="succeeded"]').length === 2`)
+
+		// The health chart counts every attempt: two deliveries, each failed three times (the schedule's three
+		// attempts) and then succeeded once.
+		day := `#health [data-period="last 24 hours"]`
+		eventuallyInPage(t, ctx, "the health chart with every attempt", fmt.Sprintf(`document.querySelector('%s .attempts') && document.querySelector('%s .attempts').textContent === '8'`, day, day))
+		if rate := text(t, ctx, day+" .rate"); rate != "25.0 %" {
+			t.Errorf("the last 24 hours' success rate is %q, want 25.0 %% (2 of 8)", rate)
+		}
+		if !exists(t, ctx, fmt.Sprintf(`document.querySelector('%s svg.chart rect.bar.bad[data-attempts]')`, day)) ||
+			!exists(t, ctx, fmt.Sprintf(`document.querySelector('%s svg.chart polyline.line.p99, %s svg.chart circle.dot.p99')`, day, day)) {
+			t.Errorf("the charts lack a failing bar or the p99 latency\n%s", pageState(ctx))
+		}
+		screenshot(t, ctx, "endpoint-health")
 	})
 
 	t.Run("globex admin never sees acme's endpoints", func(t *testing.T) {

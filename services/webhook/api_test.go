@@ -58,6 +58,10 @@ func TestBadInputNamesTheField(t *testing.T) {
 		field string
 	}{
 		{"create without endpoint", func() error { _, err := c.CreateEndpoint(ctx, &casekeeperv1.CreateEndpointRequest{}); return err }(), "endpoint"},
+		{"health of no endpoint id", func() error {
+			_, err := c.GetEndpointHealth(ctx, &casekeeperv1.GetEndpointHealthRequest{Id: "not-an-id"})
+			return err
+		}(), "id"},
 		{"create with id", create(func(p *casekeeperv1.Endpoint) { p.Id = id }), "endpoint.id"},
 		{"no url", create(func(p *casekeeperv1.Endpoint) { p.Url = "" }), "endpoint.url"},
 		{"relative url", create(func(p *casekeeperv1.Endpoint) { p.Url = "/hook" }), "endpoint.url"},
@@ -212,6 +216,14 @@ func TestAccessControl(t *testing.T) {
 	_, err = e.client.GetEndpoint(as("globex-admin"), &casekeeperv1.GetEndpointRequest{Id: ep.GetId()})
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("other tenant: %v, want NotFound", err)
+	}
+	_, err = e.client.GetEndpointHealth(as("globex-admin"), &casekeeperv1.GetEndpointHealthRequest{Id: ep.GetId()})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("other tenant's endpoint health: %v, want NotFound", err)
+	}
+	health, err := e.client.GetEndpointHealth(as("acme-admin"), &casekeeperv1.GetEndpointHealthRequest{Id: ep.GetId()})
+	if err != nil || len(health.GetHours()) != 24 || len(health.GetDays()) != 7 || health.GetHoursTotal().GetAttempts() != 0 {
+		t.Errorf("a new endpoint's health: %v %v, want 24 hours and 7 days without attempts", health, err)
 	}
 	list, err := e.client.ListEndpoints(as("globex-admin"), &casekeeperv1.ListEndpointsRequest{})
 	if err != nil || len(list.GetEndpoints()) != 0 {

@@ -1923,6 +1923,202 @@ func (x *RecoverFailedResponse) GetRecovered() int32 {
 	return 0
 }
 
+type GetEndpointHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEndpointHealthRequest) Reset() {
+	*x = GetEndpointHealthRequest{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEndpointHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEndpointHealthRequest) ProtoMessage() {}
+
+func (x *GetEndpointHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEndpointHealthRequest.ProtoReflect.Descriptor instead.
+func (*GetEndpointHealthRequest) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetEndpointHealthRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetEndpointHealthResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 24 hours, oldest first; the last is the current hour so far.
+	Hours []*HealthBucket `protobuf:"bytes,1,rep,name=hours,proto3" json:"hours,omitempty"`
+	// 7 UTC days, oldest first; the last is today so far.
+	Days []*HealthBucket `protobuf:"bytes,2,rep,name=days,proto3" json:"days,omitempty"`
+	// The hours together, and the days together (their percentiles from the merged histograms).
+	HoursTotal    *HealthBucket `protobuf:"bytes,3,opt,name=hours_total,json=hoursTotal,proto3" json:"hours_total,omitempty"`
+	DaysTotal     *HealthBucket `protobuf:"bytes,4,opt,name=days_total,json=daysTotal,proto3" json:"days_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEndpointHealthResponse) Reset() {
+	*x = GetEndpointHealthResponse{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEndpointHealthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEndpointHealthResponse) ProtoMessage() {}
+
+func (x *GetEndpointHealthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEndpointHealthResponse.ProtoReflect.Descriptor instead.
+func (*GetEndpointHealthResponse) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetEndpointHealthResponse) GetHours() []*HealthBucket {
+	if x != nil {
+		return x.Hours
+	}
+	return nil
+}
+
+func (x *GetEndpointHealthResponse) GetDays() []*HealthBucket {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *GetEndpointHealthResponse) GetHoursTotal() *HealthBucket {
+	if x != nil {
+		return x.HoursTotal
+	}
+	return nil
+}
+
+func (x *GetEndpointHealthResponse) GetDaysTotal() *HealthBucket {
+	if x != nil {
+		return x.DaysTotal
+	}
+	return nil
+}
+
+// HealthBucket is the attempts that sent a request to the endpoint in one period (test events included; attempts
+// that sent nothing, such as a delivery dead because the endpoint was disabled, are not).
+type HealthBucket struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Start    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Attempts int64                  `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Answered 2xx.
+	Succeeded int64 `protobuf:"varint,3,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	// From a fixed histogram (5 ms to 30 s): the upper bound of the bucket holding the percentile. Unset without
+	// attempts.
+	LatencyP50    *durationpb.Duration `protobuf:"bytes,4,opt,name=latency_p50,json=latencyP50,proto3" json:"latency_p50,omitempty"`
+	LatencyP99    *durationpb.Duration `protobuf:"bytes,5,opt,name=latency_p99,json=latencyP99,proto3" json:"latency_p99,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthBucket) Reset() {
+	*x = HealthBucket{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthBucket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthBucket) ProtoMessage() {}
+
+func (x *HealthBucket) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthBucket.ProtoReflect.Descriptor instead.
+func (*HealthBucket) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *HealthBucket) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *HealthBucket) GetAttempts() int64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *HealthBucket) GetSucceeded() int64 {
+	if x != nil {
+		return x.Succeeded
+	}
+	return 0
+}
+
+func (x *HealthBucket) GetLatencyP50() *durationpb.Duration {
+	if x != nil {
+		return x.LatencyP50
+	}
+	return nil
+}
+
+func (x *HealthBucket) GetLatencyP99() *durationpb.Duration {
+	if x != nil {
+		return x.LatencyP99
+	}
+	return nil
+}
+
 var File_casekeeper_v1_webhook_service_proto protoreflect.FileDescriptor
 
 const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
@@ -2062,7 +2258,24 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"endpointId\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"5\n" +
 	"\x15RecoverFailedResponse\x12\x1c\n" +
-	"\trecovered\x18\x01 \x01(\x05R\trecovered*x\n" +
+	"\trecovered\x18\x01 \x01(\x05R\trecovered\"*\n" +
+	"\x18GetEndpointHealthRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xf9\x01\n" +
+	"\x19GetEndpointHealthResponse\x121\n" +
+	"\x05hours\x18\x01 \x03(\v2\x1b.casekeeper.v1.HealthBucketR\x05hours\x12/\n" +
+	"\x04days\x18\x02 \x03(\v2\x1b.casekeeper.v1.HealthBucketR\x04days\x12<\n" +
+	"\vhours_total\x18\x03 \x01(\v2\x1b.casekeeper.v1.HealthBucketR\n" +
+	"hoursTotal\x12:\n" +
+	"\n" +
+	"days_total\x18\x04 \x01(\v2\x1b.casekeeper.v1.HealthBucketR\tdaysTotal\"\xf2\x01\n" +
+	"\fHealthBucket\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12\x1a\n" +
+	"\battempts\x18\x02 \x01(\x03R\battempts\x12\x1c\n" +
+	"\tsucceeded\x18\x03 \x01(\x03R\tsucceeded\x12:\n" +
+	"\vlatency_p50\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"latencyP50\x12:\n" +
+	"\vlatency_p99\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"latencyP99*x\n" +
 	"\rPayloadFormat\x12\x1e\n" +
 	"\x1aPAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYLOAD_FORMAT_FULL\x10\x01\x12\x17\n" +
@@ -2073,7 +2286,7 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1c\n" +
 	"\x18DELIVERY_STATUS_RETRYING\x10\x03\x12\x18\n" +
-	"\x14DELIVERY_STATUS_DEAD\x10\x042\x81\x0e\n" +
+	"\x14DELIVERY_STATUS_DEAD\x10\x042\x96\x0f\n" +
 	"\x0eWebhookService\x12\x87\x01\n" +
 	"\x0eCreateEndpoint\x12$.casekeeper.v1.CreateEndpointRequest\x1a%.casekeeper.v1.CreateEndpointResponse\"(\x82\xd3\xe4\x93\x02\":\bendpoint\"\x16/v1/webhooks/endpoints\x12y\n" +
 	"\vGetEndpoint\x12!.casekeeper.v1.GetEndpointRequest\x1a\".casekeeper.v1.GetEndpointResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/webhooks/endpoints/{id}\x12z\n" +
@@ -2083,7 +2296,8 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\fRevealSecret\x12\".casekeeper.v1.RevealSecretRequest\x1a#.casekeeper.v1.RevealSecretResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/webhooks/endpoints/{id}/secret\x12\x8d\x01\n" +
 	"\fRotateSecret\x12\".casekeeper.v1.RotateSecretRequest\x1a#.casekeeper.v1.RotateSecretResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/webhooks/endpoints/{id}/secret:rotate\x12\x87\x01\n" +
 	"\rSendTestEvent\x12#.casekeeper.v1.SendTestEventRequest\x1a$.casekeeper.v1.SendTestEventResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/webhooks/endpoints/{id}:test\x12\x8e\x01\n" +
-	"\x10PreviewTransform\x12&.casekeeper.v1.PreviewTransformRequest\x1a'.casekeeper.v1.PreviewTransformResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/webhooks/transform:preview\x12~\n" +
+	"\x10PreviewTransform\x12&.casekeeper.v1.PreviewTransformRequest\x1a'.casekeeper.v1.PreviewTransformResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/webhooks/transform:preview\x12\x92\x01\n" +
+	"\x11GetEndpointHealth\x12'.casekeeper.v1.GetEndpointHealthRequest\x1a(.casekeeper.v1.GetEndpointHealthResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/webhooks/endpoints/{id}/health\x12~\n" +
 	"\x0eListDeliveries\x12$.casekeeper.v1.ListDeliveriesRequest\x1a%.casekeeper.v1.ListDeliveriesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/webhooks/deliveries\x12z\n" +
 	"\vGetDelivery\x12!.casekeeper.v1.GetDeliveryRequest\x1a\".casekeeper.v1.GetDeliveryResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/webhooks/deliveries/{id}\x12\x8d\x01\n" +
 	"\x0eResendDelivery\x12$.casekeeper.v1.ResendDeliveryRequest\x1a%.casekeeper.v1.ResendDeliveryResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/webhooks/deliveries/{id}:resend\x12\x93\x01\n" +
@@ -2102,110 +2316,122 @@ func file_casekeeper_v1_webhook_service_proto_rawDescGZIP() []byte {
 }
 
 var file_casekeeper_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_casekeeper_v1_webhook_service_proto_goTypes = []any{
-	(PayloadFormat)(0),               // 0: casekeeper.v1.PayloadFormat
-	(DeliveryStatus)(0),              // 1: casekeeper.v1.DeliveryStatus
-	(*Endpoint)(nil),                 // 2: casekeeper.v1.Endpoint
-	(*CreateEndpointRequest)(nil),    // 3: casekeeper.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),   // 4: casekeeper.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),       // 5: casekeeper.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),      // 6: casekeeper.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),     // 7: casekeeper.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),    // 8: casekeeper.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),    // 9: casekeeper.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),   // 10: casekeeper.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),    // 11: casekeeper.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),   // 12: casekeeper.v1.DeleteEndpointResponse
-	(*RevealSecretRequest)(nil),      // 13: casekeeper.v1.RevealSecretRequest
-	(*SigningSecret)(nil),            // 14: casekeeper.v1.SigningSecret
-	(*RevealSecretResponse)(nil),     // 15: casekeeper.v1.RevealSecretResponse
-	(*RotateSecretRequest)(nil),      // 16: casekeeper.v1.RotateSecretRequest
-	(*RotateSecretResponse)(nil),     // 17: casekeeper.v1.RotateSecretResponse
-	(*SendTestEventRequest)(nil),     // 18: casekeeper.v1.SendTestEventRequest
-	(*SendTestEventResponse)(nil),    // 19: casekeeper.v1.SendTestEventResponse
-	(*PreviewTransformRequest)(nil),  // 20: casekeeper.v1.PreviewTransformRequest
-	(*PreviewTransformResponse)(nil), // 21: casekeeper.v1.PreviewTransformResponse
-	(*Attempt)(nil),                  // 22: casekeeper.v1.Attempt
-	(*RequestHeader)(nil),            // 23: casekeeper.v1.RequestHeader
-	(*Delivery)(nil),                 // 24: casekeeper.v1.Delivery
-	(*ListDeliveriesRequest)(nil),    // 25: casekeeper.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),   // 26: casekeeper.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),       // 27: casekeeper.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),      // 28: casekeeper.v1.GetDeliveryResponse
-	(*ResendDeliveryRequest)(nil),    // 29: casekeeper.v1.ResendDeliveryRequest
-	(*ResendDeliveryResponse)(nil),   // 30: casekeeper.v1.ResendDeliveryResponse
-	(*RecoverFailedRequest)(nil),     // 31: casekeeper.v1.RecoverFailedRequest
-	(*RecoverFailedResponse)(nil),    // 32: casekeeper.v1.RecoverFailedResponse
-	nil,                              // 33: casekeeper.v1.Endpoint.HeadersEntry
-	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 35: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),      // 36: google.protobuf.Duration
+	(PayloadFormat)(0),                // 0: casekeeper.v1.PayloadFormat
+	(DeliveryStatus)(0),               // 1: casekeeper.v1.DeliveryStatus
+	(*Endpoint)(nil),                  // 2: casekeeper.v1.Endpoint
+	(*CreateEndpointRequest)(nil),     // 3: casekeeper.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),    // 4: casekeeper.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),        // 5: casekeeper.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),       // 6: casekeeper.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),      // 7: casekeeper.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),     // 8: casekeeper.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),     // 9: casekeeper.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),    // 10: casekeeper.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),     // 11: casekeeper.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),    // 12: casekeeper.v1.DeleteEndpointResponse
+	(*RevealSecretRequest)(nil),       // 13: casekeeper.v1.RevealSecretRequest
+	(*SigningSecret)(nil),             // 14: casekeeper.v1.SigningSecret
+	(*RevealSecretResponse)(nil),      // 15: casekeeper.v1.RevealSecretResponse
+	(*RotateSecretRequest)(nil),       // 16: casekeeper.v1.RotateSecretRequest
+	(*RotateSecretResponse)(nil),      // 17: casekeeper.v1.RotateSecretResponse
+	(*SendTestEventRequest)(nil),      // 18: casekeeper.v1.SendTestEventRequest
+	(*SendTestEventResponse)(nil),     // 19: casekeeper.v1.SendTestEventResponse
+	(*PreviewTransformRequest)(nil),   // 20: casekeeper.v1.PreviewTransformRequest
+	(*PreviewTransformResponse)(nil),  // 21: casekeeper.v1.PreviewTransformResponse
+	(*Attempt)(nil),                   // 22: casekeeper.v1.Attempt
+	(*RequestHeader)(nil),             // 23: casekeeper.v1.RequestHeader
+	(*Delivery)(nil),                  // 24: casekeeper.v1.Delivery
+	(*ListDeliveriesRequest)(nil),     // 25: casekeeper.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),    // 26: casekeeper.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),        // 27: casekeeper.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),       // 28: casekeeper.v1.GetDeliveryResponse
+	(*ResendDeliveryRequest)(nil),     // 29: casekeeper.v1.ResendDeliveryRequest
+	(*ResendDeliveryResponse)(nil),    // 30: casekeeper.v1.ResendDeliveryResponse
+	(*RecoverFailedRequest)(nil),      // 31: casekeeper.v1.RecoverFailedRequest
+	(*RecoverFailedResponse)(nil),     // 32: casekeeper.v1.RecoverFailedResponse
+	(*GetEndpointHealthRequest)(nil),  // 33: casekeeper.v1.GetEndpointHealthRequest
+	(*GetEndpointHealthResponse)(nil), // 34: casekeeper.v1.GetEndpointHealthResponse
+	(*HealthBucket)(nil),              // 35: casekeeper.v1.HealthBucket
+	nil,                               // 36: casekeeper.v1.Endpoint.HeadersEntry
+	(*timestamppb.Timestamp)(nil),     // 37: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),     // 38: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
 }
 var file_casekeeper_v1_webhook_service_proto_depIdxs = []int32{
-	33, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
+	36, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
 	0,  // 1: casekeeper.v1.Endpoint.payload_format:type_name -> casekeeper.v1.PayloadFormat
-	34, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
-	34, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
+	37, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
 	2,  // 5: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
 	2,  // 6: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
 	2,  // 7: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
 	2,  // 8: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	35, // 9: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	38, // 9: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 10: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	34, // 11: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
-	34, // 12: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 11: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
+	37, // 12: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 13: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
 	14, // 14: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
 	22, // 15: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
-	34, // 16: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
-	36, // 17: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	37, // 16: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
+	39, // 17: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
 	23, // 18: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
 	1,  // 19: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
-	34, // 20: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	34, // 21: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	34, // 22: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 20: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	37, // 21: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	37, // 22: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
 	22, // 23: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
 	22, // 24: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
 	1,  // 25: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
-	34, // 26: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	34, // 27: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	37, // 26: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	37, // 27: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
 	24, // 28: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
 	24, // 29: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
 	24, // 30: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	34, // 31: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
-	3,  // 32: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
-	5,  // 33: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
-	7,  // 34: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
-	9,  // 35: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
-	11, // 36: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
-	13, // 37: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
-	16, // 38: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
-	18, // 39: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
-	20, // 40: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
-	25, // 41: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
-	27, // 42: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
-	29, // 43: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
-	31, // 44: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
-	4,  // 45: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
-	6,  // 46: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
-	8,  // 47: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
-	10, // 48: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
-	12, // 49: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
-	15, // 50: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
-	17, // 51: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
-	19, // 52: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
-	21, // 53: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
-	26, // 54: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
-	28, // 55: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
-	30, // 56: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
-	32, // 57: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
-	45, // [45:58] is the sub-list for method output_type
-	32, // [32:45] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	37, // 31: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 32: casekeeper.v1.GetEndpointHealthResponse.hours:type_name -> casekeeper.v1.HealthBucket
+	35, // 33: casekeeper.v1.GetEndpointHealthResponse.days:type_name -> casekeeper.v1.HealthBucket
+	35, // 34: casekeeper.v1.GetEndpointHealthResponse.hours_total:type_name -> casekeeper.v1.HealthBucket
+	35, // 35: casekeeper.v1.GetEndpointHealthResponse.days_total:type_name -> casekeeper.v1.HealthBucket
+	37, // 36: casekeeper.v1.HealthBucket.start:type_name -> google.protobuf.Timestamp
+	39, // 37: casekeeper.v1.HealthBucket.latency_p50:type_name -> google.protobuf.Duration
+	39, // 38: casekeeper.v1.HealthBucket.latency_p99:type_name -> google.protobuf.Duration
+	3,  // 39: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
+	5,  // 40: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
+	7,  // 41: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
+	9,  // 42: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
+	11, // 43: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
+	13, // 44: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
+	16, // 45: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
+	18, // 46: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
+	20, // 47: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
+	33, // 48: casekeeper.v1.WebhookService.GetEndpointHealth:input_type -> casekeeper.v1.GetEndpointHealthRequest
+	25, // 49: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
+	27, // 50: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
+	29, // 51: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
+	31, // 52: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
+	4,  // 53: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
+	6,  // 54: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
+	8,  // 55: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
+	10, // 56: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
+	12, // 57: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
+	15, // 58: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
+	17, // 59: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
+	19, // 60: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
+	21, // 61: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
+	34, // 62: casekeeper.v1.WebhookService.GetEndpointHealth:output_type -> casekeeper.v1.GetEndpointHealthResponse
+	26, // 63: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
+	28, // 64: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
+	30, // 65: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
+	32, // 66: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
+	53, // [53:67] is the sub-list for method output_type
+	39, // [39:53] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_webhook_service_proto_init() }
@@ -2219,7 +2445,7 @@ func file_casekeeper_v1_webhook_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_casekeeper_v1_webhook_service_proto_rawDesc), len(file_casekeeper_v1_webhook_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

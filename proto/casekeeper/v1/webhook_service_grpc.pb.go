@@ -19,19 +19,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_CreateEndpoint_FullMethodName   = "/casekeeper.v1.WebhookService/CreateEndpoint"
-	WebhookService_GetEndpoint_FullMethodName      = "/casekeeper.v1.WebhookService/GetEndpoint"
-	WebhookService_ListEndpoints_FullMethodName    = "/casekeeper.v1.WebhookService/ListEndpoints"
-	WebhookService_UpdateEndpoint_FullMethodName   = "/casekeeper.v1.WebhookService/UpdateEndpoint"
-	WebhookService_DeleteEndpoint_FullMethodName   = "/casekeeper.v1.WebhookService/DeleteEndpoint"
-	WebhookService_RevealSecret_FullMethodName     = "/casekeeper.v1.WebhookService/RevealSecret"
-	WebhookService_RotateSecret_FullMethodName     = "/casekeeper.v1.WebhookService/RotateSecret"
-	WebhookService_SendTestEvent_FullMethodName    = "/casekeeper.v1.WebhookService/SendTestEvent"
-	WebhookService_PreviewTransform_FullMethodName = "/casekeeper.v1.WebhookService/PreviewTransform"
-	WebhookService_ListDeliveries_FullMethodName   = "/casekeeper.v1.WebhookService/ListDeliveries"
-	WebhookService_GetDelivery_FullMethodName      = "/casekeeper.v1.WebhookService/GetDelivery"
-	WebhookService_ResendDelivery_FullMethodName   = "/casekeeper.v1.WebhookService/ResendDelivery"
-	WebhookService_RecoverFailed_FullMethodName    = "/casekeeper.v1.WebhookService/RecoverFailed"
+	WebhookService_CreateEndpoint_FullMethodName    = "/casekeeper.v1.WebhookService/CreateEndpoint"
+	WebhookService_GetEndpoint_FullMethodName       = "/casekeeper.v1.WebhookService/GetEndpoint"
+	WebhookService_ListEndpoints_FullMethodName     = "/casekeeper.v1.WebhookService/ListEndpoints"
+	WebhookService_UpdateEndpoint_FullMethodName    = "/casekeeper.v1.WebhookService/UpdateEndpoint"
+	WebhookService_DeleteEndpoint_FullMethodName    = "/casekeeper.v1.WebhookService/DeleteEndpoint"
+	WebhookService_RevealSecret_FullMethodName      = "/casekeeper.v1.WebhookService/RevealSecret"
+	WebhookService_RotateSecret_FullMethodName      = "/casekeeper.v1.WebhookService/RotateSecret"
+	WebhookService_SendTestEvent_FullMethodName     = "/casekeeper.v1.WebhookService/SendTestEvent"
+	WebhookService_PreviewTransform_FullMethodName  = "/casekeeper.v1.WebhookService/PreviewTransform"
+	WebhookService_GetEndpointHealth_FullMethodName = "/casekeeper.v1.WebhookService/GetEndpointHealth"
+	WebhookService_ListDeliveries_FullMethodName    = "/casekeeper.v1.WebhookService/ListDeliveries"
+	WebhookService_GetDelivery_FullMethodName       = "/casekeeper.v1.WebhookService/GetDelivery"
+	WebhookService_ResendDelivery_FullMethodName    = "/casekeeper.v1.WebhookService/ResendDelivery"
+	WebhookService_RecoverFailed_FullMethodName     = "/casekeeper.v1.WebhookService/RecoverFailed"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -55,6 +56,10 @@ type WebhookServiceClient interface {
 	SendTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*SendTestEventResponse, error)
 	// PreviewTransform runs a jq transform on a sample event without saving anything.
 	PreviewTransform(ctx context.Context, in *PreviewTransformRequest, opts ...grpc.CallOption) (*PreviewTransformResponse, error)
+	// GetEndpointHealth is how the endpoint's attempts went over the last 24 hours, by hour, and the last 7 days, by
+	// UTC day: how many, how many succeeded, latency percentiles. It is aggregated as attempts reach the delivery
+	// log, so it costs the same whatever the size of the log.
+	GetEndpointHealth(ctx context.Context, in *GetEndpointHealthRequest, opts ...grpc.CallOption) (*GetEndpointHealthResponse, error)
 	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
 	GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*GetDeliveryResponse, error)
 	// ResendDelivery queues a new attempt of a delivery, whatever its state; the webhook-id stays the same.
@@ -161,6 +166,16 @@ func (c *webhookServiceClient) PreviewTransform(ctx context.Context, in *Preview
 	return out, nil
 }
 
+func (c *webhookServiceClient) GetEndpointHealth(ctx context.Context, in *GetEndpointHealthRequest, opts ...grpc.CallOption) (*GetEndpointHealthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEndpointHealthResponse)
+	err := c.cc.Invoke(ctx, WebhookService_GetEndpointHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *webhookServiceClient) ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListDeliveriesResponse)
@@ -222,6 +237,10 @@ type WebhookServiceServer interface {
 	SendTestEvent(context.Context, *SendTestEventRequest) (*SendTestEventResponse, error)
 	// PreviewTransform runs a jq transform on a sample event without saving anything.
 	PreviewTransform(context.Context, *PreviewTransformRequest) (*PreviewTransformResponse, error)
+	// GetEndpointHealth is how the endpoint's attempts went over the last 24 hours, by hour, and the last 7 days, by
+	// UTC day: how many, how many succeeded, latency percentiles. It is aggregated as attempts reach the delivery
+	// log, so it costs the same whatever the size of the log.
+	GetEndpointHealth(context.Context, *GetEndpointHealthRequest) (*GetEndpointHealthResponse, error)
 	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
 	GetDelivery(context.Context, *GetDeliveryRequest) (*GetDeliveryResponse, error)
 	// ResendDelivery queues a new attempt of a delivery, whatever its state; the webhook-id stays the same.
@@ -264,6 +283,9 @@ func (UnimplementedWebhookServiceServer) SendTestEvent(context.Context, *SendTes
 }
 func (UnimplementedWebhookServiceServer) PreviewTransform(context.Context, *PreviewTransformRequest) (*PreviewTransformResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PreviewTransform not implemented")
+}
+func (UnimplementedWebhookServiceServer) GetEndpointHealth(context.Context, *GetEndpointHealthRequest) (*GetEndpointHealthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEndpointHealth not implemented")
 }
 func (UnimplementedWebhookServiceServer) ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
@@ -460,6 +482,24 @@ func _WebhookService_PreviewTransform_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_GetEndpointHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEndpointHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).GetEndpointHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_GetEndpointHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).GetEndpointHealth(ctx, req.(*GetEndpointHealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _WebhookService_ListDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListDeliveriesRequest)
 	if err := dec(in); err != nil {
@@ -574,6 +614,10 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PreviewTransform",
 			Handler:    _WebhookService_PreviewTransform_Handler,
+		},
+		{
+			MethodName: "GetEndpointHealth",
+			Handler:    _WebhookService_GetEndpointHealth_Handler,
 		},
 		{
 			MethodName: "ListDeliveries",

@@ -25,6 +25,7 @@ type Webhooks interface {
 	RotateSecret(ctx context.Context, in *casekeeperv1.RotateSecretRequest, opts ...grpc.CallOption) (*casekeeperv1.RotateSecretResponse, error)
 	SendTestEvent(ctx context.Context, in *casekeeperv1.SendTestEventRequest, opts ...grpc.CallOption) (*casekeeperv1.SendTestEventResponse, error)
 	PreviewTransform(ctx context.Context, in *casekeeperv1.PreviewTransformRequest, opts ...grpc.CallOption) (*casekeeperv1.PreviewTransformResponse, error)
+	GetEndpointHealth(ctx context.Context, in *casekeeperv1.GetEndpointHealthRequest, opts ...grpc.CallOption) (*casekeeperv1.GetEndpointHealthResponse, error)
 	ListDeliveries(ctx context.Context, in *casekeeperv1.ListDeliveriesRequest, opts ...grpc.CallOption) (*casekeeperv1.ListDeliveriesResponse, error)
 	GetDelivery(ctx context.Context, in *casekeeperv1.GetDeliveryRequest, opts ...grpc.CallOption) (*casekeeperv1.GetDeliveryResponse, error)
 	ResendDelivery(ctx context.Context, in *casekeeperv1.ResendDeliveryRequest, opts ...grpc.CallOption) (*casekeeperv1.ResendDeliveryResponse, error)

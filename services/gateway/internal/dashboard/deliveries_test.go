@@ -39,6 +39,10 @@ func (d *deliveryLog) ListDeliveries(context.Context, *casekeeperv1.ListDeliveri
 	return resp, nil
 }
 
+func (d *deliveryLog) GetEndpointHealth(context.Context, *casekeeperv1.GetEndpointHealthRequest, ...grpc.CallOption) (*casekeeperv1.GetEndpointHealthResponse, error) {
+	return &casekeeperv1.GetEndpointHealthResponse{}, nil
+}
+
 func (d *deliveryLog) GetDelivery(context.Context, *casekeeperv1.GetDeliveryRequest, ...grpc.CallOption) (*casekeeperv1.GetDeliveryResponse, error) {
 	d.gets.Add(1)
 	return &casekeeperv1.GetDeliveryResponse{}, nil

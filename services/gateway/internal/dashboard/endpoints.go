@@ -147,6 +147,9 @@ type endpointPage struct {
 	RecoverSince string
 	// TestEventTypes are what "Send test event" offers: webhook.test first, then every case event type.
 	TestEventTypes []string
+	// Health is the last 24 hours and 7 days; HealthError says why it is missing, when it is.
+	Health      []healthView
+	HealthError string
 }
 
 // showEndpoint is the endpoint's page: settings, enable/disable, secret, test event and the delivery log.
@@ -172,6 +175,13 @@ func (h *Handler) showEndpoint(w http.ResponseWriter, r *request) {
 	if err != nil {
 		h.backendError(w, r, err)
 		return
+	}
+	// The page is still useful without its charts: a failed health read is said on the page, not an error page.
+	if health, err := h.opts.Webhooks.GetEndpointHealth(r.ctx, &casekeeperv1.GetEndpointHealthRequest{Id: id}); err != nil {
+		h.opts.Log.Warn("endpoint health unavailable", "endpoint", id, "error", err.Error())
+		p.HealthError = "The delivery health could not be read just now; reload the page to try again."
+	} else {
+		p.Health = healthViews(health)
 	}
 	p.NextPage = dl.GetNextPageToken()
 	// One call for the page: the list carries each delivery's last attempt (latency, response excerpt).

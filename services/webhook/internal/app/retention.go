@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/casekeeper/core/pkg/lifecycle"
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
 )
 
 // RetentionStore deletes what the delivery log keeps past its retention (mongostore.Store implements it).
@@ -20,6 +21,8 @@ type RetentionStore interface {
 	ExpireOperations(ctx context.Context, cutoff time.Time) (int64, error)
 	// ExpireRedactions forgets the redactions recorded before cutoff.
 	ExpireRedactions(ctx context.Context, cutoff time.Time) (int64, error)
+	// ExpireHealth deletes the endpoint health buckets of periods that started before cutoff.
+	ExpireHealth(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // redactionsKept is how long a redaction is remembered at least, whatever the retention: an outcome of one of its
@@ -105,8 +108,15 @@ func (r *Retention) Pass(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if events > 0 || ops > 0 || redactions > 0 {
-		r.Log.Info("expired delivery log entries deleted", "events", events, "operations", ops, "redactions", redactions)
+	// The health chart shows 7 days whatever the retention of the log it was counted from.
+	health, err := r.Store.ExpireHealth(ctx, r.Now().Add(-delivery.HealthKept))
+	r.count("health", health)
+	if err != nil {
+		return false, err
+	}
+	if events > 0 || ops > 0 || redactions > 0 || health > 0 {
+		r.Log.Info("expired delivery log entries deleted", "events", events, "operations", ops, "redactions", redactions,
+			"health_buckets", health)
 	}
 	return false, nil
 }

@@ -37,6 +37,8 @@ func (e *expiring) ExpireRedactions(_ context.Context, cutoff time.Time) (int64,
 	return 0, nil
 }
 
+func (e *expiring) ExpireHealth(context.Context, time.Time) (int64, error) { return 0, nil }
+
 // A pass deletes at most Batch × MaxBatches deliveries and says when more are left; the cutoff is the retention
 // back from now; what was deleted is counted.
 func TestRetentionPassIsBounded(t *testing.T) {

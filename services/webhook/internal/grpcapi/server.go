@@ -141,6 +141,48 @@ func (s *Server) GetEndpoint(ctx context.Context, req *casekeeperv1.GetEndpointR
 	return &casekeeperv1.GetEndpointResponse{Endpoint: endpointToProto(e)}, nil
 }
 
+// GetEndpointHealth reads 24 hourly and 7 daily buckets of the endpoint's attempts: 31 reads by key.
+func (s *Server) GetEndpointHealth(ctx context.Context, req *casekeeperv1.GetEndpointHealthRequest) (*casekeeperv1.GetEndpointHealthResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEndpointID("id", req.GetId()); err != nil {
+		return nil, err
+	}
+	// Only the tenant's own endpoint: another tenant's id is not found, whatever its buckets hold.
+	if _, err := s.Endpoints.Get(ctx, t, req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
+	now := time.Now()
+	hours, err := s.Store.EndpointHealth(ctx, t, req.GetId(), delivery.Hourly, 24, now)
+	if err != nil {
+		return nil, err
+	}
+	days, err := s.Store.EndpointHealth(ctx, t, req.GetId(), delivery.Daily, 7, now)
+	if err != nil {
+		return nil, err
+	}
+	return &casekeeperv1.GetEndpointHealthResponse{Hours: healthToProto(hours), Days: healthToProto(days),
+		HoursTotal: bucketToProto(delivery.Merge(hours)), DaysTotal: bucketToProto(delivery.Merge(days))}, nil
+}
+
+func healthToProto(bs []delivery.HealthBucket) []*casekeeperv1.HealthBucket {
+	out := make([]*casekeeperv1.HealthBucket, len(bs))
+	for i, b := range bs {
+		out[i] = bucketToProto(b)
+	}
+	return out
+}
+
+func bucketToProto(b delivery.HealthBucket) *casekeeperv1.HealthBucket {
+	out := &casekeeperv1.HealthBucket{Start: timestamppb.New(b.Start), Attempts: b.Attempts, Succeeded: b.Succeeded}
+	if b.Attempts > 0 {
+		out.LatencyP50, out.LatencyP99 = durationpb.New(b.Percentile(0.5)), durationpb.New(b.Percentile(0.99))
+	}
+	return out
+}
+
 func (s *Server) ListEndpoints(ctx context.Context, req *casekeeperv1.ListEndpointsRequest) (*casekeeperv1.ListEndpointsResponse, error) {
 	t, err := tenant(ctx)
 	if err != nil {

@@ -24,6 +24,7 @@ type Store struct {
 	events     *mongo.Collection
 	operations *mongo.Collection
 	redactions *mongo.Collection
+	health     *mongo.Collection
 }
 
 // New uses the collections of db, sealing endpoints' secrets and header values with keys; call EnsureIndexes once
@@ -37,6 +38,7 @@ func New(db *mongo.Database, keys *keyring.Keyring) *Store {
 		events:     db.Collection("webhook_events"),
 		operations: db.Collection("webhook_operations"),
 		redactions: db.Collection("webhook_redactions"),
+		health:     db.Collection("webhook_endpoint_health"),
 	}
 }
 
@@ -275,6 +277,9 @@ func (s *Store) ApplyOutcomes(ctx context.Context, outs []delivery.Outcome) erro
 		if err := ignoreDuplicates(s.attempts.InsertMany(ctx, attempts, options.InsertMany().SetOrdered(false))); err != nil {
 			return err
 		}
+	}
+	if err := s.applyHealth(ctx, outs); err != nil {
+		return err
 	}
 	for _, r := range redacted {
 		if err := s.eraseCase(ctx, r.Tenant, r.CaseID); err != nil {
