@@ -63,6 +63,8 @@ func clientUses(t *testing.T) []clientUse {
 	gw := p.Services["gateway"]
 	uses = append(uses, clientUse{where: "compose gateway (dashboard)", clientID: env(gw, "DASHBOARD_CLIENT_ID"),
 		secret: env(gw, "DASHBOARD_CLIENT_SECRET"), browser: true, publicURL: env(gw, "GATEWAY_PUBLIC_URL")})
+	uses = append(uses, clientUse{where: "compose gateway (API credentials)", clientID: env(gw, "GATEWAY_CREDENTIALS_CLIENT_ID"),
+		secret: env(gw, "GATEWAY_CREDENTIALS_CLIENT_SECRET")})
 
 	for _, dir := range overlays {
 		objs := kustomizeBuild(t, dir)
@@ -87,6 +89,8 @@ func clientUses(t *testing.T) []clientUse {
 		gwCfg := configMap(t, objs, "gateway-config")
 		uses = append(uses, clientUse{where: env + " gateway (dashboard)", clientID: gwCfg["DASHBOARD_CLIENT_ID"],
 			secret: secrets["gateway-secrets"]["DASHBOARD_CLIENT_SECRET"], browser: true, publicURL: common["GATEWAY_PUBLIC_URL"]})
+		uses = append(uses, clientUse{where: env + " gateway (API credentials)", clientID: gwCfg["GATEWAY_CREDENTIALS_CLIENT_ID"],
+			secret: secrets["gateway-secrets"]["GATEWAY_CREDENTIALS_CLIENT_SECRET"]})
 	}
 	return uses
 }
@@ -178,6 +182,40 @@ func TestRealmGivesServicesTheAudience(t *testing.T) {
 		}
 		if !slices.Contains(c.DefaultClientScopes, "casekeeper-api") {
 			t.Errorf("client %s: default client scopes %v lack casekeeper-api", id, c.DefaultClientScopes)
+		}
+	}
+}
+
+// TestRealmLimitsTheCredentialsAccount: the service account with which the gateway manages tenants' API credentials
+// holds realm-management's manage-clients and nothing else (no realm role, no user or realm management), in the
+// realm the dev stacks import and in the one Kubernetes imports.
+func TestRealmLimitsTheCredentialsAccount(t *testing.T) {
+	for _, path := range []string{filepath.Join("deploy", "keycloak", "casekeeper-realm.json"),
+		filepath.Join("deploy", "k8s", "base", "keycloak", "casekeeper-realm.json")} {
+		var r struct {
+			Users []struct {
+				Username               string              `json:"username"`
+				ServiceAccountClientID string              `json:"serviceAccountClientId"`
+				RealmRoles             []string            `json:"realmRoles"`
+				ClientRoles            map[string][]string `json:"clientRoles"`
+			} `json:"users"`
+		}
+		if err := json.Unmarshal(readFile(t, filepath.Join(repoRoot(t), path)), &r); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		found := false
+		for _, u := range r.Users {
+			if u.ServiceAccountClientID != "casekeeper-credentials" {
+				continue
+			}
+			found = true
+			if len(u.RealmRoles) != 0 || len(u.ClientRoles) != 1 || !slices.Equal(u.ClientRoles["realm-management"], []string{"manage-clients"}) {
+				t.Errorf("%s: %s holds realm roles %v and client roles %v, want realm-management manage-clients only",
+					path, u.Username, u.RealmRoles, u.ClientRoles)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no service account for casekeeper-credentials", path)
 		}
 	}
 }

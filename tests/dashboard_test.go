@@ -89,6 +89,7 @@ func startDashboardStack(t *testing.T) *dashboardStack {
 		"GATEWAY_PUBLIC_URL": base, "CASE_SERVICE_ADDR": cs.GRPCAddr(), "WEBHOOK_SERVICE_ADDR": ws.GRPCAddr(),
 		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
 		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false",
+		"GATEWAY_CREDENTIALS_CLIENT_SECRET": "credentialsDevSecret",
 		"GATEWAY_SESSION_KEY": "ZGV2ZWxvcG1lbnQgb25seSBzZXNzaW9uIGtleSEhISE=", "GATEWAY_RATE_LIMIT": "0",
 		"GATEWAY_FAILED_AUTH_LIMIT": "0", "SHUTDOWN_DRAIN_TIMEOUT": "2s"}))
 	configured("gateway", err)
@@ -605,6 +606,80 @@ func TestDashboardInBrowser(t *testing.T) {
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.CSS("h1")))
 		if strings.Contains(text(t, ctx, "main"), forged) {
 			t.Fatal("the endpoint of the refused form was created")
+		}
+	})
+
+	t.Run("API credentials: a created one fetches the feed, a rotated secret and a revoked one get 401", func(t *testing.T) {
+		ctx := browser(t)
+		login(t, ctx, s, "admin@acme.test", "admin", "")
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/credentials"), chromedp.WaitVisible(chromedp.ID("new-credential")),
+			chromedp.SendKeys(chromedp.ID("credential-name"), "Nightly CRM sync"), chromedp.Click(chromedp.ID("create-credential")),
+			chromedp.WaitVisible(chromedp.ID("issued")))
+		clientID, secret := text(t, ctx, "#issued-client-id"), text(t, ctx, "#issued-secret")
+		if !strings.HasPrefix(clientID, "acme-api-") || secret == "" {
+			t.Fatalf("issued client %q secret %q", clientID, secret)
+		}
+		example := text(t, ctx, "#issued-example")
+		for _, want := range []string{clientID, secret, s.kc + "/realms/casekeeper/protocol/openid-connect/token", s.base + "/v1/events"} {
+			if !strings.Contains(example, want) {
+				t.Errorf("the copy-paste example lacks %q:\n%s", want, example)
+			}
+		}
+		screenshot(t, ctx, "api-credentials")
+		// fetch runs what the example runs: a token for the credential, then the feed.
+		fetch := func(secret string) (tokenStatus, feedStatus int) {
+			resp, err := http.PostForm(s.kc+"/realms/casekeeper/protocol/openid-connect/token", url.Values{
+				"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tok struct {
+				AccessToken string `json:"access_token"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&tok)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return resp.StatusCode, 0
+			}
+			req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/events?page_size=100", nil)
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			feed, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			feed.Body.Close()
+			return http.StatusOK, feed.StatusCode
+		}
+		if tok, feed := fetch(secret); tok != 200 || feed != 200 {
+			t.Fatalf("the new credential: token %d, feed %d, want 200 and 200", tok, feed)
+		}
+		row := fmt.Sprintf(`#credentials tr[data-client-id="%s"]`, clientID)
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/credentials"), chromedp.WaitVisible(chromedp.ID("credentials")))
+		if got := text(t, ctx, row); !strings.Contains(got, "Nightly CRM sync") {
+			t.Fatalf("the list's row %q lacks the name", got)
+		}
+		if strings.Contains(text(t, ctx, "main"), secret) {
+			t.Error("the list shows the secret again")
+		}
+		// The buttons ask first; the test answers yes.
+		answerYes := func() { get(t, ctx, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`)) }
+		answerYes()
+		do(t, ctx, chromedp.Click(chromedp.CSS(row+" button.rotate")), chromedp.WaitVisible(chromedp.ID("issued")))
+		rotated := text(t, ctx, "#issued-secret")
+		if tok, _ := fetch(secret); tok != http.StatusUnauthorized {
+			t.Errorf("the secret before the rotation: token %d, want 401", tok)
+		}
+		if tok, feed := fetch(rotated); tok != 200 || feed != 200 {
+			t.Errorf("the rotated secret: token %d, feed %d", tok, feed)
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/credentials"), chromedp.WaitVisible(chromedp.ID("new-credential")))
+		answerYes()
+		do(t, ctx, chromedp.Click(chromedp.CSS(row+" button.revoke")), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+		if exists(t, ctx, fmt.Sprintf(`document.querySelector('%s')`, row)) {
+			t.Error("the revoked credential is still listed")
+		}
+		if tok, _ := fetch(rotated); tok != http.StatusUnauthorized {
+			t.Errorf("the revoked credential: token %d, want 401", tok)
 		}
 	})
 

@@ -36,6 +36,7 @@ import (
 	"github.com/casekeeper/core/pkg/tracing"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/services/gateway/internal/clientaddr"
+	"github.com/casekeeper/core/services/gateway/internal/credentials"
 	"github.com/casekeeper/core/services/gateway/internal/dashboard"
 	"github.com/casekeeper/core/services/gateway/internal/feed"
 	"github.com/casekeeper/core/services/gateway/internal/grpcapi"
@@ -60,6 +61,11 @@ type Config struct {
 	DashboardClientID     string        `env:"DASHBOARD_CLIENT_ID" envDefault:"casekeeper-dashboard"`
 	DashboardClientSecret config.Secret `env:"DASHBOARD_CLIENT_SECRET"`
 	DashboardCookieSecure bool          `env:"DASHBOARD_COOKIE_SECURE" envDefault:"true"`
+	// Credentials* are the service account with which the dashboard manages tenants' API credentials in Keycloak
+	// (realm-management manage-clients, nothing else). Without a secret the dashboard's API credentials page says
+	// that the operator has not set it up.
+	CredentialsClientID     string        `env:"GATEWAY_CREDENTIALS_CLIENT_ID" envDefault:"casekeeper-credentials"`
+	CredentialsClientSecret config.Secret `env:"GATEWAY_CREDENTIALS_CLIENT_SECRET"`
 	// SessionKey (base64 of 32 random bytes; required with the dashboard) seals the dashboard's login cookie and
 	// its sessions in NATS. Every replica needs the same key: a sign-in may start on one and finish on another.
 	SessionKey config.Secret `env:"GATEWAY_SESSION_KEY"`
@@ -347,6 +353,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (_ *
 			Webhooks: casekeeperv1.NewWebhookServiceClient(webhookConn),
 			Cases:    query, Events: query,
 			HTTPClient: o.keycloakHTTP, Log: log,
+			Credentials: credentialsManager(cfg, o.keycloakHTTP),
 		})
 		if err != nil {
 			return nil, err
@@ -477,6 +484,15 @@ func webhookPolicy(admit func(context.Context, string, auth.Principal) error) au
 		roles["/"+casekeeperv1.WebhookService_ServiceDesc.ServiceName+"/"+m.MethodName] = auth.RoleWebhooksManage
 	}
 	return auth.Policy{Roles: roles, Admit: admit}
+}
+
+// credentialsManager is the dashboard's access to tenants' API credentials in Keycloak; nil when the operator has
+// not given the gateway the service account for it.
+func credentialsManager(cfg Config, httpClient *http.Client) dashboard.Credentials {
+	if cfg.CredentialsClientSecret.Reveal() == "" {
+		return nil
+	}
+	return credentials.New(cfg.Keycloak.URL, cfg.Keycloak.Realm, cfg.CredentialsClientID, cfg.CredentialsClientSecret.Reveal(), httpClient)
 }
 
 // GRPCAddr is the bound gRPC address.

@@ -3,6 +3,7 @@ module github.com/casekeeper/core/services/gateway
 go 1.26.0
 
 require (
+	github.com/Nerzal/gocloak/v13 v13.9.0
 	github.com/casekeeper/core/pkg v0.0.0
 	github.com/casekeeper/core/pkg/testinfra v0.0.0
 	github.com/casekeeper/core/pkg/webhooks v0.0.0
@@ -21,7 +22,6 @@ require (
 )
 
 require (
-	github.com/Nerzal/gocloak/v13 v13.9.0 // indirect
 	github.com/bahlo/generic-list-go v0.2.0 // indirect
 	github.com/basgys/goxml2json v1.1.1-0.20231018121955-e66ee54ceaad // indirect
 	github.com/buger/jsonparser v1.6.1 // indirect

@@ -48,6 +48,8 @@ type Options struct {
 	Webhooks Webhooks
 	Cases    Cases
 	Events   Events
+	// Credentials manages the tenants' API credentials in Keycloak; nil: the page says it is not set up.
+	Credentials Credentials
 	// HTTPClient carries the calls to Keycloak's token endpoint (default: 10s timeout).
 	HTTPClient *http.Client
 	Log        *slog.Logger
@@ -167,6 +169,12 @@ func (h *Handler) routes() {
 	m.Handle("POST /dashboard/webhooks/{id}/recover", h.authed(auth.RoleWebhooksManage, h.recoverFailed))
 	m.Handle("GET /dashboard/webhooks/{id}/deliveries/{did}", h.authed(auth.RoleWebhooksManage, h.showDelivery))
 	m.Handle("POST /dashboard/webhooks/{id}/deliveries/{did}/resend", h.authed(auth.RoleWebhooksManage, h.resendDelivery))
+
+	// API credentials are the tenant admin's, like the webhook settings.
+	m.Handle("GET /dashboard/credentials", h.authed(auth.RoleWebhooksManage, h.listCredentials))
+	m.Handle("POST /dashboard/credentials", h.authed(auth.RoleWebhooksManage, h.createCredential))
+	m.Handle("POST /dashboard/credentials/{id}/rotate", h.authed(auth.RoleWebhooksManage, h.rotateCredential))
+	m.Handle("POST /dashboard/credentials/{id}/revoke", h.authed(auth.RoleWebhooksManage, h.revokeCredential))
 
 	m.Handle("GET /dashboard/cases", h.authed(auth.RoleCasesRead, h.listCases))
 	m.Handle("GET /dashboard/cases/{id}", h.authed(auth.RoleCasesRead, h.showCase))

@@ -20,7 +20,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates under templates/, each rendered inside layout.html.
-var pageNames = []string{"error", "signed_out", "endpoints", "endpoint_form", "endpoint", "delivery", "cases", "case"}
+var pageNames = []string{"error", "signed_out", "endpoints", "endpoint_form", "endpoint", "delivery", "cases", "case", "credentials"}
 
 type pages struct{ byName map[string]*template.Template }
 
@@ -95,6 +95,8 @@ func navOf(page string) string {
 		return "webhooks"
 	case "cases", "case":
 		return "cases"
+	case "credentials":
+		return "credentials"
 	}
 	return ""
 }
