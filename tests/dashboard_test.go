@@ -90,7 +90,7 @@ func startDashboardStack(t *testing.T) *dashboardStack {
 		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
 		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false",
 		"GATEWAY_CREDENTIALS_CLIENT_SECRET": "credentialsDevSecret",
-		"GATEWAY_SESSION_KEY": "ZGV2ZWxvcG1lbnQgb25seSBzZXNzaW9uIGtleSEhISE=", "GATEWAY_RATE_LIMIT": "0",
+		"GATEWAY_SESSION_KEY":               "ZGV2ZWxvcG1lbnQgb25seSBzZXNzaW9uIGtleSEhISE=", "GATEWAY_RATE_LIMIT": "0",
 		"GATEWAY_FAILED_AUTH_LIMIT": "0", "SHUTDOWN_DRAIN_TIMEOUT": "2s"}))
 	configured("gateway", err)
 	gw, err := gatewaysvc.New(svcs.Context(), gwCfg, log)

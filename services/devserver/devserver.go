@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg Config, env map[string]string, log *slog.Log
 		"KEYCLOAK_CLIENT_ID": "casekeeper-gateway", "KEYCLOAK_CLIENT_SECRET": "gatewayDevSecret",
 		"DASHBOARD_CLIENT_SECRET": "dashboardDevSecret", "DASHBOARD_COOKIE_SECURE": "false", "GATEWAY_SESSION_KEY": key,
 		"GATEWAY_CREDENTIALS_CLIENT_SECRET": "credentialsDevSecret",
-		"CASE_SERVICE_ADDR": st.Case.GRPCAddr(), "WEBHOOK_SERVICE_ADDR": st.Webhook.GRPCAddr(),
+		"CASE_SERVICE_ADDR":                 st.Case.GRPCAddr(), "WEBHOOK_SERVICE_ADDR": st.Webhook.GRPCAddr(),
 	}))
 	if err != nil {
 		return nil, err

@@ -30,7 +30,9 @@ func (f *fakeCredentials) Create(_ context.Context, tenant, name string) (creden
 	return credentials.Credential{ClientID: tenant + "-api-zzzzzzzzzz", Name: name}, "s3cret-once", nil
 }
 
-func (f *fakeCredentials) Rotate(context.Context, string, string) (string, error) { return "", credentials.ErrNotFound }
+func (f *fakeCredentials) Rotate(context.Context, string, string) (string, error) {
+	return "", credentials.ErrNotFound
+}
 
 func (f *fakeCredentials) Revoke(_ context.Context, tenant, id string) error {
 	f.tenants, f.revoked = append(f.tenants, tenant), append(f.revoked, id)
