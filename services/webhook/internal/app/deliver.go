@@ -84,7 +84,7 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	}
 	if state == nil && j.Attempt > 1 {
 		// Attempt 1 creates the record before attempt 2 is scheduled, so this delivery was removed since.
-		d.Log.Warn("job for an unknown delivery dropped", "delivery", j.DeliveryID)
+		d.Log.WarnContext(ctx, "job for an unknown delivery dropped", "delivery", j.DeliveryID)
 		return nil
 	}
 	// A message for an attempt already made (a redelivery after a crash, a retry that a resend overtook) sends
@@ -202,7 +202,7 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	}
 	tracing.End(span, spanErr)
 	if errors.Is(out.Result.Err, jqsandbox.ErrNewlyQuarantined) {
-		d.transformNotice(ctx, route, out.Result.Err, now)
+		d.transformNotice(actx, route, out.Result.Err, now)
 	}
 	attempt := attemptRecord(j.Attempt, now, route, out, body)
 	d.Metrics.Attempts.WithLabelValues(resultClass(out.Result.StatusCode, out.Result.Err)).Inc()
@@ -213,12 +213,12 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		failingSince = time.Unix(0, f)
 	}
 	verdict := d.Policy.Judge(out.Result, j.Attempt, failingSince, now)
-	if err := d.record(ctx, j, id, attempt, verdict); err != nil {
+	if err := d.record(actx, j, id, attempt, verdict); err != nil {
 		return err
 	}
-	d.trackFailures(ctx, route, verdict, now)
+	d.trackFailures(actx, route, verdict, now)
 	if verdict.DisableReason != "" {
-		d.disable(ctx, route, verdict.DisableReason, now)
+		d.disable(actx, route, verdict.DisableReason, now)
 	}
 	return nil
 }
@@ -277,7 +277,7 @@ func (d *Deliverer) record(ctx context.Context, j natsqueue.Job, id delivery.Del
 		}
 	case delivery.StatusDead:
 		d.Metrics.DeadLetters.Inc()
-		d.Log.Info("delivery dead-lettered", "delivery", j.DeliveryID, "endpoint", j.EndpointID, "tenant", j.Tenant,
+		d.Log.InfoContext(ctx, "delivery dead-lettered", "delivery", j.DeliveryID, "endpoint", j.EndpointID, "tenant", j.Tenant,
 			"attempts", a.Number, "status_code", a.StatusCode, "error", a.Error)
 	}
 	return nil
@@ -366,14 +366,14 @@ func (d *Deliverer) trackFailures(ctx context.Context, route *Route, v delivery.
 	if v.Status == delivery.StatusSucceeded {
 		if route.failing.Swap(0) != 0 {
 			if err := d.Store.SetFailingSince(ctx, route.ID, time.Time{}); err != nil {
-				d.Log.Warn("clearing failure run failed", "endpoint", route.ID, "error", err)
+				d.Log.WarnContext(ctx, "clearing failure run failed", "endpoint", route.ID, "error", err)
 			}
 		}
 		return
 	}
 	if route.failing.CompareAndSwap(0, now.UnixNano()) {
 		if err := d.Store.SetFailingSince(ctx, route.ID, now); err != nil {
-			d.Log.Warn("recording failure run failed", "endpoint", route.ID, "error", err)
+			d.Log.WarnContext(ctx, "recording failure run failed", "endpoint", route.ID, "error", err)
 		}
 	}
 }
@@ -386,22 +386,22 @@ func (d *Deliverer) disable(ctx context.Context, route *Route, reason string, no
 	}
 	changed, err := d.Store.DisableEndpoint(ctx, route.ID, reason, now)
 	if err != nil {
-		d.Log.Error("disabling endpoint failed", "endpoint", route.ID, "error", err)
+		d.Log.ErrorContext(ctx, "disabling endpoint failed", "endpoint", route.ID, "error", err)
 		return
 	}
 	if !changed {
 		return
 	}
 	d.Metrics.Disabled.Inc()
-	d.Log.Warn("endpoint disabled", "endpoint", route.ID, "tenant", route.Tenant, "reason", reason)
+	d.Log.WarnContext(ctx, "endpoint disabled", "endpoint", route.ID, "tenant", route.Tenant, "reason", reason)
 	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.disabled", Tenant: route.Tenant,
 		EndpointID: route.ID, Reason: reason, At: now}); err != nil {
-		d.Log.Error("recording operational event failed", "endpoint", route.ID, "error", err)
+		d.Log.ErrorContext(ctx, "recording operational event failed", "endpoint", route.ID, "error", err)
 	}
 	// A disabled endpoint that another instance still routes to gets attempts recorded as dead, not deliveries:
 	// recording the change is for speed here, not for correctness.
 	if err := d.Registry.Changed(ctx, route.Tenant, route.ID); err != nil {
-		d.Log.Warn("recording the endpoint change in the registry failed", "endpoint", route.ID, "error", err)
+		d.Log.WarnContext(ctx, "recording the endpoint change in the registry failed", "endpoint", route.ID, "error", err)
 	}
 	d.Notifier.EndpointsChanged()
 }
@@ -412,14 +412,14 @@ func (d *Deliverer) disable(ctx context.Context, route *Route, reason string, no
 // other without running, which would cost every tenant's deliveries CPU and database writes for nothing.
 func (d *Deliverer) transformNotice(ctx context.Context, route *Route, err error, now time.Time) {
 	d.Metrics.TransformsLimited.Inc()
-	d.Log.Warn("jq transform exceeded its limits", "endpoint", route.ID, "tenant", route.Tenant, "error", err)
+	d.Log.WarnContext(ctx, "jq transform exceeded its limits", "endpoint", route.ID, "tenant", route.Tenant, "error", err)
 	if d.TransformQuarantine > 0 {
 		if perr := d.Queue.Pause(ctx, route.ID, now.Add(d.TransformQuarantine)); perr != nil {
-			d.Log.Warn("pausing the endpoint for its program's quarantine failed", "endpoint", route.ID, "error", perr)
+			d.Log.WarnContext(ctx, "pausing the endpoint for its program's quarantine failed", "endpoint", route.ID, "error", perr)
 		}
 	}
 	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.transform_limited", Tenant: route.Tenant,
 		EndpointID: route.ID, Reason: err.Error(), At: now}); err != nil {
-		d.Log.Error("recording operational event failed", "endpoint", route.ID, "error", err)
+		d.Log.ErrorContext(ctx, "recording operational event failed", "endpoint", route.ID, "error", err)
 	}
 }
