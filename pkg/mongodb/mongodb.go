@@ -5,6 +5,7 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,6 +79,20 @@ func EnsureIndexes(ctx context.Context, db *mongo.Database, indexes []Index, leg
 	drop := legacy
 	if ferret {
 		drop = append(drop, indexes...)
+		// The collections are made now, one at a time: on FerretDB the first write to a database that does not
+		// exist yet creates its SQLite file, and two such writes at once can fail with SQLITE_BUSY (seen under
+		// load, when a service's first requests came together).
+		seen := map[string]bool{}
+		for _, idx := range indexes {
+			name := idx.Collection.Name()
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			if err := db.CreateCollection(ctx, name); err != nil && !isNamespaceExists(err) {
+				return fmt.Errorf("mongodb: creating collection %s: %w", name, err)
+			}
+		}
 	} else {
 		for _, idx := range indexes {
 			model := mongo.IndexModel{Keys: idx.Keys, Options: options.Index().SetName(idx.Name)}
@@ -100,4 +115,10 @@ func EnsureIndexes(ctx context.Context, db *mongo.Database, indexes []Index, leg
 		}
 	}
 	return nil
+}
+
+// isNamespaceExists is the error of creating a collection that exists (code 48, NamespaceExists).
+func isNamespaceExists(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.Code == 48
 }
