@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -515,9 +516,18 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("failed deliveries are resent, and recovered since a time", func(t *testing.T) {
 		ctx := browser(t)
 		login(t, ctx, s, "admin@acme.test", "admin", "")
+		// Operational notices go to a URL of the admin's, set on Webhook Settings.
+		notices := testinfra.NewRecorder(t, nil)
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.ID("notices-form")),
+			chromedp.SetValue(chromedp.ID("notice-url"), notices.URL+"/notices"), chromedp.Click(chromedp.ID("save-notices")),
+			chromedp.WaitVisible(chromedp.ID("notices-result")))
+		if !strings.HasPrefix(get(t, ctx, chromedp.Evaluate[string](`document.getElementById('notice-secret').textContent`)), "whsec_") {
+			t.Errorf("no notice secret after saving the notice URL\n%s", pageState(ctx))
+		}
 		s.receiver.failing.Store(true)
 		id := addEndpoint(t, ctx, s, s.receiver.srv.URL+"/flaky")
 		failed := `document.querySelector('#delivery-log tr[data-status="failed"]')`
+		banner := fmt.Sprintf(`document.querySelector('[data-banner="failing"][data-endpoint-id="%s"]')`, id)
 
 		// The receiver is down: the delivery runs out of attempts and shows as failed, with the answer it got.
 		createCase(t, s, "cust-flaky-1")
@@ -527,6 +537,15 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("failed delivery row %q, want the 503 and the receiver's answer", row)
 		}
 		screenshot(t, ctx, "endpoint-failed-delivery")
+		// Failing since its first failure: a banner on the endpoint's page and on Webhook Settings.
+		if !exists(t, ctx, banner) {
+			t.Errorf("the failing endpoint's page has no banner\n%s", pageState(ctx))
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.ID("endpoints")))
+		if !exists(t, ctx, banner) {
+			t.Errorf("Webhook Settings has no banner for the failing endpoint\n%s", pageState(ctx))
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id), chromedp.WaitVisible(chromedp.ID("delivery-log")))
 
 		// Back up: resend that one delivery from the log.
 		s.receiver.failing.Store(false)
@@ -537,6 +556,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		eventuallyInPage(t, ctx, "the resent delivery succeeded",
 			`!document.querySelector('#delivery-log tr[data-status="failed"]') && document.querySelectorAll('#delivery-log tr[data-status="succeeded"]').length === 1`)
+		// Recovered: the banner is gone, and Webhook Settings lists both notices, which reached the notice URL too.
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks"), chromedp.WaitVisible(chromedp.ID("notices")))
+		eventuallyInPage(t, ctx, "the failing and recovered notices listed, no banner", fmt.Sprintf(
+			`!%s && document.querySelector('#recent-notices tr[data-type="endpoint.failing"][data-endpoint-id="%s"]') && document.querySelector('#recent-notices tr[data-type="endpoint.recovered"][data-endpoint-id="%s"]')`,
+			banner, id, id))
+		screenshot(t, ctx, "webhook-notices")
+		testinfra.Eventually(t, 30*time.Second, "both notices at the notice URL", func() bool {
+			var kinds []string
+			for _, r := range notices.Requests() {
+				var n struct{ Type string }
+				if json.Unmarshal(r.Body, &n) == nil && strings.Contains(string(r.Body), id) {
+					kinds = append(kinds, n.Type)
+				}
+			}
+			return slices.Contains(kinds, "endpoint.failing") && slices.Contains(kinds, "endpoint.recovered")
+		})
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id), chromedp.WaitVisible(chromedp.ID("delivery-log")))
 
 		// Down again, then "recover failed since…" queues every failed delivery of the endpoint at once.
 		s.receiver.failing.Store(true)

@@ -16,6 +16,7 @@ import (
 	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	webhooksvc "github.com/casekeeper/core/services/webhook"
+	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/mongostore"
 )
 
@@ -42,9 +43,18 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	if n := len(e.deliveries(t, ep.GetId(), casekeeperv1.DeliveryStatus_DELIVERY_STATUS_DEAD)); n != 1 {
 		t.Fatalf("%d dead deliveries, want 1", n)
 	}
-	ops, err := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db), testKeyring(t)).Operations(context.Background(), "acme")
-	if err != nil || len(ops) != 1 || ops[0].Kind != "endpoint.disabled" || ops[0].EndpointID != ep.GetId() {
-		t.Fatalf("operational events %v %v", ops, err)
+	// The operational event is recorded right after the endpoint is disabled: one, the disabling (no
+	// endpoint.failing besides: the one attempt disabled it).
+	store := mongostore.New(testinfra.ConnectMongo(t, e.mongoURI, e.db), testKeyring(t))
+	var ops []delivery.Operation
+	testinfra.Eventually(t, 10*time.Second, "the operational event recorded", func() bool {
+		var err error
+		ops, err = store.Operations(context.Background(), "acme")
+		return err == nil && len(ops) > 0
+	})
+	time.Sleep(500 * time.Millisecond)
+	if ops, _ = store.Operations(context.Background(), "acme"); len(ops) != 1 || ops[0].Kind != "endpoint.disabled" || ops[0].EndpointID != ep.GetId() {
+		t.Fatalf("operational events %v", ops)
 	}
 	// A disabled endpoint gets nothing more.
 	e.publish("acme", 3)

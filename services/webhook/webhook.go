@@ -154,6 +154,8 @@ type Service struct {
 	jq          *jqsandbox.Pool
 	deliveryLog *natsbus.Projection[delivery.Outcome]
 	erased      *natsqueue.ErasedCases
+	failureRuns *natsqueue.FailureRuns
+	notices     *natsconsumer.Notices
 	fanout      *natsconsumer.Fanout
 	endpoints   *natsconsumer.Endpoints
 	sweeper     *app.Sweeper
@@ -262,10 +264,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if err != nil {
 		return nil, err
 	}
+	// Operational notices: raised once across the replicas, sent by whichever replica's consumer gets them.
+	if _, err := natsbus.EnsureStream(sctx, js, natsqueue.NoticesStreamConfig(cfg.StreamReplicas), natsbus.LogWaits(log)); err != nil {
+		return nil, err
+	}
+	if s.failureRuns, err = natsqueue.OpenFailureRuns(sctx, js, cfg.StreamReplicas); err != nil {
+		return nil, err
+	}
+	notices := &app.Notices{Store: store, Queue: natsqueue.NewNotices(js), Raised: metrics.Notices, Log: log}
+	s.notices = &natsconsumer.Notices{JS: js, Log: log,
+		Sender: &app.NoticeSender{Store: store, Sender: sender, Sent: metrics.NoticesSent, Now: now}}
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now,
-		TransformQuarantine: s.jq.Quarantine(), Erased: s.erased, Claims: claims}
+		TransformQuarantine: s.jq.Quarantine(), Erased: s.erased, Claims: claims, Notices: notices, FailureRuns: s.failureRuns}
 	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue, Redactions: outcomes, Erased: s.erased},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
@@ -281,6 +293,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 		Endpoints: &app.Endpoints{Store: store, Queue: queue, Routes: s.routes, Registry: registry, Notifier: notifier, Deliverer: deliverer,
 			AllowLoopback: cfg.AllowLoopbackHTTP, Log: log, Now: now},
 		Deliveries: &app.Deliveries{Store: store, Events: caseEvents, Outcomes: outcomes, Queue: queue, Now: now},
+		Notices:    &app.NoticeSettings{Store: store, AllowLoopback: cfg.AllowLoopbackHTTP, Now: now},
 		Store:      store, Waiting: queue.Waiting,
 	})
 	mux := http.NewServeMux()
@@ -326,6 +339,8 @@ func (s *Service) Run(ctx context.Context) error {
 		lifecycle.Worker{Name: "endpoints", Run: s.endpoints.Run},
 		lifecycle.Worker{Name: "delivery-log", Run: s.deliveryLog.Run},
 		lifecycle.Worker{Name: "erased-cases", Run: s.erased.Run},
+		lifecycle.Worker{Name: "failure-runs", Run: s.failureRuns.Run},
+		lifecycle.Worker{Name: "notices", Run: s.notices.Run},
 		lifecycle.Worker{Name: "gauges", Run: s.gauges.Run},
 		lifecycle.Worker{Name: "delivery-retention", Run: s.retention.Run},
 	}

@@ -40,15 +40,8 @@ func TestOneTraceFromCaseWriteToReceiver(t *testing.T) {
 
 	common := []string{"NATS_URL=" + nats.URL(), "MONGODB_URI=" + uri, "KEYCLOAK_URL=" + kc,
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + collector.URL, "OTEL_BSP_SCHEDULE_DELAY=100"}
-	// start runs a service, its gRPC and HTTP listeners on fresh ports (CASE_GRPC_ADDR, CASE_HTTP_ADDR, …).
-	start := func(name, bin string, env ...string) (p *testinfra.Process, grpcAddr, httpAddr string) {
-		grpcAddr, httpAddr = testinfra.FreeAddr(t), testinfra.FreeAddr(t)
-		prefix := strings.ToUpper(name)
-		cmd := exec.Command(bin)
-		cmd.Env = append(append(os.Environ(), common...), append(env, prefix+"_GRPC_ADDR="+grpcAddr, prefix+"_HTTP_ADDR="+httpAddr)...)
-		p = testinfra.StartProcess(t, cmd)
-		p.WaitReady(t, "http://"+httpAddr+"/readyz", 90*time.Second)
-		return p, grpcAddr, httpAddr
+	start := func(name, bin string, env ...string) (*testinfra.Process, string, string) {
+		return startService(t, name, bin, append(common, env...)...)
 	}
 	_, caseGRPC, _ := start("case", caseBin, "MONGODB_DATABASE="+db)
 	_, webhookGRPC, _ := start("webhook", webhookBin, "MONGODB_DATABASE="+db+"_webhooks", "WEBHOOK_ALLOW_LOOPBACK_HTTP=true",
@@ -176,4 +169,17 @@ func parseTraceparent(v string) (traceID, spanID string, ok bool) {
 		return "", "", false
 	}
 	return parts[1], parts[2], true
+}
+
+// startService runs one service binary with env on top of this process's environment, its gRPC and HTTP listeners
+// on fresh ports (CASE_GRPC_ADDR, CASE_HTTP_ADDR, …), and waits until it is ready.
+func startService(t *testing.T, name, bin string, env ...string) (p *testinfra.Process, grpcAddr, httpAddr string) {
+	t.Helper()
+	grpcAddr, httpAddr = testinfra.FreeAddr(t), testinfra.FreeAddr(t)
+	prefix := strings.ToUpper(name)
+	cmd := exec.Command(bin)
+	cmd.Env = append(append(os.Environ(), env...), prefix+"_GRPC_ADDR="+grpcAddr, prefix+"_HTTP_ADDR="+httpAddr)
+	p = testinfra.StartProcess(t, cmd)
+	p.WaitReady(t, "http://"+httpAddr+"/readyz", 90*time.Second)
+	return p, grpcAddr, httpAddr
 }

@@ -164,8 +164,10 @@ type Endpoint struct {
 	MaxConcurrency int32                  `protobuf:"varint,11,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Output only: since when every attempt has failed (the first failure after a success); unset while healthy.
+	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
@@ -285,6 +287,13 @@ func (x *Endpoint) GetCreatedAt() *timestamppb.Timestamp {
 func (x *Endpoint) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Endpoint) GetFailingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailingSince
 	}
 	return nil
 }
@@ -2119,11 +2128,416 @@ func (x *HealthBucket) GetLatencyP99() *durationpb.Duration {
 	return nil
 }
 
+type GetNoticeSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNoticeSettingsRequest) Reset() {
+	*x = GetNoticeSettingsRequest{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNoticeSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNoticeSettingsRequest) ProtoMessage() {}
+
+func (x *GetNoticeSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNoticeSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetNoticeSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{34}
+}
+
+type GetNoticeSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *NoticeSettings        `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNoticeSettingsResponse) Reset() {
+	*x = GetNoticeSettingsResponse{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNoticeSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNoticeSettingsResponse) ProtoMessage() {}
+
+func (x *GetNoticeSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNoticeSettingsResponse.ProtoReflect.Descriptor instead.
+func (*GetNoticeSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetNoticeSettingsResponse) GetSettings() *NoticeSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type UpdateNoticeSettingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https (or http to loopback where the service allows it); empty stops sending notices.
+	Url           string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNoticeSettingsRequest) Reset() {
+	*x = UpdateNoticeSettingsRequest{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNoticeSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNoticeSettingsRequest) ProtoMessage() {}
+
+func (x *UpdateNoticeSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNoticeSettingsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNoticeSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *UpdateNoticeSettingsRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type UpdateNoticeSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *NoticeSettings        `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNoticeSettingsResponse) Reset() {
+	*x = UpdateNoticeSettingsResponse{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNoticeSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNoticeSettingsResponse) ProtoMessage() {}
+
+func (x *UpdateNoticeSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNoticeSettingsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateNoticeSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *UpdateNoticeSettingsResponse) GetSettings() *NoticeSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type NoticeSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Url   string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// Signs every notice (Standard Webhooks, like deliveries), whsec_…; made with the first URL.
+	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoticeSettings) Reset() {
+	*x = NoticeSettings{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoticeSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoticeSettings) ProtoMessage() {}
+
+func (x *NoticeSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoticeSettings.ProtoReflect.Descriptor instead.
+func (*NoticeSettings) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *NoticeSettings) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *NoticeSettings) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *NoticeSettings) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type ListNoticesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 500; 0 means 50.
+	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNoticesRequest) Reset() {
+	*x = ListNoticesRequest{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNoticesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNoticesRequest) ProtoMessage() {}
+
+func (x *ListNoticesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNoticesRequest.ProtoReflect.Descriptor instead.
+func (*ListNoticesRequest) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListNoticesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+type ListNoticesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notices       []*Notice              `protobuf:"bytes,1,rep,name=notices,proto3" json:"notices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNoticesResponse) Reset() {
+	*x = ListNoticesResponse{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNoticesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNoticesResponse) ProtoMessage() {}
+
+func (x *ListNoticesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNoticesResponse.ProtoReflect.Descriptor instead.
+func (*ListNoticesResponse) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListNoticesResponse) GetNotices() []*Notice {
+	if x != nil {
+		return x.Notices
+	}
+	return nil
+}
+
+// Notice is one operational event of an endpoint of the tenant.
+type Notice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// endpoint.disabled, endpoint.failing, endpoint.recovered, endpoint.transform_limited.
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	EndpointId    string                 `protobuf:"bytes,3,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	EndpointUrl   string                 `protobuf:"bytes,4,opt,name=endpoint_url,json=endpointUrl,proto3" json:"endpoint_url,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notice) Reset() {
+	*x = Notice{}
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notice) ProtoMessage() {}
+
+func (x *Notice) ProtoReflect() protoreflect.Message {
+	mi := &file_casekeeper_v1_webhook_service_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notice.ProtoReflect.Descriptor instead.
+func (*Notice) Descriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Notice) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Notice) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Notice) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *Notice) GetEndpointUrl() string {
+	if x != nil {
+		return x.EndpointUrl
+	}
+	return ""
+}
+
+func (x *Notice) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Notice) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_casekeeper_v1_webhook_service_proto protoreflect.FileDescriptor
 
 const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
-	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x04\n" +
+	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x05\n" +
 	"\bEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
@@ -2141,7 +2555,8 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a:\n" +
+	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12?\n" +
+	"\rfailing_since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
@@ -2275,7 +2690,31 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\vlatency_p50\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"latencyP50\x12:\n" +
 	"\vlatency_p99\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"latencyP99*x\n" +
+	"latencyP99\"\x1a\n" +
+	"\x18GetNoticeSettingsRequest\"V\n" +
+	"\x19GetNoticeSettingsResponse\x129\n" +
+	"\bsettings\x18\x01 \x01(\v2\x1d.casekeeper.v1.NoticeSettingsR\bsettings\"/\n" +
+	"\x1bUpdateNoticeSettingsRequest\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\"Y\n" +
+	"\x1cUpdateNoticeSettingsResponse\x129\n" +
+	"\bsettings\x18\x01 \x01(\v2\x1d.casekeeper.v1.NoticeSettingsR\bsettings\"u\n" +
+	"\x0eNoticeSettings\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x129\n" +
+	"\n" +
+	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"1\n" +
+	"\x12ListNoticesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"F\n" +
+	"\x13ListNoticesResponse\x12/\n" +
+	"\anotices\x18\x01 \x03(\v2\x15.casekeeper.v1.NoticeR\anotices\"\xb4\x01\n" +
+	"\x06Notice\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1f\n" +
+	"\vendpoint_id\x18\x03 \x01(\tR\n" +
+	"endpointId\x12!\n" +
+	"\fendpoint_url\x18\x04 \x01(\tR\vendpointUrl\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at*x\n" +
 	"\rPayloadFormat\x12\x1e\n" +
 	"\x1aPAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYLOAD_FORMAT_FULL\x10\x01\x12\x17\n" +
@@ -2286,7 +2725,7 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1c\n" +
 	"\x18DELIVERY_STATUS_RETRYING\x10\x03\x12\x18\n" +
-	"\x14DELIVERY_STATUS_DEAD\x10\x042\x96\x0f\n" +
+	"\x14DELIVERY_STATUS_DEAD\x10\x042\xb6\x12\n" +
 	"\x0eWebhookService\x12\x87\x01\n" +
 	"\x0eCreateEndpoint\x12$.casekeeper.v1.CreateEndpointRequest\x1a%.casekeeper.v1.CreateEndpointResponse\"(\x82\xd3\xe4\x93\x02\":\bendpoint\"\x16/v1/webhooks/endpoints\x12y\n" +
 	"\vGetEndpoint\x12!.casekeeper.v1.GetEndpointRequest\x1a\".casekeeper.v1.GetEndpointResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/webhooks/endpoints/{id}\x12z\n" +
@@ -2297,7 +2736,10 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\fRotateSecret\x12\".casekeeper.v1.RotateSecretRequest\x1a#.casekeeper.v1.RotateSecretResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/webhooks/endpoints/{id}/secret:rotate\x12\x87\x01\n" +
 	"\rSendTestEvent\x12#.casekeeper.v1.SendTestEventRequest\x1a$.casekeeper.v1.SendTestEventResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/webhooks/endpoints/{id}:test\x12\x8e\x01\n" +
 	"\x10PreviewTransform\x12&.casekeeper.v1.PreviewTransformRequest\x1a'.casekeeper.v1.PreviewTransformResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/webhooks/transform:preview\x12\x92\x01\n" +
-	"\x11GetEndpointHealth\x12'.casekeeper.v1.GetEndpointHealthRequest\x1a(.casekeeper.v1.GetEndpointHealthResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/webhooks/endpoints/{id}/health\x12~\n" +
+	"\x11GetEndpointHealth\x12'.casekeeper.v1.GetEndpointHealthRequest\x1a(.casekeeper.v1.GetEndpointHealthResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/webhooks/endpoints/{id}/health\x12\x8d\x01\n" +
+	"\x11GetNoticeSettings\x12'.casekeeper.v1.GetNoticeSettingsRequest\x1a(.casekeeper.v1.GetNoticeSettingsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/webhooks/notices/settings\x12\x99\x01\n" +
+	"\x14UpdateNoticeSettings\x12*.casekeeper.v1.UpdateNoticeSettingsRequest\x1a+.casekeeper.v1.UpdateNoticeSettingsResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\x1a\x1d/v1/webhooks/notices/settings\x12r\n" +
+	"\vListNotices\x12!.casekeeper.v1.ListNoticesRequest\x1a\".casekeeper.v1.ListNoticesResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/webhooks/notices\x12~\n" +
 	"\x0eListDeliveries\x12$.casekeeper.v1.ListDeliveriesRequest\x1a%.casekeeper.v1.ListDeliveriesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/webhooks/deliveries\x12z\n" +
 	"\vGetDelivery\x12!.casekeeper.v1.GetDeliveryRequest\x1a\".casekeeper.v1.GetDeliveryResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/webhooks/deliveries/{id}\x12\x8d\x01\n" +
 	"\x0eResendDelivery\x12$.casekeeper.v1.ResendDeliveryRequest\x1a%.casekeeper.v1.ResendDeliveryResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/webhooks/deliveries/{id}:resend\x12\x93\x01\n" +
@@ -2316,122 +2758,142 @@ func file_casekeeper_v1_webhook_service_proto_rawDescGZIP() []byte {
 }
 
 var file_casekeeper_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_casekeeper_v1_webhook_service_proto_goTypes = []any{
-	(PayloadFormat)(0),                // 0: casekeeper.v1.PayloadFormat
-	(DeliveryStatus)(0),               // 1: casekeeper.v1.DeliveryStatus
-	(*Endpoint)(nil),                  // 2: casekeeper.v1.Endpoint
-	(*CreateEndpointRequest)(nil),     // 3: casekeeper.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),    // 4: casekeeper.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),        // 5: casekeeper.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),       // 6: casekeeper.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),      // 7: casekeeper.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),     // 8: casekeeper.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),     // 9: casekeeper.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),    // 10: casekeeper.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),     // 11: casekeeper.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),    // 12: casekeeper.v1.DeleteEndpointResponse
-	(*RevealSecretRequest)(nil),       // 13: casekeeper.v1.RevealSecretRequest
-	(*SigningSecret)(nil),             // 14: casekeeper.v1.SigningSecret
-	(*RevealSecretResponse)(nil),      // 15: casekeeper.v1.RevealSecretResponse
-	(*RotateSecretRequest)(nil),       // 16: casekeeper.v1.RotateSecretRequest
-	(*RotateSecretResponse)(nil),      // 17: casekeeper.v1.RotateSecretResponse
-	(*SendTestEventRequest)(nil),      // 18: casekeeper.v1.SendTestEventRequest
-	(*SendTestEventResponse)(nil),     // 19: casekeeper.v1.SendTestEventResponse
-	(*PreviewTransformRequest)(nil),   // 20: casekeeper.v1.PreviewTransformRequest
-	(*PreviewTransformResponse)(nil),  // 21: casekeeper.v1.PreviewTransformResponse
-	(*Attempt)(nil),                   // 22: casekeeper.v1.Attempt
-	(*RequestHeader)(nil),             // 23: casekeeper.v1.RequestHeader
-	(*Delivery)(nil),                  // 24: casekeeper.v1.Delivery
-	(*ListDeliveriesRequest)(nil),     // 25: casekeeper.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),    // 26: casekeeper.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),        // 27: casekeeper.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),       // 28: casekeeper.v1.GetDeliveryResponse
-	(*ResendDeliveryRequest)(nil),     // 29: casekeeper.v1.ResendDeliveryRequest
-	(*ResendDeliveryResponse)(nil),    // 30: casekeeper.v1.ResendDeliveryResponse
-	(*RecoverFailedRequest)(nil),      // 31: casekeeper.v1.RecoverFailedRequest
-	(*RecoverFailedResponse)(nil),     // 32: casekeeper.v1.RecoverFailedResponse
-	(*GetEndpointHealthRequest)(nil),  // 33: casekeeper.v1.GetEndpointHealthRequest
-	(*GetEndpointHealthResponse)(nil), // 34: casekeeper.v1.GetEndpointHealthResponse
-	(*HealthBucket)(nil),              // 35: casekeeper.v1.HealthBucket
-	nil,                               // 36: casekeeper.v1.Endpoint.HeadersEntry
-	(*timestamppb.Timestamp)(nil),     // 37: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 38: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
+	(PayloadFormat)(0),                   // 0: casekeeper.v1.PayloadFormat
+	(DeliveryStatus)(0),                  // 1: casekeeper.v1.DeliveryStatus
+	(*Endpoint)(nil),                     // 2: casekeeper.v1.Endpoint
+	(*CreateEndpointRequest)(nil),        // 3: casekeeper.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),       // 4: casekeeper.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),           // 5: casekeeper.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),          // 6: casekeeper.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),         // 7: casekeeper.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),        // 8: casekeeper.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),        // 9: casekeeper.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),       // 10: casekeeper.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),        // 11: casekeeper.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),       // 12: casekeeper.v1.DeleteEndpointResponse
+	(*RevealSecretRequest)(nil),          // 13: casekeeper.v1.RevealSecretRequest
+	(*SigningSecret)(nil),                // 14: casekeeper.v1.SigningSecret
+	(*RevealSecretResponse)(nil),         // 15: casekeeper.v1.RevealSecretResponse
+	(*RotateSecretRequest)(nil),          // 16: casekeeper.v1.RotateSecretRequest
+	(*RotateSecretResponse)(nil),         // 17: casekeeper.v1.RotateSecretResponse
+	(*SendTestEventRequest)(nil),         // 18: casekeeper.v1.SendTestEventRequest
+	(*SendTestEventResponse)(nil),        // 19: casekeeper.v1.SendTestEventResponse
+	(*PreviewTransformRequest)(nil),      // 20: casekeeper.v1.PreviewTransformRequest
+	(*PreviewTransformResponse)(nil),     // 21: casekeeper.v1.PreviewTransformResponse
+	(*Attempt)(nil),                      // 22: casekeeper.v1.Attempt
+	(*RequestHeader)(nil),                // 23: casekeeper.v1.RequestHeader
+	(*Delivery)(nil),                     // 24: casekeeper.v1.Delivery
+	(*ListDeliveriesRequest)(nil),        // 25: casekeeper.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),       // 26: casekeeper.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),           // 27: casekeeper.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),          // 28: casekeeper.v1.GetDeliveryResponse
+	(*ResendDeliveryRequest)(nil),        // 29: casekeeper.v1.ResendDeliveryRequest
+	(*ResendDeliveryResponse)(nil),       // 30: casekeeper.v1.ResendDeliveryResponse
+	(*RecoverFailedRequest)(nil),         // 31: casekeeper.v1.RecoverFailedRequest
+	(*RecoverFailedResponse)(nil),        // 32: casekeeper.v1.RecoverFailedResponse
+	(*GetEndpointHealthRequest)(nil),     // 33: casekeeper.v1.GetEndpointHealthRequest
+	(*GetEndpointHealthResponse)(nil),    // 34: casekeeper.v1.GetEndpointHealthResponse
+	(*HealthBucket)(nil),                 // 35: casekeeper.v1.HealthBucket
+	(*GetNoticeSettingsRequest)(nil),     // 36: casekeeper.v1.GetNoticeSettingsRequest
+	(*GetNoticeSettingsResponse)(nil),    // 37: casekeeper.v1.GetNoticeSettingsResponse
+	(*UpdateNoticeSettingsRequest)(nil),  // 38: casekeeper.v1.UpdateNoticeSettingsRequest
+	(*UpdateNoticeSettingsResponse)(nil), // 39: casekeeper.v1.UpdateNoticeSettingsResponse
+	(*NoticeSettings)(nil),               // 40: casekeeper.v1.NoticeSettings
+	(*ListNoticesRequest)(nil),           // 41: casekeeper.v1.ListNoticesRequest
+	(*ListNoticesResponse)(nil),          // 42: casekeeper.v1.ListNoticesResponse
+	(*Notice)(nil),                       // 43: casekeeper.v1.Notice
+	nil,                                  // 44: casekeeper.v1.Endpoint.HeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 45: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 46: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),          // 47: google.protobuf.Duration
 }
 var file_casekeeper_v1_webhook_service_proto_depIdxs = []int32{
-	36, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
+	44, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
 	0,  // 1: casekeeper.v1.Endpoint.payload_format:type_name -> casekeeper.v1.PayloadFormat
-	37, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
-	37, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 4: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	2,  // 5: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	2,  // 6: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	2,  // 7: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
-	2,  // 8: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	38, // 9: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 10: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	37, // 11: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
-	37, // 12: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 13: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
-	14, // 14: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
-	22, // 15: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
-	37, // 16: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
-	39, // 17: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	23, // 18: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
-	1,  // 19: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
-	37, // 20: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	37, // 21: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	37, // 22: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 23: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
-	22, // 24: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
-	1,  // 25: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
-	37, // 26: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	37, // 27: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	24, // 28: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
-	24, // 29: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	24, // 30: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	37, // 31: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
-	35, // 32: casekeeper.v1.GetEndpointHealthResponse.hours:type_name -> casekeeper.v1.HealthBucket
-	35, // 33: casekeeper.v1.GetEndpointHealthResponse.days:type_name -> casekeeper.v1.HealthBucket
-	35, // 34: casekeeper.v1.GetEndpointHealthResponse.hours_total:type_name -> casekeeper.v1.HealthBucket
-	35, // 35: casekeeper.v1.GetEndpointHealthResponse.days_total:type_name -> casekeeper.v1.HealthBucket
-	37, // 36: casekeeper.v1.HealthBucket.start:type_name -> google.protobuf.Timestamp
-	39, // 37: casekeeper.v1.HealthBucket.latency_p50:type_name -> google.protobuf.Duration
-	39, // 38: casekeeper.v1.HealthBucket.latency_p99:type_name -> google.protobuf.Duration
-	3,  // 39: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
-	5,  // 40: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
-	7,  // 41: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
-	9,  // 42: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
-	11, // 43: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
-	13, // 44: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
-	16, // 45: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
-	18, // 46: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
-	20, // 47: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
-	33, // 48: casekeeper.v1.WebhookService.GetEndpointHealth:input_type -> casekeeper.v1.GetEndpointHealthRequest
-	25, // 49: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
-	27, // 50: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
-	29, // 51: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
-	31, // 52: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
-	4,  // 53: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
-	6,  // 54: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
-	8,  // 55: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
-	10, // 56: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
-	12, // 57: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
-	15, // 58: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
-	17, // 59: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
-	19, // 60: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
-	21, // 61: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
-	34, // 62: casekeeper.v1.WebhookService.GetEndpointHealth:output_type -> casekeeper.v1.GetEndpointHealthResponse
-	26, // 63: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
-	28, // 64: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
-	30, // 65: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
-	32, // 66: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
-	53, // [53:67] is the sub-list for method output_type
-	39, // [39:53] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	45, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
+	45, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
+	45, // 4: casekeeper.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
+	2,  // 5: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
+	2,  // 6: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	2,  // 7: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	2,  // 8: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
+	2,  // 9: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
+	46, // 10: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 11: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	45, // 12: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
+	45, // 13: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 14: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
+	14, // 15: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
+	22, // 16: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
+	45, // 17: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
+	47, // 18: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	23, // 19: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
+	1,  // 20: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
+	45, // 21: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	45, // 22: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	45, // 23: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 24: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
+	22, // 25: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
+	1,  // 26: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
+	45, // 27: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	45, // 28: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	24, // 29: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
+	24, // 30: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	24, // 31: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	45, // 32: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 33: casekeeper.v1.GetEndpointHealthResponse.hours:type_name -> casekeeper.v1.HealthBucket
+	35, // 34: casekeeper.v1.GetEndpointHealthResponse.days:type_name -> casekeeper.v1.HealthBucket
+	35, // 35: casekeeper.v1.GetEndpointHealthResponse.hours_total:type_name -> casekeeper.v1.HealthBucket
+	35, // 36: casekeeper.v1.GetEndpointHealthResponse.days_total:type_name -> casekeeper.v1.HealthBucket
+	45, // 37: casekeeper.v1.HealthBucket.start:type_name -> google.protobuf.Timestamp
+	47, // 38: casekeeper.v1.HealthBucket.latency_p50:type_name -> google.protobuf.Duration
+	47, // 39: casekeeper.v1.HealthBucket.latency_p99:type_name -> google.protobuf.Duration
+	40, // 40: casekeeper.v1.GetNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
+	40, // 41: casekeeper.v1.UpdateNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
+	45, // 42: casekeeper.v1.NoticeSettings.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 43: casekeeper.v1.ListNoticesResponse.notices:type_name -> casekeeper.v1.Notice
+	45, // 44: casekeeper.v1.Notice.at:type_name -> google.protobuf.Timestamp
+	3,  // 45: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
+	5,  // 46: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
+	7,  // 47: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
+	9,  // 48: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
+	11, // 49: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
+	13, // 50: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
+	16, // 51: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
+	18, // 52: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
+	20, // 53: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
+	33, // 54: casekeeper.v1.WebhookService.GetEndpointHealth:input_type -> casekeeper.v1.GetEndpointHealthRequest
+	36, // 55: casekeeper.v1.WebhookService.GetNoticeSettings:input_type -> casekeeper.v1.GetNoticeSettingsRequest
+	38, // 56: casekeeper.v1.WebhookService.UpdateNoticeSettings:input_type -> casekeeper.v1.UpdateNoticeSettingsRequest
+	41, // 57: casekeeper.v1.WebhookService.ListNotices:input_type -> casekeeper.v1.ListNoticesRequest
+	25, // 58: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
+	27, // 59: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
+	29, // 60: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
+	31, // 61: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
+	4,  // 62: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
+	6,  // 63: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
+	8,  // 64: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
+	10, // 65: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
+	12, // 66: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
+	15, // 67: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
+	17, // 68: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
+	19, // 69: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
+	21, // 70: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
+	34, // 71: casekeeper.v1.WebhookService.GetEndpointHealth:output_type -> casekeeper.v1.GetEndpointHealthResponse
+	37, // 72: casekeeper.v1.WebhookService.GetNoticeSettings:output_type -> casekeeper.v1.GetNoticeSettingsResponse
+	39, // 73: casekeeper.v1.WebhookService.UpdateNoticeSettings:output_type -> casekeeper.v1.UpdateNoticeSettingsResponse
+	42, // 74: casekeeper.v1.WebhookService.ListNotices:output_type -> casekeeper.v1.ListNoticesResponse
+	26, // 75: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
+	28, // 76: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
+	30, // 77: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
+	32, // 78: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
+	62, // [62:79] is the sub-list for method output_type
+	45, // [45:62] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_webhook_service_proto_init() }
@@ -2445,7 +2907,7 @@ func file_casekeeper_v1_webhook_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_casekeeper_v1_webhook_service_proto_rawDesc), len(file_casekeeper_v1_webhook_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,20 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_CreateEndpoint_FullMethodName    = "/casekeeper.v1.WebhookService/CreateEndpoint"
-	WebhookService_GetEndpoint_FullMethodName       = "/casekeeper.v1.WebhookService/GetEndpoint"
-	WebhookService_ListEndpoints_FullMethodName     = "/casekeeper.v1.WebhookService/ListEndpoints"
-	WebhookService_UpdateEndpoint_FullMethodName    = "/casekeeper.v1.WebhookService/UpdateEndpoint"
-	WebhookService_DeleteEndpoint_FullMethodName    = "/casekeeper.v1.WebhookService/DeleteEndpoint"
-	WebhookService_RevealSecret_FullMethodName      = "/casekeeper.v1.WebhookService/RevealSecret"
-	WebhookService_RotateSecret_FullMethodName      = "/casekeeper.v1.WebhookService/RotateSecret"
-	WebhookService_SendTestEvent_FullMethodName     = "/casekeeper.v1.WebhookService/SendTestEvent"
-	WebhookService_PreviewTransform_FullMethodName  = "/casekeeper.v1.WebhookService/PreviewTransform"
-	WebhookService_GetEndpointHealth_FullMethodName = "/casekeeper.v1.WebhookService/GetEndpointHealth"
-	WebhookService_ListDeliveries_FullMethodName    = "/casekeeper.v1.WebhookService/ListDeliveries"
-	WebhookService_GetDelivery_FullMethodName       = "/casekeeper.v1.WebhookService/GetDelivery"
-	WebhookService_ResendDelivery_FullMethodName    = "/casekeeper.v1.WebhookService/ResendDelivery"
-	WebhookService_RecoverFailed_FullMethodName     = "/casekeeper.v1.WebhookService/RecoverFailed"
+	WebhookService_CreateEndpoint_FullMethodName       = "/casekeeper.v1.WebhookService/CreateEndpoint"
+	WebhookService_GetEndpoint_FullMethodName          = "/casekeeper.v1.WebhookService/GetEndpoint"
+	WebhookService_ListEndpoints_FullMethodName        = "/casekeeper.v1.WebhookService/ListEndpoints"
+	WebhookService_UpdateEndpoint_FullMethodName       = "/casekeeper.v1.WebhookService/UpdateEndpoint"
+	WebhookService_DeleteEndpoint_FullMethodName       = "/casekeeper.v1.WebhookService/DeleteEndpoint"
+	WebhookService_RevealSecret_FullMethodName         = "/casekeeper.v1.WebhookService/RevealSecret"
+	WebhookService_RotateSecret_FullMethodName         = "/casekeeper.v1.WebhookService/RotateSecret"
+	WebhookService_SendTestEvent_FullMethodName        = "/casekeeper.v1.WebhookService/SendTestEvent"
+	WebhookService_PreviewTransform_FullMethodName     = "/casekeeper.v1.WebhookService/PreviewTransform"
+	WebhookService_GetEndpointHealth_FullMethodName    = "/casekeeper.v1.WebhookService/GetEndpointHealth"
+	WebhookService_GetNoticeSettings_FullMethodName    = "/casekeeper.v1.WebhookService/GetNoticeSettings"
+	WebhookService_UpdateNoticeSettings_FullMethodName = "/casekeeper.v1.WebhookService/UpdateNoticeSettings"
+	WebhookService_ListNotices_FullMethodName          = "/casekeeper.v1.WebhookService/ListNotices"
+	WebhookService_ListDeliveries_FullMethodName       = "/casekeeper.v1.WebhookService/ListDeliveries"
+	WebhookService_GetDelivery_FullMethodName          = "/casekeeper.v1.WebhookService/GetDelivery"
+	WebhookService_ResendDelivery_FullMethodName       = "/casekeeper.v1.WebhookService/ResendDelivery"
+	WebhookService_RecoverFailed_FullMethodName        = "/casekeeper.v1.WebhookService/RecoverFailed"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -60,6 +63,13 @@ type WebhookServiceClient interface {
 	// UTC day: how many, how many succeeded, latency percentiles. It is aggregated as attempts reach the delivery
 	// log, so it costs the same whatever the size of the log.
 	GetEndpointHealth(ctx context.Context, in *GetEndpointHealthRequest, opts ...grpc.CallOption) (*GetEndpointHealthResponse, error)
+	// GetNoticeSettings is where the tenant's operational notices go (endpoint.disabled, endpoint.failing,
+	// endpoint.recovered), with the secret that signs them.
+	GetNoticeSettings(ctx context.Context, in *GetNoticeSettingsRequest, opts ...grpc.CallOption) (*GetNoticeSettingsResponse, error)
+	// UpdateNoticeSettings sets the notice URL (empty: notices are only listed); the first one gets a secret.
+	UpdateNoticeSettings(ctx context.Context, in *UpdateNoticeSettingsRequest, opts ...grpc.CallOption) (*UpdateNoticeSettingsResponse, error)
+	// ListNotices is the tenant's operational notices of the last 30 days, newest first.
+	ListNotices(ctx context.Context, in *ListNoticesRequest, opts ...grpc.CallOption) (*ListNoticesResponse, error)
 	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
 	GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*GetDeliveryResponse, error)
 	// ResendDelivery queues a new attempt of a delivery, whatever its state; the webhook-id stays the same.
@@ -176,6 +186,36 @@ func (c *webhookServiceClient) GetEndpointHealth(ctx context.Context, in *GetEnd
 	return out, nil
 }
 
+func (c *webhookServiceClient) GetNoticeSettings(ctx context.Context, in *GetNoticeSettingsRequest, opts ...grpc.CallOption) (*GetNoticeSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetNoticeSettingsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_GetNoticeSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) UpdateNoticeSettings(ctx context.Context, in *UpdateNoticeSettingsRequest, opts ...grpc.CallOption) (*UpdateNoticeSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateNoticeSettingsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_UpdateNoticeSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListNotices(ctx context.Context, in *ListNoticesRequest, opts ...grpc.CallOption) (*ListNoticesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNoticesResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListNotices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *webhookServiceClient) ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListDeliveriesResponse)
@@ -241,6 +281,13 @@ type WebhookServiceServer interface {
 	// UTC day: how many, how many succeeded, latency percentiles. It is aggregated as attempts reach the delivery
 	// log, so it costs the same whatever the size of the log.
 	GetEndpointHealth(context.Context, *GetEndpointHealthRequest) (*GetEndpointHealthResponse, error)
+	// GetNoticeSettings is where the tenant's operational notices go (endpoint.disabled, endpoint.failing,
+	// endpoint.recovered), with the secret that signs them.
+	GetNoticeSettings(context.Context, *GetNoticeSettingsRequest) (*GetNoticeSettingsResponse, error)
+	// UpdateNoticeSettings sets the notice URL (empty: notices are only listed); the first one gets a secret.
+	UpdateNoticeSettings(context.Context, *UpdateNoticeSettingsRequest) (*UpdateNoticeSettingsResponse, error)
+	// ListNotices is the tenant's operational notices of the last 30 days, newest first.
+	ListNotices(context.Context, *ListNoticesRequest) (*ListNoticesResponse, error)
 	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
 	GetDelivery(context.Context, *GetDeliveryRequest) (*GetDeliveryResponse, error)
 	// ResendDelivery queues a new attempt of a delivery, whatever its state; the webhook-id stays the same.
@@ -286,6 +333,15 @@ func (UnimplementedWebhookServiceServer) PreviewTransform(context.Context, *Prev
 }
 func (UnimplementedWebhookServiceServer) GetEndpointHealth(context.Context, *GetEndpointHealthRequest) (*GetEndpointHealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEndpointHealth not implemented")
+}
+func (UnimplementedWebhookServiceServer) GetNoticeSettings(context.Context, *GetNoticeSettingsRequest) (*GetNoticeSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetNoticeSettings not implemented")
+}
+func (UnimplementedWebhookServiceServer) UpdateNoticeSettings(context.Context, *UpdateNoticeSettingsRequest) (*UpdateNoticeSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateNoticeSettings not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListNotices(context.Context, *ListNoticesRequest) (*ListNoticesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNotices not implemented")
 }
 func (UnimplementedWebhookServiceServer) ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
@@ -500,6 +556,60 @@ func _WebhookService_GetEndpointHealth_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_GetNoticeSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetNoticeSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).GetNoticeSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_GetNoticeSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).GetNoticeSettings(ctx, req.(*GetNoticeSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_UpdateNoticeSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateNoticeSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).UpdateNoticeSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_UpdateNoticeSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).UpdateNoticeSettings(ctx, req.(*UpdateNoticeSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListNotices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNoticesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListNotices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListNotices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListNotices(ctx, req.(*ListNoticesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _WebhookService_ListDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListDeliveriesRequest)
 	if err := dec(in); err != nil {
@@ -618,6 +728,18 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEndpointHealth",
 			Handler:    _WebhookService_GetEndpointHealth_Handler,
+		},
+		{
+			MethodName: "GetNoticeSettings",
+			Handler:    _WebhookService_GetNoticeSettings_Handler,
+		},
+		{
+			MethodName: "UpdateNoticeSettings",
+			Handler:    _WebhookService_UpdateNoticeSettings_Handler,
+		},
+		{
+			MethodName: "ListNotices",
+			Handler:    _WebhookService_ListNotices_Handler,
 		},
 		{
 			MethodName: "ListDeliveries",

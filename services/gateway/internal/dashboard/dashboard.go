@@ -155,6 +155,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /dashboard/logout", h.authed("", h.logout))
 
 	m.Handle("GET /dashboard/webhooks", h.authed(auth.RoleWebhooksManage, h.listEndpoints))
+	m.Handle("POST /dashboard/webhooks/notices", h.authed(auth.RoleWebhooksManage, h.saveNotices))
 	m.Handle("GET /dashboard/webhooks/new", h.authed(auth.RoleWebhooksManage, h.newEndpoint))
 	m.Handle("POST /dashboard/webhooks/new", h.authed(auth.RoleWebhooksManage, h.createEndpoint))
 	m.Handle("GET /dashboard/webhooks/{id}", h.authed(auth.RoleWebhooksManage, h.showEndpoint))

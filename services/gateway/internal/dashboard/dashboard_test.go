@@ -188,6 +188,14 @@ func (f *fakeWebhooks) ListEndpoints(ctx context.Context, _ *casekeeperv1.ListEn
 	return &casekeeperv1.ListEndpointsResponse{}, nil
 }
 
+func (f *fakeWebhooks) GetNoticeSettings(context.Context, *casekeeperv1.GetNoticeSettingsRequest, ...grpc.CallOption) (*casekeeperv1.GetNoticeSettingsResponse, error) {
+	return &casekeeperv1.GetNoticeSettingsResponse{Settings: &casekeeperv1.NoticeSettings{}}, nil
+}
+
+func (f *fakeWebhooks) ListNotices(context.Context, *casekeeperv1.ListNoticesRequest, ...grpc.CallOption) (*casekeeperv1.ListNoticesResponse, error) {
+	return &casekeeperv1.ListNoticesResponse{}, nil
+}
+
 func (f *fakeWebhooks) CreateEndpoint(context.Context, *casekeeperv1.CreateEndpointRequest, ...grpc.CallOption) (*casekeeperv1.CreateEndpointResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -33,6 +33,8 @@ type endpointView struct {
 	MaxConcurrency int32
 	Created        time.Time
 	Updated        time.Time
+	// FailingSince is set while every attempt has failed since a success.
+	FailingSince time.Time
 }
 
 type header struct{ Name, Value string }
@@ -53,6 +55,9 @@ func viewEndpoint(e *casekeeperv1.Endpoint) endpointView {
 		JQ: e.GetJqTransform(), RateLimit: e.GetRateLimitPerSecond(), MaxConcurrency: e.GetMaxConcurrency(),
 		Created: e.GetCreatedAt().AsTime(), Updated: e.GetUpdatedAt().AsTime(),
 	}
+	if e.GetFailingSince() != nil {
+		v.FailingSince = e.GetFailingSince().AsTime()
+	}
 	if v.Format == "" {
 		v.Format = "full"
 	}
@@ -68,19 +73,29 @@ func viewEndpoint(e *casekeeperv1.Endpoint) endpointView {
 type endpointsPage struct {
 	Endpoints []endpointView
 	NextPage  string
+	Banners   []banner
+	Notices   noticesPanel
 }
 
 func (h *Handler) listEndpoints(w http.ResponseWriter, r *request) {
+	if p, ok := h.endpointsPage(w, r); ok {
+		h.render(w, r.Request, r.sess, http.StatusOK, "endpoints", "Webhook Settings", p)
+	}
+}
+
+// endpointsPage reads what the Webhook Settings page shows; on a failed read it has rendered the error page.
+func (h *Handler) endpointsPage(w http.ResponseWriter, r *request) (endpointsPage, bool) {
 	resp, err := h.opts.Webhooks.ListEndpoints(r.ctx, &casekeeperv1.ListEndpointsRequest{PageSize: 100, PageToken: r.URL.Query().Get("page")})
 	if err != nil {
 		h.backendError(w, r, err)
-		return
+		return endpointsPage{}, false
 	}
 	p := endpointsPage{NextPage: resp.GetNextPageToken()}
 	for _, e := range resp.GetEndpoints() {
 		p.Endpoints = append(p.Endpoints, viewEndpoint(e))
 	}
-	h.render(w, r.Request, r.sess, http.StatusOK, "endpoints", "Webhook Settings", p)
+	p.Banners, p.Notices = bannersOf(p.Endpoints), h.noticesPanel(r)
+	return p, true
 }
 
 func (h *Handler) newEndpoint(w http.ResponseWriter, r *request) {
@@ -147,6 +162,8 @@ type endpointPage struct {
 	RecoverSince string
 	// TestEventTypes are what "Send test event" offers: webhook.test first, then every case event type.
 	TestEventTypes []string
+	// Banners warn that the endpoint is failing or disabled.
+	Banners []banner
 	// Health is the last 24 hours and 7 days; HealthError says why it is missing, when it is.
 	Health      []healthView
 	HealthError string
@@ -164,7 +181,7 @@ func (h *Handler) showEndpoint(w http.ResponseWriter, r *request) {
 		return
 	}
 	q := r.URL.Query()
-	p := endpointPage{Endpoint: viewEndpoint(ep.GetEndpoint()), ThisPage: q.Get("page"),
+	p := endpointPage{Endpoint: viewEndpoint(ep.GetEndpoint()), ThisPage: q.Get("page"), Banners: bannersOf([]endpointView{viewEndpoint(ep.GetEndpoint())}),
 		RecoverSince:   h.now().Add(-24 * time.Hour).UTC().Format("2006-01-02T15:04"),
 		TestEventTypes: append([]string{webhooks.TypeTest}, events.Types...)}
 	req := &casekeeperv1.ListDeliveriesRequest{EndpointId: id, PageSize: deliveriesPerPage, PageToken: q.Get("page")}

@@ -40,21 +40,27 @@ const maxLimiterWait = 2 * time.Second
 
 // Deliverer makes one attempt of one delivery.
 type Deliverer struct {
-	Routes     *Routes
-	Store      Store
-	Events     EventSource
-	Loader     Loader
-	Outcomes   OutcomeLog
-	Queue      Queue
-	Sender     Sender
-	Transforms Transformer
-	Policy     delivery.Policy
-	GatewayURL string
-	Metrics    *Metrics
-	Log        *slog.Logger
-	Registry   Registry
-	Notifier   Notifier
-	Now        func() time.Time
+	Routes *Routes
+	Store  Store
+	// Notices raises the operational notices (disabled, failing, recovered, transform limited); nil records them
+	// in Store only.
+	Notices *Notices
+	// FailureRuns is the replicas' shared record of endpoints failing since a success (natsqueue.FailureRuns),
+	// which makes failing and recovered one notice each; nil raises neither.
+	FailureRuns FailureRuns
+	Events      EventSource
+	Loader      Loader
+	Outcomes    OutcomeLog
+	Queue       Queue
+	Sender      Sender
+	Transforms  Transformer
+	Policy      delivery.Policy
+	GatewayURL  string
+	Metrics     *Metrics
+	Log         *slog.Logger
+	Registry    Registry
+	Notifier    Notifier
+	Now         func() time.Time
 	// TransformQuarantine is how long a program that exceeded its limits is set aside; the endpoint's attempts
 	// wait that long, so that its backlog does not keep failing at full speed beside other tenants' deliveries.
 	TransformQuarantine time.Duration
@@ -217,6 +223,7 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		return err
 	}
 	d.trackFailures(actx, route, verdict, now)
+	d.noticeFailureRun(actx, route, verdict, attempt, now)
 	if verdict.DisableReason != "" {
 		d.disable(actx, route, verdict.DisableReason, now)
 	}
@@ -394,10 +401,8 @@ func (d *Deliverer) disable(ctx context.Context, route *Route, reason string, no
 	}
 	d.Metrics.Disabled.Inc()
 	d.Log.WarnContext(ctx, "endpoint disabled", "endpoint", route.ID, "tenant", route.Tenant, "reason", reason)
-	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.disabled", Tenant: route.Tenant,
-		EndpointID: route.ID, Reason: reason, At: now}); err != nil {
-		d.Log.ErrorContext(ctx, "recording operational event failed", "endpoint", route.ID, "error", err)
-	}
+	d.notice(ctx, delivery.Operation{Kind: delivery.NoticeDisabled, Tenant: route.Tenant, EndpointID: route.ID,
+		EndpointURL: route.URL, Reason: reason, At: now})
 	// A disabled endpoint that another instance still routes to gets attempts recorded as dead, not deliveries:
 	// recording the change is for speed here, not for correctness.
 	if err := d.Registry.Changed(ctx, route.Tenant, route.ID); err != nil {
@@ -418,8 +423,61 @@ func (d *Deliverer) transformNotice(ctx context.Context, route *Route, err error
 			d.Log.WarnContext(ctx, "pausing the endpoint for its program's quarantine failed", "endpoint", route.ID, "error", perr)
 		}
 	}
-	if err := d.Store.RecordOperation(ctx, delivery.Operation{Kind: "endpoint.transform_limited", Tenant: route.Tenant,
-		EndpointID: route.ID, Reason: err.Error(), At: now}); err != nil {
-		d.Log.ErrorContext(ctx, "recording operational event failed", "endpoint", route.ID, "error", err)
+	d.notice(ctx, delivery.Operation{Kind: delivery.NoticeTransformLimited, Tenant: route.Tenant, EndpointID: route.ID,
+		EndpointURL: route.URL, Reason: err.Error(), At: now})
+}
+
+// notice raises an operational notice, or only records it where no notices are sent.
+func (d *Deliverer) notice(ctx context.Context, op delivery.Operation) {
+	if d.Notices != nil {
+		d.Notices.Raise(ctx, op)
+		return
+	}
+	if err := d.Store.RecordOperation(ctx, op); err != nil {
+		d.Log.ErrorContext(ctx, "recording operational event failed", "endpoint", op.EndpointID, "error", err)
+	}
+}
+
+// FailureRuns is the shared record of endpoints failing since a success (natsqueue.FailureRuns).
+type FailureRuns interface {
+	Failing(endpointID string) bool
+	Begin(ctx context.Context, endpointID string, since time.Time) (bool, error)
+	End(ctx context.Context, endpointID string) (bool, error)
+}
+
+// noticeFailureRun raises endpoint.failing at the first failed attempt after a success and endpoint.recovered at
+// the first success after that, once each across the replicas (the shared record decides who raises). The hot
+// path asks only the replica's own view of the record: a success of a healthy endpoint costs no call.
+func (d *Deliverer) noticeFailureRun(ctx context.Context, route *Route, v delivery.Verdict, a delivery.Attempt, now time.Time) {
+	if d.FailureRuns == nil || !a.Counted() || v.DisableReason != "" {
+		return // an attempt that disables the endpoint is told by endpoint.disabled
+	}
+	failing := d.FailureRuns.Failing(route.ID)
+	var (
+		won  bool
+		err  error
+		kind string
+	)
+	switch {
+	case v.Status == delivery.StatusSucceeded && failing:
+		won, err = d.FailureRuns.End(ctx, route.ID)
+		kind = delivery.NoticeRecovered
+	case v.Status != delivery.StatusSucceeded && !failing:
+		won, err = d.FailureRuns.Begin(ctx, route.ID, now)
+		kind = delivery.NoticeFailing
+	default:
+		return
+	}
+	if err != nil {
+		d.Log.WarnContext(ctx, "recording the endpoint's failure run failed", "endpoint", route.ID, "error", err)
+		return
+	}
+	if won {
+		reason := a.Error
+		if reason == "" {
+			reason = fmt.Sprintf("HTTP %d", a.StatusCode)
+		}
+		d.notice(ctx, delivery.Operation{Kind: kind, Tenant: route.Tenant, EndpointID: route.ID, EndpointURL: route.URL,
+			Reason: reason, At: now})
 	}
 }

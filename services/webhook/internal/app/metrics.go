@@ -13,6 +13,9 @@ type Metrics struct {
 	Disabled     prometheus.Counter
 	// TransformsLimited counts jq programs set aside after exceeding the limits of a transform in a delivery.
 	TransformsLimited prometheus.Counter
+	// Notices counts operational notices raised, by kind; NoticesSent the tries to send them, by result.
+	Notices     *prometheus.CounterVec
+	NoticesSent *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on reg (nil: unregistered, for tests).
@@ -35,9 +38,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Endpoints disabled by the service (410 Gone, failing for too long)."}),
 		TransformsLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhook_transforms_limited_total",
 			Help: "jq programs set aside after a delivery's run exceeded the limits of a transform (time, memory, size)."}),
+		Notices: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "webhook_notices_total",
+			Help: "Operational notices raised by this instance, by kind: endpoint.disabled, endpoint.failing, endpoint.recovered, endpoint.transform_limited."},
+			[]string{"kind"}),
+		NoticesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "webhook_notice_sends_total",
+			Help: "Tries to send an operational notice to its tenant's notice URL, by result: sent, failed, no_url."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Deliveries, m.Attempts, m.Latency, m.DeadLetters, m.RetryBacklog, m.ConsumerLag, m.Disabled, m.TransformsLimited)
+		reg.MustRegister(m.Deliveries, m.Attempts, m.Latency, m.DeadLetters, m.RetryBacklog, m.ConsumerLag, m.Disabled, m.TransformsLimited, m.Notices, m.NoticesSent)
 	}
 	return m
 }

@@ -176,11 +176,31 @@ type DeliveryFilter struct {
 	Until      time.Time
 }
 
-// Operation is an operational event: something an operator should know about, such as an endpoint disabled.
+// Operation is an operational event: something an operator should know about, such as an endpoint disabled. It is
+// listed to the tenant's admins and sent, as a notice, to the tenant's notice URL when one is set.
 type Operation struct {
-	Kind       string
-	Tenant     string
-	EndpointID string
-	Reason     string
-	At         time.Time
+	// ID is the notice's id (ntc_…), its webhook-id when sent; empty in records of earlier versions.
+	ID          string
+	Kind        string
+	Tenant      string
+	EndpointID  string
+	EndpointURL string
+	Reason      string
+	At          time.Time
+}
+
+// Kinds of operational events.
+const (
+	NoticeDisabled         = "endpoint.disabled"
+	NoticeFailing          = "endpoint.failing"
+	NoticeRecovered        = "endpoint.recovered"
+	NoticeTransformLimited = "endpoint.transform_limited"
+)
+
+// NoticeSettings is where a tenant's notices go, and the secret that signs them.
+type NoticeSettings struct {
+	Tenant    string
+	URL       string
+	Secret    string
+	UpdatedAt time.Time
 }

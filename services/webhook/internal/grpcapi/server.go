@@ -39,6 +39,7 @@ type Server struct {
 	casekeeperv1.UnimplementedWebhookServiceServer
 	Endpoints  *app.Endpoints
 	Deliveries *app.Deliveries
+	Notices    *app.NoticeSettings
 	Store      *mongostore.Store
 	// Waiting lists an endpoint's deliveries still waiting for their first attempt (natsqueue.Queue.Waiting).
 	Waiting func(ctx context.Context, tenant, endpointID string, limit int) ([]delivery.Delivery, error)
@@ -165,6 +166,59 @@ func (s *Server) GetEndpointHealth(ctx context.Context, req *casekeeperv1.GetEnd
 	}
 	return &casekeeperv1.GetEndpointHealthResponse{Hours: healthToProto(hours), Days: healthToProto(days),
 		HoursTotal: bucketToProto(delivery.Merge(hours)), DaysTotal: bucketToProto(delivery.Merge(days))}, nil
+}
+
+func (s *Server) GetNoticeSettings(ctx context.Context, _ *casekeeperv1.GetNoticeSettingsRequest) (*casekeeperv1.GetNoticeSettingsResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.Notices.Get(ctx, t)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.GetNoticeSettingsResponse{Settings: noticeSettingsToProto(n)}, nil
+}
+
+func (s *Server) UpdateNoticeSettings(ctx context.Context, req *casekeeperv1.UpdateNoticeSettingsRequest) (*casekeeperv1.UpdateNoticeSettingsResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.Notices.Set(ctx, t, strings.TrimSpace(req.GetUrl()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &casekeeperv1.UpdateNoticeSettingsResponse{Settings: noticeSettingsToProto(n)}, nil
+}
+
+func (s *Server) ListNotices(ctx context.Context, req *casekeeperv1.ListNoticesRequest) (*casekeeperv1.ListNoticesResponse, error) {
+	t, err := tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	ops, err := s.Notices.List(ctx, t, size)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &casekeeperv1.ListNoticesResponse{}
+	for _, op := range ops {
+		resp.Notices = append(resp.Notices, &casekeeperv1.Notice{Id: op.ID, Type: op.Kind, EndpointId: op.EndpointID,
+			EndpointUrl: op.EndpointURL, Reason: op.Reason, At: timestamppb.New(op.At)})
+	}
+	return resp, nil
+}
+
+func noticeSettingsToProto(n delivery.NoticeSettings) *casekeeperv1.NoticeSettings {
+	p := &casekeeperv1.NoticeSettings{Url: n.URL, Secret: n.Secret}
+	if !n.UpdatedAt.IsZero() {
+		p.UpdatedAt = timestamppb.New(n.UpdatedAt)
+	}
+	return p
 }
 
 func healthToProto(bs []delivery.HealthBucket) []*casekeeperv1.HealthBucket {
@@ -512,6 +566,9 @@ func endpointToProto(e delivery.Endpoint) *casekeeperv1.Endpoint {
 		DisabledReason: e.DisabledReason, Headers: headers, JqTransform: e.JQ,
 		RateLimitPerSecond: int32(e.RateLimit), MaxConcurrency: int32(e.MaxConcurrency),
 		CreatedAt: timestamppb.New(e.CreatedAt), UpdatedAt: timestamppb.New(e.UpdatedAt),
+	}
+	if !e.FailingSince.IsZero() {
+		p.FailingSince = timestamppb.New(e.FailingSince)
 	}
 	switch e.Format {
 	case delivery.FormatFull:

@@ -25,20 +25,23 @@ type Store struct {
 	operations *mongo.Collection
 	redactions *mongo.Collection
 	health     *mongo.Collection
+	// noticeSettings is one document per tenant: where its operational notices go.
+	noticeSettings *mongo.Collection
 }
 
 // New uses the collections of db, sealing endpoints' secrets and header values with keys; call EnsureIndexes once
 // at start-up.
 func New(db *mongo.Database, keys *keyring.Keyring) *Store {
 	return &Store{
-		keys:       keys,
-		endpoints:  db.Collection("webhook_endpoints"),
-		deliveries: db.Collection("webhook_deliveries"),
-		attempts:   db.Collection("webhook_attempts"),
-		events:     db.Collection("webhook_events"),
-		operations: db.Collection("webhook_operations"),
-		redactions: db.Collection("webhook_redactions"),
-		health:     db.Collection("webhook_endpoint_health"),
+		keys:           keys,
+		endpoints:      db.Collection("webhook_endpoints"),
+		deliveries:     db.Collection("webhook_deliveries"),
+		attempts:       db.Collection("webhook_attempts"),
+		events:         db.Collection("webhook_events"),
+		operations:     db.Collection("webhook_operations"),
+		redactions:     db.Collection("webhook_redactions"),
+		health:         db.Collection("webhook_endpoint_health"),
+		noticeSettings: db.Collection("webhook_notice_settings"),
 	}
 }
 
@@ -595,32 +598,104 @@ func (s *Store) findDeliveries(ctx context.Context, filter bson.D, limit int) ([
 
 // RecordOperation appends an operational event.
 func (s *Store) RecordOperation(ctx context.Context, op delivery.Operation) error {
-	_, err := s.operations.InsertOne(ctx, bson.D{{Key: "kind", Value: op.Kind}, {Key: "tenant", Value: op.Tenant},
-		{Key: "endpoint_id", Value: op.EndpointID}, {Key: "reason", Value: op.Reason}, {Key: "at", Value: op.At.UTC()}})
+	doc := bson.D{{Key: "kind", Value: op.Kind}, {Key: "tenant", Value: op.Tenant},
+		{Key: "endpoint_id", Value: op.EndpointID}, {Key: "endpoint_url", Value: op.EndpointURL}, {Key: "reason", Value: op.Reason},
+		{Key: "at", Value: op.At.UTC()}}
+	if op.ID != "" {
+		doc = append(bson.D{{Key: "_id", Value: op.ID}}, doc...)
+	}
+	_, err := s.operations.InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		return nil // recorded already: the same notice raised again after a failure
+	}
 	return err
+}
+
+type operationDoc struct {
+	ID          any       `bson:"_id"`
+	Kind        string    `bson:"kind"`
+	Tenant      string    `bson:"tenant"`
+	EndpointID  string    `bson:"endpoint_id"`
+	EndpointURL string    `bson:"endpoint_url"`
+	Reason      string    `bson:"reason"`
+	At          time.Time `bson:"at"`
+}
+
+func (d operationDoc) operation() delivery.Operation {
+	id, _ := d.ID.(string) // records of earlier versions have an ObjectID and no notice id
+	return delivery.Operation{ID: id, Kind: d.Kind, Tenant: d.Tenant, EndpointID: d.EndpointID, EndpointURL: d.EndpointURL,
+		Reason: d.Reason, At: d.At}
 }
 
 // Operations lists the operational events of a tenant, oldest first (for tests and support).
 func (s *Store) Operations(ctx context.Context, tenant string) ([]delivery.Operation, error) {
-	cur, err := s.operations.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
+	return s.findOperations(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
+}
+
+// Notices lists the tenant's operational events since a time, newest first, at most limit. Operational events are
+// rare and expire with the delivery log, so the scan they are on FerretDB stays small.
+func (s *Store) Notices(ctx context.Context, tenant string, since time.Time, limit int) ([]delivery.Operation, error) {
+	return s.findOperations(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "at", Value: bson.D{{Key: "$gte", Value: since.UTC()}}}},
+		options.Find().SetSort(bson.D{{Key: "at", Value: -1}}).SetLimit(int64(limit)))
+}
+
+func (s *Store) findOperations(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]delivery.Operation, error) {
+	cur, err := s.operations.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, err
 	}
-	var docs []struct {
-		Kind       string    `bson:"kind"`
-		Tenant     string    `bson:"tenant"`
-		EndpointID string    `bson:"endpoint_id"`
-		Reason     string    `bson:"reason"`
-		At         time.Time `bson:"at"`
-	}
+	var docs []operationDoc
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, err
 	}
 	out := make([]delivery.Operation, len(docs))
 	for i, d := range docs {
-		out[i] = delivery.Operation{Kind: d.Kind, Tenant: d.Tenant, EndpointID: d.EndpointID, Reason: d.Reason, At: d.At}
+		out[i] = d.operation()
 	}
 	return out, nil
+}
+
+// noticeSettingsDoc is a tenant's notice settings, the secret sealed like an endpoint's (its own data key).
+type noticeSettingsDoc struct {
+	Tenant    string    `bson:"_id"`
+	URL       string    `bson:"url"`
+	Secret    string    `bson:"secret"`
+	DataKey   string    `bson:"data_key"`
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+func noticeKeyID(tenant string) string { return "notices/" + tenant }
+
+// NoticeSettings reads the tenant's notice settings; ErrNotFound when none were ever saved.
+func (s *Store) NoticeSettings(ctx context.Context, tenant string) (delivery.NoticeSettings, error) {
+	var d noticeSettingsDoc
+	err := s.noticeSettings.FindOne(ctx, bson.D{{Key: "_id", Value: tenant}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return delivery.NoticeSettings{}, delivery.ErrNotFound
+	}
+	if err != nil {
+		return delivery.NoticeSettings{}, err
+	}
+	dk, err := s.keys.Open(noticeKeyID(tenant), d.DataKey)
+	if err != nil {
+		return delivery.NoticeSettings{}, err
+	}
+	secret, err := dk.Open("secret", d.Secret)
+	if err != nil {
+		return delivery.NoticeSettings{}, err
+	}
+	return delivery.NoticeSettings{Tenant: tenant, URL: d.URL, Secret: secret, UpdatedAt: d.UpdatedAt}, nil
+}
+
+// PutNoticeSettings writes the tenant's notice settings whole.
+func (s *Store) PutNoticeSettings(ctx context.Context, n delivery.NoticeSettings) error {
+	dk, wrapped, err := s.keys.NewDataKey(noticeKeyID(n.Tenant))
+	if err != nil {
+		return err
+	}
+	d := noticeSettingsDoc{Tenant: n.Tenant, URL: n.URL, Secret: dk.Seal("secret", n.Secret), DataKey: wrapped, UpdatedAt: n.UpdatedAt.UTC()}
+	_, err = s.noticeSettings.ReplaceOne(ctx, bson.D{{Key: "_id", Value: n.Tenant}}, d, options.Replace().SetUpsert(true))
+	return err
 }
 
 // Reseal rewrites the sealed fields of every endpoint whose values are plaintext (rows from before sealing) or
