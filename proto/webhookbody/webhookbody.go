@@ -17,6 +17,42 @@ import (
 
 var marshal = protojson.MarshalOptions{UseProtoNames: true}
 
+// Payload versions. An endpoint is pinned to the version that was current when it was made and keeps that body
+// shape until its administrator moves it to a newer one; every request names its version in the
+// Casekeeper-Payload-Version header. Within a version changes are additive only: a new field, a new event type, a
+// new enum value (docs/webhooks.md, "Payload versions"). Anything else — a field removed, renamed, retyped or given
+// another meaning — makes a new version, with its own case in Versioned.
+const (
+	Version20261201 = "2026-12-01"
+	// CurrentVersion is what new endpoints get.
+	CurrentVersion = Version20261201
+	// HeaderVersion names a request's payload version.
+	HeaderVersion = "Casekeeper-Payload-Version"
+)
+
+// Versions are every payload version still sent, oldest first.
+var Versions = []string{Version20261201}
+
+// KnownVersion reports whether v is a version still sent.
+func KnownVersion(v string) bool {
+	for _, k := range Versions {
+		if k == v {
+			return true
+		}
+	}
+	return false
+}
+
+// FullAt is the full body in the shape of version v; an empty v is the first version, which every endpoint made
+// before versions existed has been getting.
+func FullAt(e *casekeeperv1.CaseEvent, v string) ([]byte, error) {
+	switch v {
+	case "", Version20261201:
+		return Full(e)
+	}
+	return nil, fmt.Errorf("webhookbody: payload version %q is not one of %v", v, Versions)
+}
+
 // Full is the standard body {"type", "timestamp", "data": case}.
 func Full(e *casekeeperv1.CaseEvent) ([]byte, error) {
 	data, err := marshal.Marshal(e.GetData())

@@ -50,3 +50,17 @@ func TestThinHasNoPersonalData(t *testing.T) {
 		t.Fatalf("body %s", b)
 	}
 }
+
+func TestEveryVersionRendersAndOthersAreRefused(t *testing.T) {
+	for _, v := range append([]string{""}, Versions...) {
+		if _, err := FullAt(sample(), v); err != nil {
+			t.Errorf("version %q: %v", v, err)
+		}
+	}
+	if !KnownVersion(CurrentVersion) || KnownVersion("2019-01-01") {
+		t.Error("KnownVersion")
+	}
+	if _, err := FullAt(sample(), "2019-01-01"); err == nil {
+		t.Error("an unknown version rendered")
+	}
+}

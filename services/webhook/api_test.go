@@ -72,6 +72,12 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"cloud metadata", create(func(p *casekeeperv1.Endpoint) { p.Url = "https://169.254.169.254/latest/meta-data" }), "endpoint.url"},
 		{"ipv6 unique local", create(func(p *casekeeperv1.Endpoint) { p.Url = "https://[fd00::1]/hook" }), "endpoint.url"},
 		{"unknown event type", create(func(p *casekeeperv1.Endpoint) { p.EventTypes = []string{"case.exploded"} }), "endpoint.event_types"},
+		{"unknown payload version", create(func(p *casekeeperv1.Endpoint) { p.PayloadVersion = "2019-01-01" }), "endpoint.payload_version"},
+		{"update to an unknown payload version", func() error {
+			_, err := c.UpdateEndpoint(ctx, &casekeeperv1.UpdateEndpointRequest{Endpoint: &casekeeperv1.Endpoint{Id: id, PayloadVersion: "latest"},
+				UpdateMask: fieldMask("payload_version")})
+			return err
+		}(), "endpoint.payload_version"},
 		{"reserved header", create(func(p *casekeeperv1.Endpoint) { p.Headers = map[string]string{"webhook-id": "x"} }), "endpoint.headers"},
 		{"header with newline", create(func(p *casekeeperv1.Endpoint) { p.Headers = map[string]string{"X-Key": "a\r\nb"} }), "endpoint.headers"},
 		{"jq without program", create(func(p *casekeeperv1.Endpoint) { p.PayloadFormat = casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_JQ }), "endpoint.jq_transform"},

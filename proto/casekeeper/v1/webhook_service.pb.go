@@ -165,9 +165,13 @@ type Endpoint struct {
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Output only: since when every attempt has failed (the first failure after a success); unset while healthy.
-	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FailingSince *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	// The body shape the endpoint is pinned to, a date such as "2026-12-01"; new endpoints get the current one.
+	// Setting it (update_mask "payload_version") moves the endpoint to another version; every request names its
+	// version in the Casekeeper-Payload-Version header.
+	PayloadVersion string `protobuf:"bytes,15,opt,name=payload_version,json=payloadVersion,proto3" json:"payload_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
@@ -296,6 +300,13 @@ func (x *Endpoint) GetFailingSince() *timestamppb.Timestamp {
 		return x.FailingSince
 	}
 	return nil
+}
+
+func (x *Endpoint) GetPayloadVersion() string {
+	if x != nil {
+		return x.PayloadVersion
+	}
+	return ""
 }
 
 type CreateEndpointRequest struct {
@@ -2537,7 +2548,7 @@ var File_casekeeper_v1_webhook_service_proto protoreflect.FileDescriptor
 
 const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
-	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x05\n" +
+	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x05\n" +
 	"\bEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
@@ -2556,7 +2567,8 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12?\n" +
-	"\rfailing_since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x1a:\n" +
+	"\rfailing_since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12'\n" +
+	"\x0fpayload_version\x18\x0f \x01(\tR\x0epayloadVersion\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +

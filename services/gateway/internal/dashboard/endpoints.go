@@ -35,6 +35,8 @@ type endpointView struct {
 	Updated        time.Time
 	// FailingSince is set while every attempt has failed since a success.
 	FailingSince time.Time
+	// PayloadVersion is the body shape the endpoint is pinned to.
+	PayloadVersion string
 }
 
 type header struct{ Name, Value string }
@@ -58,6 +60,7 @@ func viewEndpoint(e *casekeeperv1.Endpoint) endpointView {
 	if e.GetFailingSince() != nil {
 		v.FailingSince = e.GetFailingSince().AsTime()
 	}
+	v.PayloadVersion = e.GetPayloadVersion()
 	if v.Format == "" {
 		v.Format = "full"
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -342,13 +343,13 @@ func (d *Deliverer) render(ctx context.Context, route *Route, ev *casekeeperv1.C
 		if !route.Compiles {
 			return nil, fmt.Errorf("%w: the stored program does not compile", payload.ErrTransform)
 		}
-		full, err := webhookbody.Full(ev)
+		full, err := webhookbody.FullAt(ev, route.PayloadVersion)
 		if err != nil {
 			return nil, err
 		}
 		return d.Transforms.Run(ctx, route.Tenant, route.JQ, full)
 	default:
-		return webhookbody.Full(ev)
+		return webhookbody.FullAt(ev, route.PayloadVersion)
 	}
 }
 
@@ -362,6 +363,7 @@ func (d *Deliverer) send(ctx context.Context, route *Route, deliveryID string, b
 		h.Set(k, v)
 	}
 	signer.Sign(h, deliveryID, now, body)
+	h.Set(webhookbody.HeaderVersion, cmp.Or(route.PayloadVersion, webhookbody.Versions[0]))
 	// Set after the endpoint's own headers: the trace context is the sender's to state.
 	tracing.Inject(ctx, propagation.HeaderCarrier(h))
 	return d.Sender.Send(ctx, httpsender.Request{URL: route.URL, Header: h, Body: body})

@@ -41,7 +41,7 @@ const HeaderValueMask = "••••••"
 
 // Writable fields of an endpoint, as update_mask paths.
 var writable = []string{"url", "description", "event_types", "disabled", "disabled_reason", "headers",
-	"payload_format", "jq_transform", "rate_limit_per_second", "max_concurrency"}
+	"payload_format", "jq_transform", "rate_limit_per_second", "max_concurrency", "payload_version"}
 
 var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
@@ -62,6 +62,9 @@ func randomID(prefix string, n int) string {
 func (u *Endpoints) Create(ctx context.Context, tenant string, e delivery.Endpoint) (delivery.Endpoint, string, error) {
 	if e.Format == 0 {
 		e.Format = delivery.FormatFull
+	}
+	if e.PayloadVersion == "" {
+		e.PayloadVersion = webhookbody.CurrentVersion
 	}
 	if errs := keepMaskedHeaders(&e, nil); len(errs) > 0 {
 		return delivery.Endpoint{}, "", errs
@@ -168,6 +171,12 @@ func (u *Endpoints) Update(ctx context.Context, tenant string, patch delivery.En
 			next.RateLimit = patch.RateLimit
 		case "max_concurrency":
 			next.MaxConcurrency = patch.MaxConcurrency
+		case "payload_version":
+			// Empty in an update of every field (an old client's) keeps the pinned version: only naming a
+			// version moves the endpoint to it.
+			if patch.PayloadVersion != "" {
+				next.PayloadVersion = patch.PayloadVersion
+			}
 		}
 	}
 	if next.Format != delivery.FormatJQ && slices.Contains(mask, "payload_format") && !slices.Contains(mask, "jq_transform") {

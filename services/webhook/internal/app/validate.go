@@ -10,6 +10,7 @@ import (
 
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/validation"
+	"github.com/casekeeper/core/proto/webhookbody"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/httpsender"
 	"github.com/casekeeper/core/services/webhook/internal/payload"
@@ -37,6 +38,9 @@ var reservedHeaders = []string{"content-type", "content-length", "host", "user-a
 func validateEndpoint(e delivery.Endpoint, prefix string, allowLoopback bool) validation.Errors {
 	var errs validation.Errors
 	validateURL(&errs, prefix+"url", e.URL, allowLoopback)
+	if e.PayloadVersion != "" && !webhookbody.KnownVersion(e.PayloadVersion) {
+		errs.Add(prefix+"payload_version", "%q is not a payload version (one of %s)", e.PayloadVersion, strings.Join(webhookbody.Versions, ", "))
+	}
 	if utf8.RuneCountInString(e.Description) > maxDescription {
 		errs.Add(prefix+"description", "must be at most %d characters", maxDescription)
 	} else {

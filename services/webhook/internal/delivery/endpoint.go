@@ -49,6 +49,9 @@ type Endpoint struct {
 	JQ             string
 	RateLimit      int // requests per second; 0: no limit
 	MaxConcurrency int // 0: DefaultConcurrency
+	// PayloadVersion is the body shape the endpoint is pinned to (webhookbody.Versions); empty in endpoints made
+	// before versions, which get the first one.
+	PayloadVersion string
 	Secrets        []Secret
 	// FailingSince is when the current run of failed attempts began; zero while the endpoint answers.
 	FailingSince time.Time

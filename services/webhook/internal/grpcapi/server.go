@@ -3,6 +3,7 @@
 package grpcapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/casekeeper/core/pkg/grpcserver"
 	"github.com/casekeeper/core/pkg/validation"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/proto/webhookbody"
 	"github.com/casekeeper/core/services/webhook/internal/app"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 	"github.com/casekeeper/core/services/webhook/internal/mongostore"
@@ -537,6 +539,7 @@ func endpointFromProto(p *casekeeperv1.Endpoint) delivery.Endpoint {
 		ID: p.GetId(), URL: p.GetUrl(), Description: p.GetDescription(), EventTypes: p.GetEventTypes(),
 		Disabled: p.GetDisabled(), DisabledReason: p.GetDisabledReason(), Headers: p.GetHeaders(), JQ: p.GetJqTransform(),
 		RateLimit: int(p.GetRateLimitPerSecond()), MaxConcurrency: int(p.GetMaxConcurrency()),
+		PayloadVersion: p.GetPayloadVersion(),
 	}
 	switch p.GetPayloadFormat() {
 	case casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_UNSPECIFIED:
@@ -566,6 +569,7 @@ func endpointToProto(e delivery.Endpoint) *casekeeperv1.Endpoint {
 		DisabledReason: e.DisabledReason, Headers: headers, JqTransform: e.JQ,
 		RateLimitPerSecond: int32(e.RateLimit), MaxConcurrency: int32(e.MaxConcurrency),
 		CreatedAt: timestamppb.New(e.CreatedAt), UpdatedAt: timestamppb.New(e.UpdatedAt),
+		PayloadVersion: cmp.Or(e.PayloadVersion, webhookbody.Versions[0]),
 	}
 	if !e.FailingSince.IsZero() {
 		p.FailingSince = timestamppb.New(e.FailingSince)
