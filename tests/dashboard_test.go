@@ -719,6 +719,25 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("per-case ordering is chosen in the endpoint form and shown on its page", func(t *testing.T) {
+		ctx := browser(t)
+		login(t, ctx, s, "admin@acme.test", "admin", "")
+		id := addEndpoint(t, ctx, s, s.receiver.srv.URL+"/ordered")
+		if got := text(t, ctx, "#endpoint-ordering"); !strings.Contains(got, "in parallel") {
+			t.Errorf("a new endpoint's order %q, want in parallel", got)
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id+"/edit"), chromedp.WaitVisible(chromedp.ID("ordering-per-case")),
+			chromedp.Click(chromedp.ID("ordering-per-case")), chromedp.Click(chromedp.ID("save")),
+			chromedp.WaitVisible(chromedp.ID("endpoint-ordering")))
+		if got := text(t, ctx, "#endpoint-ordering"); !strings.Contains(got, "in version order") {
+			t.Errorf("after choosing per-case order the page says %q", got)
+		}
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id+"/edit"), chromedp.WaitVisible(chromedp.ID("ordering-per-case")))
+		if !get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('ordering-per-case').checked`)) {
+			t.Error("the edit form does not show the per-case order chosen")
+		}
+	})
+
 	t.Run("viewer without webhooks:manage gets a clear message", func(t *testing.T) {
 		ctx := browser(t)
 		login(t, ctx, s, "viewer@acme.test", "viewer", "")

@@ -271,14 +271,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	if s.failureRuns, err = natsqueue.OpenFailureRuns(sctx, js, cfg.StreamReplicas); err != nil {
 		return nil, err
 	}
+	lanes, err := natsqueue.OpenCaseLanes(sctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return nil, err
+	}
 	notices := &app.Notices{Store: store, Queue: natsqueue.NewNotices(js), Raised: metrics.Notices, Log: log}
 	s.notices = &natsconsumer.Notices{JS: js, Log: log,
 		Sender: &app.NoticeSender{Store: store, Sender: sender, Sent: metrics.NoticesSent, Now: now}}
 	deliverer := &app.Deliverer{Routes: s.routes, Store: store, Events: caseEvents, Loader: store.NewLoader(), Outcomes: outcomes, Queue: queue,
 		Sender: sender, Transforms: s.jq, Policy: cfg.retryPolicy(), GatewayURL: strings.TrimRight(cfg.GatewayPublicURL, "/"),
 		Metrics: metrics, Log: log, Registry: registry, Notifier: notifier, Now: now,
-		TransformQuarantine: s.jq.Quarantine(), Erased: s.erased, Claims: claims, Notices: notices, FailureRuns: s.failureRuns}
-	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue, Redactions: outcomes, Erased: s.erased},
+		TransformQuarantine: s.jq.Quarantine(), Erased: s.erased, Claims: claims, Notices: notices, FailureRuns: s.failureRuns, Lanes: lanes}
+	s.fanout = &natsconsumer.Fanout{JS: js, Handler: &app.Fanout{Routes: s.routes, Queue: queue, Redactions: outcomes, Erased: s.erased, Lanes: lanes},
 		Routes: s.routes, Log: log, Batch: cfg.FanoutBatch}
 	s.endpoints = &natsconsumer.Endpoints{Queue: queue, Handler: deliverer, Routes: s.routes, Log: log,
 		AckWait: 6 * time.Second, Drain: cfg.RequestTimeout + 5*time.Second, HandleTimeout: cfg.RequestTimeout + time.Minute}
@@ -292,7 +296,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Service, err err
 	casekeeperv1.RegisterWebhookServiceServer(s.grpc, &grpcapi.Server{
 		Endpoints: &app.Endpoints{Store: store, Queue: queue, Routes: s.routes, Registry: registry, Notifier: notifier, Deliverer: deliverer,
 			AllowLoopback: cfg.AllowLoopbackHTTP, Log: log, Now: now},
-		Deliveries: &app.Deliveries{Store: store, Events: caseEvents, Outcomes: outcomes, Queue: queue, Now: now},
+		Deliveries: &app.Deliveries{Store: store, Events: caseEvents, Outcomes: outcomes, Queue: queue, Lanes: lanes, Now: now},
 		Notices:    &app.NoticeSettings{Store: store, AllowLoopback: cfg.AllowLoopbackHTTP, Now: now},
 		Store:      store, Waiting: queue.Waiting,
 	})

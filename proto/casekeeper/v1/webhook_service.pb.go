@@ -81,6 +81,57 @@ func (PayloadFormat) EnumDescriptor() ([]byte, []int) {
 	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{0}
 }
 
+type EndpointOrdering int32
+
+const (
+	EndpointOrdering_ENDPOINT_ORDERING_UNSPECIFIED EndpointOrdering = 0
+	// Deliveries in parallel; a receiver orders by case_version.
+	EndpointOrdering_ENDPOINT_ORDERING_NONE EndpointOrdering = 1
+	// One delivery at a time per case, in version order.
+	EndpointOrdering_ENDPOINT_ORDERING_PER_CASE EndpointOrdering = 2
+)
+
+// Enum value maps for EndpointOrdering.
+var (
+	EndpointOrdering_name = map[int32]string{
+		0: "ENDPOINT_ORDERING_UNSPECIFIED",
+		1: "ENDPOINT_ORDERING_NONE",
+		2: "ENDPOINT_ORDERING_PER_CASE",
+	}
+	EndpointOrdering_value = map[string]int32{
+		"ENDPOINT_ORDERING_UNSPECIFIED": 0,
+		"ENDPOINT_ORDERING_NONE":        1,
+		"ENDPOINT_ORDERING_PER_CASE":    2,
+	}
+)
+
+func (x EndpointOrdering) Enum() *EndpointOrdering {
+	p := new(EndpointOrdering)
+	*p = x
+	return p
+}
+
+func (x EndpointOrdering) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EndpointOrdering) Descriptor() protoreflect.EnumDescriptor {
+	return file_casekeeper_v1_webhook_service_proto_enumTypes[1].Descriptor()
+}
+
+func (EndpointOrdering) Type() protoreflect.EnumType {
+	return &file_casekeeper_v1_webhook_service_proto_enumTypes[1]
+}
+
+func (x EndpointOrdering) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EndpointOrdering.Descriptor instead.
+func (EndpointOrdering) EnumDescriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{1}
+}
+
 type DeliveryStatus int32
 
 const (
@@ -123,11 +174,11 @@ func (x DeliveryStatus) String() string {
 }
 
 func (DeliveryStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_casekeeper_v1_webhook_service_proto_enumTypes[1].Descriptor()
+	return file_casekeeper_v1_webhook_service_proto_enumTypes[2].Descriptor()
 }
 
 func (DeliveryStatus) Type() protoreflect.EnumType {
-	return &file_casekeeper_v1_webhook_service_proto_enumTypes[1]
+	return &file_casekeeper_v1_webhook_service_proto_enumTypes[2]
 }
 
 func (x DeliveryStatus) Number() protoreflect.EnumNumber {
@@ -136,7 +187,7 @@ func (x DeliveryStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryStatus.Descriptor instead.
 func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{1}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{2}
 }
 
 type Endpoint struct {
@@ -170,8 +221,11 @@ type Endpoint struct {
 	// Setting it (update_mask "payload_version") moves the endpoint to another version; every request names its
 	// version in the Casekeeper-Payload-Version header.
 	PayloadVersion string `protobuf:"bytes,15,opt,name=payload_version,json=payloadVersion,proto3" json:"payload_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// PER_CASE delivers each case's events to this endpoint strictly in version order: an event waits until the
+	// case's previous one succeeded or went dead; other cases do not wait for it. Default: in parallel, in any order.
+	Ordering      EndpointOrdering `protobuf:"varint,16,opt,name=ordering,proto3,enum=casekeeper.v1.EndpointOrdering" json:"ordering,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
@@ -307,6 +361,13 @@ func (x *Endpoint) GetPayloadVersion() string {
 		return x.PayloadVersion
 	}
 	return ""
+}
+
+func (x *Endpoint) GetOrdering() EndpointOrdering {
+	if x != nil {
+		return x.Ordering
+	}
+	return EndpointOrdering_ENDPOINT_ORDERING_UNSPECIFIED
 }
 
 type CreateEndpointRequest struct {
@@ -2548,7 +2609,7 @@ var File_casekeeper_v1_webhook_service_proto protoreflect.FileDescriptor
 
 const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
-	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x05\n" +
+	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x06\n" +
 	"\bEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
@@ -2568,7 +2629,8 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12?\n" +
 	"\rfailing_since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12'\n" +
-	"\x0fpayload_version\x18\x0f \x01(\tR\x0epayloadVersion\x1a:\n" +
+	"\x0fpayload_version\x18\x0f \x01(\tR\x0epayloadVersion\x12;\n" +
+	"\bordering\x18\x10 \x01(\x0e2\x1f.casekeeper.v1.EndpointOrderingR\bordering\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
@@ -2731,7 +2793,11 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\x1aPAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYLOAD_FORMAT_FULL\x10\x01\x12\x17\n" +
 	"\x13PAYLOAD_FORMAT_THIN\x10\x02\x12\x15\n" +
-	"\x11PAYLOAD_FORMAT_JQ\x10\x03*\xa5\x01\n" +
+	"\x11PAYLOAD_FORMAT_JQ\x10\x03*q\n" +
+	"\x10EndpointOrdering\x12!\n" +
+	"\x1dENDPOINT_ORDERING_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16ENDPOINT_ORDERING_NONE\x10\x01\x12\x1e\n" +
+	"\x1aENDPOINT_ORDERING_PER_CASE\x10\x02*\xa5\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +
@@ -2769,143 +2835,145 @@ func file_casekeeper_v1_webhook_service_proto_rawDescGZIP() []byte {
 	return file_casekeeper_v1_webhook_service_proto_rawDescData
 }
 
-var file_casekeeper_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_casekeeper_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_casekeeper_v1_webhook_service_proto_goTypes = []any{
 	(PayloadFormat)(0),                   // 0: casekeeper.v1.PayloadFormat
-	(DeliveryStatus)(0),                  // 1: casekeeper.v1.DeliveryStatus
-	(*Endpoint)(nil),                     // 2: casekeeper.v1.Endpoint
-	(*CreateEndpointRequest)(nil),        // 3: casekeeper.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),       // 4: casekeeper.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),           // 5: casekeeper.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),          // 6: casekeeper.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),         // 7: casekeeper.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),        // 8: casekeeper.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),        // 9: casekeeper.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),       // 10: casekeeper.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),        // 11: casekeeper.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),       // 12: casekeeper.v1.DeleteEndpointResponse
-	(*RevealSecretRequest)(nil),          // 13: casekeeper.v1.RevealSecretRequest
-	(*SigningSecret)(nil),                // 14: casekeeper.v1.SigningSecret
-	(*RevealSecretResponse)(nil),         // 15: casekeeper.v1.RevealSecretResponse
-	(*RotateSecretRequest)(nil),          // 16: casekeeper.v1.RotateSecretRequest
-	(*RotateSecretResponse)(nil),         // 17: casekeeper.v1.RotateSecretResponse
-	(*SendTestEventRequest)(nil),         // 18: casekeeper.v1.SendTestEventRequest
-	(*SendTestEventResponse)(nil),        // 19: casekeeper.v1.SendTestEventResponse
-	(*PreviewTransformRequest)(nil),      // 20: casekeeper.v1.PreviewTransformRequest
-	(*PreviewTransformResponse)(nil),     // 21: casekeeper.v1.PreviewTransformResponse
-	(*Attempt)(nil),                      // 22: casekeeper.v1.Attempt
-	(*RequestHeader)(nil),                // 23: casekeeper.v1.RequestHeader
-	(*Delivery)(nil),                     // 24: casekeeper.v1.Delivery
-	(*ListDeliveriesRequest)(nil),        // 25: casekeeper.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),       // 26: casekeeper.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),           // 27: casekeeper.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),          // 28: casekeeper.v1.GetDeliveryResponse
-	(*ResendDeliveryRequest)(nil),        // 29: casekeeper.v1.ResendDeliveryRequest
-	(*ResendDeliveryResponse)(nil),       // 30: casekeeper.v1.ResendDeliveryResponse
-	(*RecoverFailedRequest)(nil),         // 31: casekeeper.v1.RecoverFailedRequest
-	(*RecoverFailedResponse)(nil),        // 32: casekeeper.v1.RecoverFailedResponse
-	(*GetEndpointHealthRequest)(nil),     // 33: casekeeper.v1.GetEndpointHealthRequest
-	(*GetEndpointHealthResponse)(nil),    // 34: casekeeper.v1.GetEndpointHealthResponse
-	(*HealthBucket)(nil),                 // 35: casekeeper.v1.HealthBucket
-	(*GetNoticeSettingsRequest)(nil),     // 36: casekeeper.v1.GetNoticeSettingsRequest
-	(*GetNoticeSettingsResponse)(nil),    // 37: casekeeper.v1.GetNoticeSettingsResponse
-	(*UpdateNoticeSettingsRequest)(nil),  // 38: casekeeper.v1.UpdateNoticeSettingsRequest
-	(*UpdateNoticeSettingsResponse)(nil), // 39: casekeeper.v1.UpdateNoticeSettingsResponse
-	(*NoticeSettings)(nil),               // 40: casekeeper.v1.NoticeSettings
-	(*ListNoticesRequest)(nil),           // 41: casekeeper.v1.ListNoticesRequest
-	(*ListNoticesResponse)(nil),          // 42: casekeeper.v1.ListNoticesResponse
-	(*Notice)(nil),                       // 43: casekeeper.v1.Notice
-	nil,                                  // 44: casekeeper.v1.Endpoint.HeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 45: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 46: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),          // 47: google.protobuf.Duration
+	(EndpointOrdering)(0),                // 1: casekeeper.v1.EndpointOrdering
+	(DeliveryStatus)(0),                  // 2: casekeeper.v1.DeliveryStatus
+	(*Endpoint)(nil),                     // 3: casekeeper.v1.Endpoint
+	(*CreateEndpointRequest)(nil),        // 4: casekeeper.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),       // 5: casekeeper.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),           // 6: casekeeper.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),          // 7: casekeeper.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),         // 8: casekeeper.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),        // 9: casekeeper.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),        // 10: casekeeper.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),       // 11: casekeeper.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),        // 12: casekeeper.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),       // 13: casekeeper.v1.DeleteEndpointResponse
+	(*RevealSecretRequest)(nil),          // 14: casekeeper.v1.RevealSecretRequest
+	(*SigningSecret)(nil),                // 15: casekeeper.v1.SigningSecret
+	(*RevealSecretResponse)(nil),         // 16: casekeeper.v1.RevealSecretResponse
+	(*RotateSecretRequest)(nil),          // 17: casekeeper.v1.RotateSecretRequest
+	(*RotateSecretResponse)(nil),         // 18: casekeeper.v1.RotateSecretResponse
+	(*SendTestEventRequest)(nil),         // 19: casekeeper.v1.SendTestEventRequest
+	(*SendTestEventResponse)(nil),        // 20: casekeeper.v1.SendTestEventResponse
+	(*PreviewTransformRequest)(nil),      // 21: casekeeper.v1.PreviewTransformRequest
+	(*PreviewTransformResponse)(nil),     // 22: casekeeper.v1.PreviewTransformResponse
+	(*Attempt)(nil),                      // 23: casekeeper.v1.Attempt
+	(*RequestHeader)(nil),                // 24: casekeeper.v1.RequestHeader
+	(*Delivery)(nil),                     // 25: casekeeper.v1.Delivery
+	(*ListDeliveriesRequest)(nil),        // 26: casekeeper.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),       // 27: casekeeper.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),           // 28: casekeeper.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),          // 29: casekeeper.v1.GetDeliveryResponse
+	(*ResendDeliveryRequest)(nil),        // 30: casekeeper.v1.ResendDeliveryRequest
+	(*ResendDeliveryResponse)(nil),       // 31: casekeeper.v1.ResendDeliveryResponse
+	(*RecoverFailedRequest)(nil),         // 32: casekeeper.v1.RecoverFailedRequest
+	(*RecoverFailedResponse)(nil),        // 33: casekeeper.v1.RecoverFailedResponse
+	(*GetEndpointHealthRequest)(nil),     // 34: casekeeper.v1.GetEndpointHealthRequest
+	(*GetEndpointHealthResponse)(nil),    // 35: casekeeper.v1.GetEndpointHealthResponse
+	(*HealthBucket)(nil),                 // 36: casekeeper.v1.HealthBucket
+	(*GetNoticeSettingsRequest)(nil),     // 37: casekeeper.v1.GetNoticeSettingsRequest
+	(*GetNoticeSettingsResponse)(nil),    // 38: casekeeper.v1.GetNoticeSettingsResponse
+	(*UpdateNoticeSettingsRequest)(nil),  // 39: casekeeper.v1.UpdateNoticeSettingsRequest
+	(*UpdateNoticeSettingsResponse)(nil), // 40: casekeeper.v1.UpdateNoticeSettingsResponse
+	(*NoticeSettings)(nil),               // 41: casekeeper.v1.NoticeSettings
+	(*ListNoticesRequest)(nil),           // 42: casekeeper.v1.ListNoticesRequest
+	(*ListNoticesResponse)(nil),          // 43: casekeeper.v1.ListNoticesResponse
+	(*Notice)(nil),                       // 44: casekeeper.v1.Notice
+	nil,                                  // 45: casekeeper.v1.Endpoint.HeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 46: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 47: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),          // 48: google.protobuf.Duration
 }
 var file_casekeeper_v1_webhook_service_proto_depIdxs = []int32{
-	44, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
+	45, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
 	0,  // 1: casekeeper.v1.Endpoint.payload_format:type_name -> casekeeper.v1.PayloadFormat
-	45, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
-	45, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
-	45, // 4: casekeeper.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
-	2,  // 5: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	2,  // 6: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	2,  // 7: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	2,  // 8: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
-	2,  // 9: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	46, // 10: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 11: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	45, // 12: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
-	45, // 13: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 14: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
-	14, // 15: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
-	22, // 16: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
-	45, // 17: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
-	47, // 18: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	23, // 19: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
-	1,  // 20: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
-	45, // 21: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	45, // 22: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	45, // 23: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 24: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
-	22, // 25: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
-	1,  // 26: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
-	45, // 27: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	45, // 28: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	24, // 29: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
-	24, // 30: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	24, // 31: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	45, // 32: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
-	35, // 33: casekeeper.v1.GetEndpointHealthResponse.hours:type_name -> casekeeper.v1.HealthBucket
-	35, // 34: casekeeper.v1.GetEndpointHealthResponse.days:type_name -> casekeeper.v1.HealthBucket
-	35, // 35: casekeeper.v1.GetEndpointHealthResponse.hours_total:type_name -> casekeeper.v1.HealthBucket
-	35, // 36: casekeeper.v1.GetEndpointHealthResponse.days_total:type_name -> casekeeper.v1.HealthBucket
-	45, // 37: casekeeper.v1.HealthBucket.start:type_name -> google.protobuf.Timestamp
-	47, // 38: casekeeper.v1.HealthBucket.latency_p50:type_name -> google.protobuf.Duration
-	47, // 39: casekeeper.v1.HealthBucket.latency_p99:type_name -> google.protobuf.Duration
-	40, // 40: casekeeper.v1.GetNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
-	40, // 41: casekeeper.v1.UpdateNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
-	45, // 42: casekeeper.v1.NoticeSettings.updated_at:type_name -> google.protobuf.Timestamp
-	43, // 43: casekeeper.v1.ListNoticesResponse.notices:type_name -> casekeeper.v1.Notice
-	45, // 44: casekeeper.v1.Notice.at:type_name -> google.protobuf.Timestamp
-	3,  // 45: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
-	5,  // 46: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
-	7,  // 47: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
-	9,  // 48: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
-	11, // 49: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
-	13, // 50: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
-	16, // 51: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
-	18, // 52: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
-	20, // 53: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
-	33, // 54: casekeeper.v1.WebhookService.GetEndpointHealth:input_type -> casekeeper.v1.GetEndpointHealthRequest
-	36, // 55: casekeeper.v1.WebhookService.GetNoticeSettings:input_type -> casekeeper.v1.GetNoticeSettingsRequest
-	38, // 56: casekeeper.v1.WebhookService.UpdateNoticeSettings:input_type -> casekeeper.v1.UpdateNoticeSettingsRequest
-	41, // 57: casekeeper.v1.WebhookService.ListNotices:input_type -> casekeeper.v1.ListNoticesRequest
-	25, // 58: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
-	27, // 59: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
-	29, // 60: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
-	31, // 61: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
-	4,  // 62: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
-	6,  // 63: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
-	8,  // 64: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
-	10, // 65: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
-	12, // 66: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
-	15, // 67: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
-	17, // 68: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
-	19, // 69: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
-	21, // 70: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
-	34, // 71: casekeeper.v1.WebhookService.GetEndpointHealth:output_type -> casekeeper.v1.GetEndpointHealthResponse
-	37, // 72: casekeeper.v1.WebhookService.GetNoticeSettings:output_type -> casekeeper.v1.GetNoticeSettingsResponse
-	39, // 73: casekeeper.v1.WebhookService.UpdateNoticeSettings:output_type -> casekeeper.v1.UpdateNoticeSettingsResponse
-	42, // 74: casekeeper.v1.WebhookService.ListNotices:output_type -> casekeeper.v1.ListNoticesResponse
-	26, // 75: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
-	28, // 76: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
-	30, // 77: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
-	32, // 78: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
-	62, // [62:79] is the sub-list for method output_type
-	45, // [45:62] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	46, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
+	46, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
+	46, // 4: casekeeper.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
+	1,  // 5: casekeeper.v1.Endpoint.ordering:type_name -> casekeeper.v1.EndpointOrdering
+	3,  // 6: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
+	3,  // 7: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	3,  // 8: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	3,  // 9: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
+	3,  // 10: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
+	47, // 11: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 12: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	46, // 13: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
+	46, // 14: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 15: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
+	15, // 16: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
+	23, // 17: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
+	46, // 18: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
+	48, // 19: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	24, // 20: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
+	2,  // 21: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
+	46, // 22: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	46, // 23: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	46, // 24: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 25: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
+	23, // 26: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
+	2,  // 27: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
+	46, // 28: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	46, // 29: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	25, // 30: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
+	25, // 31: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	25, // 32: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	46, // 33: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
+	36, // 34: casekeeper.v1.GetEndpointHealthResponse.hours:type_name -> casekeeper.v1.HealthBucket
+	36, // 35: casekeeper.v1.GetEndpointHealthResponse.days:type_name -> casekeeper.v1.HealthBucket
+	36, // 36: casekeeper.v1.GetEndpointHealthResponse.hours_total:type_name -> casekeeper.v1.HealthBucket
+	36, // 37: casekeeper.v1.GetEndpointHealthResponse.days_total:type_name -> casekeeper.v1.HealthBucket
+	46, // 38: casekeeper.v1.HealthBucket.start:type_name -> google.protobuf.Timestamp
+	48, // 39: casekeeper.v1.HealthBucket.latency_p50:type_name -> google.protobuf.Duration
+	48, // 40: casekeeper.v1.HealthBucket.latency_p99:type_name -> google.protobuf.Duration
+	41, // 41: casekeeper.v1.GetNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
+	41, // 42: casekeeper.v1.UpdateNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
+	46, // 43: casekeeper.v1.NoticeSettings.updated_at:type_name -> google.protobuf.Timestamp
+	44, // 44: casekeeper.v1.ListNoticesResponse.notices:type_name -> casekeeper.v1.Notice
+	46, // 45: casekeeper.v1.Notice.at:type_name -> google.protobuf.Timestamp
+	4,  // 46: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
+	6,  // 47: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
+	8,  // 48: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
+	10, // 49: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
+	12, // 50: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
+	14, // 51: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
+	17, // 52: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
+	19, // 53: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
+	21, // 54: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
+	34, // 55: casekeeper.v1.WebhookService.GetEndpointHealth:input_type -> casekeeper.v1.GetEndpointHealthRequest
+	37, // 56: casekeeper.v1.WebhookService.GetNoticeSettings:input_type -> casekeeper.v1.GetNoticeSettingsRequest
+	39, // 57: casekeeper.v1.WebhookService.UpdateNoticeSettings:input_type -> casekeeper.v1.UpdateNoticeSettingsRequest
+	42, // 58: casekeeper.v1.WebhookService.ListNotices:input_type -> casekeeper.v1.ListNoticesRequest
+	26, // 59: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
+	28, // 60: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
+	30, // 61: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
+	32, // 62: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
+	5,  // 63: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
+	7,  // 64: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
+	9,  // 65: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
+	11, // 66: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
+	13, // 67: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
+	16, // 68: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
+	18, // 69: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
+	20, // 70: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
+	22, // 71: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
+	35, // 72: casekeeper.v1.WebhookService.GetEndpointHealth:output_type -> casekeeper.v1.GetEndpointHealthResponse
+	38, // 73: casekeeper.v1.WebhookService.GetNoticeSettings:output_type -> casekeeper.v1.GetNoticeSettingsResponse
+	40, // 74: casekeeper.v1.WebhookService.UpdateNoticeSettings:output_type -> casekeeper.v1.UpdateNoticeSettingsResponse
+	43, // 75: casekeeper.v1.WebhookService.ListNotices:output_type -> casekeeper.v1.ListNoticesResponse
+	27, // 76: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
+	29, // 77: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
+	31, // 78: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
+	33, // 79: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
+	63, // [63:80] is the sub-list for method output_type
+	46, // [46:63] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_webhook_service_proto_init() }
@@ -2918,7 +2986,7 @@ func file_casekeeper_v1_webhook_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_casekeeper_v1_webhook_service_proto_rawDesc), len(file_casekeeper_v1_webhook_service_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,

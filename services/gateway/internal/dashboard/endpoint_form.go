@@ -23,6 +23,7 @@ type endpointForm struct {
 	Headers        string
 	RateLimit      string
 	MaxConcurrency string
+	PerCase        bool
 	Errors         map[string]string
 	Preview        *previewView
 	AllEventTypes  []string
@@ -36,7 +37,7 @@ type previewView struct {
 
 func formFromEndpoint(v endpointView) *endpointForm {
 	f := &endpointForm{ID: v.ID, URL: v.URL, Description: v.Description, EventTypes: map[string]bool{},
-		Format: v.Format, JQ: v.JQ, Errors: map[string]string{}, AllEventTypes: events.Types}
+		Format: v.Format, JQ: v.JQ, PerCase: v.PerCase, Errors: map[string]string{}, AllEventTypes: events.Types}
 	for _, t := range v.EventTypes {
 		f.EventTypes[t] = true
 	}
@@ -61,8 +62,13 @@ func readEndpointForm(r *http.Request, id string) (*endpointForm, *casekeeperv1.
 	f := &endpointForm{ID: id, URL: strings.TrimSpace(pf.Get("url")), Description: strings.TrimSpace(pf.Get("description")),
 		EventTypes: map[string]bool{}, Format: pf.Get("payload_format"), JQ: pf.Get("jq_transform"),
 		Headers: pf.Get("headers"), RateLimit: strings.TrimSpace(pf.Get("rate_limit_per_second")),
-		MaxConcurrency: strings.TrimSpace(pf.Get("max_concurrency")), Errors: map[string]string{}, AllEventTypes: events.Types}
-	e := &casekeeperv1.Endpoint{Id: id, Url: f.URL, Description: f.Description, Headers: map[string]string{}}
+		MaxConcurrency: strings.TrimSpace(pf.Get("max_concurrency")), PerCase: pf.Get("ordering") == "per_case",
+		Errors: map[string]string{}, AllEventTypes: events.Types}
+	e := &casekeeperv1.Endpoint{Id: id, Url: f.URL, Description: f.Description, Headers: map[string]string{},
+		Ordering: casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_NONE}
+	if f.PerCase {
+		e.Ordering = casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE
+	}
 	for _, t := range pf["event_types"] {
 		f.EventTypes[t] = true
 		e.EventTypes = append(e.EventTypes, t)
@@ -149,7 +155,7 @@ func (h *Handler) formFailed(w http.ResponseWriter, r *request, f *endpointForm,
 		return true
 	}
 	known := []string{"url", "description", "event_types", "headers", "payload_format", "jq_transform",
-		"rate_limit_per_second", "max_concurrency"}
+		"rate_limit_per_second", "max_concurrency", "ordering"}
 	for field, msg := range fe {
 		if !slices.Contains(known, field) {
 			field = ""

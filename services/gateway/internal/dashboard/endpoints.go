@@ -37,6 +37,8 @@ type endpointView struct {
 	FailingSince time.Time
 	// PayloadVersion is the body shape the endpoint is pinned to.
 	PayloadVersion string
+	// PerCase is ordering PER_CASE: one event of a case at a time, in version order.
+	PerCase bool
 }
 
 type header struct{ Name, Value string }
@@ -61,6 +63,7 @@ func viewEndpoint(e *casekeeperv1.Endpoint) endpointView {
 		v.FailingSince = e.GetFailingSince().AsTime()
 	}
 	v.PayloadVersion = e.GetPayloadVersion()
+	v.PerCase = e.GetOrdering() == casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE
 	if v.Format == "" {
 		v.Format = "full"
 	}
@@ -136,7 +139,7 @@ func (h *Handler) editEndpoint(w http.ResponseWriter, r *request) {
 
 // editableFields are the update_mask paths the form owns; enable/disable have their own buttons.
 var editableFields = []string{"url", "description", "event_types", "headers", "payload_format", "jq_transform",
-	"rate_limit_per_second", "max_concurrency"}
+	"rate_limit_per_second", "max_concurrency", "ordering"}
 
 func (h *Handler) updateEndpoint(w http.ResponseWriter, r *request) {
 	id, ok := h.endpointID(w, r)

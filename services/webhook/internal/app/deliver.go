@@ -49,19 +49,21 @@ type Deliverer struct {
 	// FailureRuns is the replicas' shared record of endpoints failing since a success (natsqueue.FailureRuns),
 	// which makes failing and recovered one notice each; nil raises neither.
 	FailureRuns FailureRuns
-	Events      EventSource
-	Loader      Loader
-	Outcomes    OutcomeLog
-	Queue       Queue
-	Sender      Sender
-	Transforms  Transformer
-	Policy      delivery.Policy
-	GatewayURL  string
-	Metrics     *Metrics
-	Log         *slog.Logger
-	Registry    Registry
-	Notifier    Notifier
-	Now         func() time.Time
+	// Lanes orders the deliveries of endpoints that deliver per case; nil: they go in any order.
+	Lanes      Lanes
+	Events     EventSource
+	Loader     Loader
+	Outcomes   OutcomeLog
+	Queue      Queue
+	Sender     Sender
+	Transforms Transformer
+	Policy     delivery.Policy
+	GatewayURL string
+	Metrics    *Metrics
+	Log        *slog.Logger
+	Registry   Registry
+	Notifier   Notifier
+	Now        func() time.Time
 	// TransformQuarantine is how long a program that exceeded its limits is set aside; the endpoint's attempts
 	// wait that long, so that its backlog does not keep failing at full speed beside other tenants' deliveries.
 	TransformQuarantine time.Duration
@@ -164,6 +166,22 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		}
 		return d.record(ctx, j, id, delivery.Attempt{Number: j.Attempt, At: now, Error: reason}, delivery.Verdict{Status: delivery.StatusDead})
 	}
+	perCase := route.PerCase && d.Lanes != nil
+	if perCase {
+		wait, err := d.laneWait(ctx, j, ev.GetCaseId(), now)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrRetryLater, err)
+		}
+		if wait > 0 {
+			// Not its case's turn: it comes back when the one ahead may have finished, as a new message, and
+			// holds no slot of the endpoint meanwhile.
+			d.Metrics.Deliveries.WithLabelValues("waiting_for_case").Inc()
+			if err := d.Queue.Schedule(ctx, j, now.Add(wait)); err != nil {
+				return fmt.Errorf("%w: %v", ErrRetryLater, err)
+			}
+			return nil
+		}
+	}
 	if route.Limiter != nil {
 		res := route.Limiter.ReserveN(now, 1)
 		if wait := res.DelayFrom(now); wait > maxLimiterWait {
@@ -182,7 +200,9 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 		}
 	}
 
-	if d.Claims != nil && (j.Attempt > 1 || j.Resend || j.Redelivered) {
+	// Per case, a first attempt can have two messages too: the one that waited for its turn and was scheduled
+	// again, and the original, redelivered when its replica stopped before acknowledging it.
+	if d.Claims != nil && (j.Attempt > 1 || j.Resend || j.Redelivered || perCase) {
 		// Claimed last, right before sending: a job rescheduled above comes back as another message, which must
 		// still be able to claim the attempt. A first attempt delivered for the first time is the only message
 		// for its attempt (the fan-out's message id), and the hot path does not pay for a claim.
@@ -222,6 +242,21 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	verdict := d.Policy.Judge(out.Result, j.Attempt, failingSince, now)
 	if err := d.record(actx, j, id, attempt, verdict); err != nil {
 		return err
+	}
+	if perCase && !verdict.Status.Open() {
+		// Succeeded or dead: the case's next delivery may go. Should this fail, the next one takes this one
+		// out itself when it sees its record closed (laneWait).
+		rest, err := d.Lanes.Remove(actx, natsqueue.LaneKey(route.ID, ev.GetCaseId()), j.DeliveryID)
+		if err != nil {
+			d.Log.WarnContext(actx, "taking a delivery out of its case's lane failed", "delivery", j.DeliveryID, "error", err)
+		} else if len(rest) > 0 && rest[0].EventSeq != 0 && rest[0].EventID != "" {
+			// The next one waits as a schedule; wake it now rather than when it looks again.
+			next := rest[0]
+			if err := d.Queue.Wake(actx, natsqueue.Job{DeliveryID: next.DeliveryID, Tenant: j.Tenant, EndpointID: j.EndpointID,
+				Attempt: next.Attempt, EventSeq: next.EventSeq, EventID: next.EventID, Resend: next.Resend}); err != nil {
+				d.Log.WarnContext(actx, "waking the case's next delivery failed", "delivery", next.DeliveryID, "error", err)
+			}
+		}
 	}
 	d.trackFailures(actx, route, verdict, now)
 	d.noticeFailureRun(actx, route, verdict, attempt, now)
@@ -482,4 +517,42 @@ func (d *Deliverer) noticeFailureRun(ctx context.Context, route *Route, v delive
 		d.notice(ctx, delivery.Operation{Kind: kind, Tenant: route.Tenant, EndpointID: route.ID, EndpointURL: route.URL,
 			Reason: reason, At: now})
 	}
+}
+
+// laneRecheck is how soon a delivery waiting for its case's turn looks again when the one ahead is in flight.
+const laneRecheck = time.Second
+
+// laneWait says how long the job must wait for its case's turn on a per-case endpoint: zero when it is first in
+// the lane (or not in it: a lane lost with its bucket does not hold deliveries back). Ahead of it is the case's
+// oldest open delivery; the job looks again when that one's next attempt is due, or in laneRecheck while it is in
+// flight. A first delivery whose record is closed but which is still in the lane (its replica stopped before taking
+// it out) is taken out here.
+func (d *Deliverer) laneWait(ctx context.Context, j natsqueue.Job, caseID string, now time.Time) (time.Duration, error) {
+	key := natsqueue.LaneKey(j.EndpointID, caseID)
+	for range 8 {
+		lane, err := d.Lanes.Lane(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		if len(lane) == 0 || lane[0].DeliveryID == j.DeliveryID ||
+			!slices.ContainsFunc(lane, func(e natsqueue.LaneEntry) bool { return e.DeliveryID == j.DeliveryID }) {
+			return 0, nil
+		}
+		head := lane[0]
+		st, err := currentState(ctx, d.Outcomes, d.Loader, j.Tenant, head.DeliveryID)
+		if err != nil {
+			return 0, err
+		}
+		if st != nil && !st.Status.Open() && st.AttemptCount >= head.Attempt {
+			if _, err := d.Lanes.Remove(ctx, key, head.DeliveryID); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if st != nil && st.NextAttemptAt.After(now) {
+			return st.NextAttemptAt.Sub(now) + laneRecheck, nil
+		}
+		return laneRecheck, nil
+	}
+	return laneRecheck, nil
 }

@@ -19,7 +19,9 @@ type Deliveries struct {
 	Events   EventSource
 	Outcomes OutcomeLog
 	Queue    Queue
-	Now      func() time.Time
+	// Lanes orders the deliveries of per-case endpoints (natsqueue.CaseLanes); nil: none is.
+	Lanes Lanes
+	Now   func() time.Time
 }
 
 // ErrTestDelivery is a resend of a test event: a test asks what the endpoint answers now, so a new one is sent
@@ -52,6 +54,20 @@ func (u *Deliveries) Resend(ctx context.Context, tenant, id string) (delivery.De
 	}
 	job := natsqueue.Job{DeliveryID: d.ID, Tenant: d.Tenant, EndpointID: d.EndpointID, Attempt: d.AttemptCount + 1,
 		Event: body, EventSeq: d.EventSeq, EventID: d.EventID, Resend: true}
+	if u.Lanes != nil {
+		// On a per-case endpoint a resend takes its place at the end of its case's lane: it is sent after the
+		// case's deliveries still open, one at a time like them.
+		ep, err := u.Store.GetEndpoint(ctx, tenant, d.EndpointID)
+		if err != nil && !errors.Is(err, delivery.ErrNotFound) {
+			return delivery.Delivery{}, err
+		}
+		if err == nil && ep.PerCase {
+			if err := u.Lanes.Append(ctx, natsqueue.LaneKey(d.EndpointID, d.CaseID),
+				natsqueue.LaneEntry{DeliveryID: d.ID, EventSeq: d.EventSeq, Attempt: job.Attempt, EventID: d.EventID, Resend: true}); err != nil {
+				return delivery.Delivery{}, err
+			}
+		}
+	}
 	if err := u.Queue.Enqueue(ctx, []natsqueue.Job{job}); err != nil {
 		return delivery.Delivery{}, err
 	}

@@ -41,7 +41,7 @@ const HeaderValueMask = "••••••"
 
 // Writable fields of an endpoint, as update_mask paths.
 var writable = []string{"url", "description", "event_types", "disabled", "disabled_reason", "headers",
-	"payload_format", "jq_transform", "rate_limit_per_second", "max_concurrency", "payload_version"}
+	"payload_format", "jq_transform", "rate_limit_per_second", "max_concurrency", "payload_version", "ordering"}
 
 var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
@@ -171,6 +171,8 @@ func (u *Endpoints) Update(ctx context.Context, tenant string, patch delivery.En
 			next.RateLimit = patch.RateLimit
 		case "max_concurrency":
 			next.MaxConcurrency = patch.MaxConcurrency
+		case "ordering":
+			next.PerCase = patch.PerCase
 		case "payload_version":
 			// Empty in an update of every field (an old client's) keeps the pinned version: only naming a
 			// version moves the endpoint to it.

@@ -34,6 +34,15 @@ type Fanout struct {
 	Redactions RedactionLog
 	// Erased is told of every redacted case too, so that no replica sends a queued first attempt of it in full.
 	Erased ErasedMarker
+	// Lanes orders the deliveries of endpoints that deliver per case (natsqueue.CaseLanes); nil: none does.
+	Lanes Lanes
+}
+
+// Lanes keeps, per (endpoint, case), the open deliveries in version order (natsqueue.CaseLanes).
+type Lanes interface {
+	Lane(ctx context.Context, key string) ([]natsqueue.LaneEntry, error)
+	Append(ctx context.Context, key string, add ...natsqueue.LaneEntry) error
+	Remove(ctx context.Context, key, deliveryID string) ([]natsqueue.LaneEntry, error)
 }
 
 // ErasedMarker records a redacted case for every replica's deliverer (natsqueue.ErasedCases).
@@ -88,6 +97,12 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 			id := delivery.DeliveryID(e.GetId(), rt.ID)
 			jobs = append(jobs, natsqueue.Job{DeliveryID: id, Tenant: rt.Tenant, EndpointID: rt.ID, Attempt: 1, Event: in.Body,
 				EventSeq: in.Seq, EventID: e.GetId(), Trace: span.SpanContext()})
+			if rt.PerCase && f.Lanes != nil {
+				// In its case's lane before it is queued, so that no replica sends it ahead of an earlier one.
+				if err := f.Lanes.Append(ctx, natsqueue.LaneKey(rt.ID, e.GetCaseId()), natsqueue.LaneEntry{DeliveryID: id, EventSeq: in.Seq, Attempt: 1, EventID: e.GetId()}); err != nil {
+					return fmt.Errorf("%w: %v", ErrRetryLater, err)
+				}
+			}
 		}
 	}
 	err := f.Queue.Enqueue(ctx, jobs)

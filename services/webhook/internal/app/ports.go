@@ -90,6 +90,7 @@ func currentState(ctx context.Context, log OutcomeLog, db Loader, tenant, id str
 type Queue interface {
 	Enqueue(ctx context.Context, jobs []natsqueue.Job) error
 	Schedule(ctx context.Context, j natsqueue.Job, at time.Time) error
+	Wake(ctx context.Context, j natsqueue.Job) error
 	HasSchedule(ctx context.Context, j natsqueue.Job) (bool, error)
 	Backlog(ctx context.Context, endpointID string) (uint64, error)
 	RemoveEndpoint(ctx context.Context, tenant, endpointID string) error

@@ -52,7 +52,9 @@ type Endpoint struct {
 	// PayloadVersion is the body shape the endpoint is pinned to (webhookbody.Versions); empty in endpoints made
 	// before versions, which get the first one.
 	PayloadVersion string
-	Secrets        []Secret
+	// PerCase delivers each case's events one at a time, in version order (CaseLanes).
+	PerCase bool
+	Secrets []Secret
 	// FailingSince is when the current run of failed attempts began; zero while the endpoint answers.
 	FailingSince time.Time
 	CreatedAt    time.Time

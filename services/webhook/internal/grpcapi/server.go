@@ -122,6 +122,9 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *casekeeperv1.CreateEnd
 	if req.GetEndpoint().GetId() != "" {
 		return nil, invalid("endpoint.id", "is assigned by the service; leave it empty")
 	}
+	if err := checkOrdering(req.GetEndpoint()); err != nil {
+		return nil, err
+	}
 	e, secret, err := s.Endpoints.Create(ctx, t, endpointFromProto(req.GetEndpoint()))
 	if err != nil {
 		return nil, toStatus(err)
@@ -271,6 +274,9 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req *casekeeperv1.UpdateEnd
 		return nil, invalid("endpoint", "is required")
 	}
 	if err := checkEndpointID("endpoint.id", req.GetEndpoint().GetId()); err != nil {
+		return nil, err
+	}
+	if err := checkOrdering(req.GetEndpoint()); err != nil {
 		return nil, err
 	}
 	e, err := s.Endpoints.Update(ctx, t, endpointFromProto(req.GetEndpoint()), req.GetUpdateMask().GetPaths())
@@ -534,12 +540,21 @@ func decodeCursor(tok string) (*mongostore.Cursor, error) {
 
 // --- conversions ---
 
+// checkOrdering refuses an ordering that is none of the enum's values.
+func checkOrdering(p *casekeeperv1.Endpoint) error {
+	if _, ok := casekeeperv1.EndpointOrdering_name[int32(p.GetOrdering())]; !ok {
+		return invalid("endpoint.ordering", "%d is not an ordering (ENDPOINT_ORDERING_NONE or ENDPOINT_ORDERING_PER_CASE)", p.GetOrdering())
+	}
+	return nil
+}
+
 func endpointFromProto(p *casekeeperv1.Endpoint) delivery.Endpoint {
 	e := delivery.Endpoint{
 		ID: p.GetId(), URL: p.GetUrl(), Description: p.GetDescription(), EventTypes: p.GetEventTypes(),
 		Disabled: p.GetDisabled(), DisabledReason: p.GetDisabledReason(), Headers: p.GetHeaders(), JQ: p.GetJqTransform(),
 		RateLimit: int(p.GetRateLimitPerSecond()), MaxConcurrency: int(p.GetMaxConcurrency()),
 		PayloadVersion: p.GetPayloadVersion(),
+		PerCase:        p.GetOrdering() == casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE,
 	}
 	switch p.GetPayloadFormat() {
 	case casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_UNSPECIFIED:
@@ -570,6 +585,10 @@ func endpointToProto(e delivery.Endpoint) *casekeeperv1.Endpoint {
 		RateLimitPerSecond: int32(e.RateLimit), MaxConcurrency: int32(e.MaxConcurrency),
 		CreatedAt: timestamppb.New(e.CreatedAt), UpdatedAt: timestamppb.New(e.UpdatedAt),
 		PayloadVersion: cmp.Or(e.PayloadVersion, webhookbody.Versions[0]),
+		Ordering:       casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_NONE,
+	}
+	if e.PerCase {
+		p.Ordering = casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE
 	}
 	if !e.FailingSince.IsZero() {
 		p.FailingSince = timestamppb.New(e.FailingSince)

@@ -30,6 +30,7 @@ type endpointDoc struct {
 	RateLimit      int               `bson:"rate_limit"`
 	MaxConcurrency int               `bson:"max_concurrency"`
 	PayloadVersion string            `bson:"payload_version,omitempty"`
+	PerCase        bool              `bson:"per_case,omitempty"`
 	Secrets        []secretDoc       `bson:"secrets"`
 	// DataKey is the endpoint's own key, wrapped by the service's key (keyring); empty in a row written before
 	// values were sealed, whose values are plaintext until its next write.
@@ -53,8 +54,8 @@ func (s *Store) toEndpointDoc(e delivery.Endpoint) (endpointDoc, error) {
 		ID: e.ID, Tenant: e.Tenant, URL: e.URL, Description: e.Description, EventTypes: e.EventTypes,
 		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Headers: make(map[string]string, len(e.Headers)),
 		Format: int(e.Format), JQ: e.JQ, RateLimit: e.RateLimit, MaxConcurrency: e.MaxConcurrency, DataKey: wrapped,
-		PayloadVersion: e.PayloadVersion,
-		FailingSince:   timePtr(e.FailingSince), CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
+		PayloadVersion: e.PayloadVersion, PerCase: e.PerCase,
+		FailingSince: timePtr(e.FailingSince), CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
 	}
 	if d.EventTypes == nil {
 		d.EventTypes = []string{}
@@ -74,8 +75,8 @@ func (s *Store) endpoint(d endpointDoc) (delivery.Endpoint, error) {
 		ID: d.ID, Tenant: d.Tenant, URL: d.URL, Description: d.Description, EventTypes: d.EventTypes,
 		Disabled: d.Disabled, DisabledReason: d.DisabledReason, Headers: make(map[string]string, len(d.Headers)),
 		Format: delivery.Format(d.Format), JQ: d.JQ, RateLimit: d.RateLimit, MaxConcurrency: d.MaxConcurrency,
-		PayloadVersion: d.PayloadVersion,
-		FailingSince:   timeVal(d.FailingSince), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		PayloadVersion: d.PayloadVersion, PerCase: d.PerCase,
+		FailingSince: timeVal(d.FailingSince), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 	if len(e.EventTypes) == 0 {
 		e.EventTypes = nil

@@ -210,6 +210,18 @@ func (q *Queue) Schedule(ctx context.Context, j Job, at time.Time) error {
 	return nil
 }
 
+// Wake queues a job now that may already wait in the stream as a schedule: a per-case delivery whose turn came.
+// Its message id is its own, so that the queue's deduplication by attempt does not drop it; the copy that comes
+// due later loses the attempt's claim and sends nothing.
+func (q *Queue) Wake(ctx context.Context, j Job) error {
+	m := j.msg(DeliverSubject(j.Tenant, j.EndpointID))
+	m.Header.Set(jetstream.MsgIDHeader, j.DeliveryID+"."+strconv.Itoa(j.Attempt)+".wake."+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if _, err := q.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("wake %s: %w", j.DeliveryID, err)
+	}
+	return nil
+}
+
 // HasSchedule reports whether a retry of the delivery is waiting in the stream.
 func (q *Queue) HasSchedule(ctx context.Context, j Job) (bool, error) {
 	s, err := q.js.Stream(ctx, Stream)
