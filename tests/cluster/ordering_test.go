@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,11 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/casekeeper/core/pkg/auth"
-	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
 	pb "github.com/casekeeper/core/proto/casekeeper/v1"
 )
@@ -22,16 +16,7 @@ import (
 // While the receiver fails one case, every other case's versions arrive, each case in version order, whichever
 // process sends them; once the failing case recovers, its versions follow in order too.
 func TestPerCaseOrderAcrossWebhookProcesses(t *testing.T) {
-	kc := testinfra.KeycloakURL(t)
-	bin := testinfra.Build(t, "github.com/casekeeper/core/services/webhook/cmd/webhook")
-	nats := testinfra.NATS(t)
-	uri, db := testinfra.Mongo(t)
-	js := testinfra.JetStream(t, nats.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, events.StreamConfig(time.Hour, 1)); err != nil {
-		t.Fatal(err)
-	}
+	pair := startWebhookPair(t, "0s,1s,2s,2s,2s,2s,2s,2s,2s,2s")
 	const slow, cases, versions = "case_o0", 6, 6
 	var slowFails atomic.Bool
 	slowFails.Store(true)
@@ -52,35 +37,14 @@ func TestPerCaseOrderAcrossWebhookProcesses(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	var grpcAddrs []string
-	for range 2 {
-		_, grpcAddr, _ := startService(t, "webhook", bin, "NATS_URL="+nats.URL(), "MONGODB_URI="+uri, "MONGODB_DATABASE="+db,
-			"KEYCLOAK_URL="+kc, "LOG_LEVEL=warn", "WEBHOOK_ALLOW_LOOPBACK_HTTP=true",
-			"WEBHOOK_RETRY_SCHEDULE=0s,1s,2s,2s,2s,2s,2s,2s,2s,2s", "WEBHOOK_REQUEST_TIMEOUT=5s",
-			"GATEWAY_PUBLIC_URL=https://api.casekeeper.example.com", "WEBHOOK_SECRETS_KEY="+secretsKey)
-		grpcAddrs = append(grpcAddrs, grpcAddr)
-	}
-	gateway := auth.NewClientCredentials(kc, realm, "casekeeper-gateway", "gatewayDevSecret")
-	admin := auth.WithPrincipal(context.Background(), auth.Principal{Subject: "ordering-test", Tenant: "acme",
-		Roles: []string{auth.RoleWebhooksManage}})
-	api := pb.NewWebhookServiceClient(testinfra.Dial(t, grpcAddrs[1], grpc.WithUnaryInterceptor(auth.DelegatingInterceptor(gateway))))
-	if _, err := api.CreateEndpoint(admin, &pb.CreateEndpointRequest{Endpoint: &pb.Endpoint{Url: hooks.URL + "/ordered",
+	if _, err := pair.api.CreateEndpoint(pair.admin, &pb.CreateEndpointRequest{Endpoint: &pb.Endpoint{Url: hooks.URL + "/ordered",
 		MaxConcurrency: 16, Ordering: pb.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE}}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // the other process learns of the endpoint from the registry before the events
-	for v := 1; v <= versions; v++ {
+	for v := int64(1); v <= versions; v++ {
 		for c := range cases {
-			id := fmt.Sprint("case_o", c)
-			ev := &pb.CaseEvent{Id: fmt.Sprintf("evt_%s_%d", id, v), Type: events.TypeUpdated, Tenant: "acme", CaseId: id,
-				CaseVersion: int64(v), OccurredAt: timestamppb.Now(), Data: &pb.Case{Id: id, Tenant: "acme", Version: int64(v)}}
-			m, err := events.Message(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := js.PublishMsg(ctx, m); err != nil {
-				t.Fatal(err)
-			}
+			pair.publish(t, fmt.Sprint("case_o", c), v)
 		}
 	}
 	// okBy is what each case got answered 2xx, in arrival order; inOrder checks every request, failed ones too.

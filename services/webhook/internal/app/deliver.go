@@ -478,8 +478,8 @@ func (d *Deliverer) notice(ctx context.Context, op delivery.Operation) {
 // FailureRuns is the shared record of endpoints failing since a success (natsqueue.FailureRuns).
 type FailureRuns interface {
 	Failing(endpointID string) bool
-	Begin(ctx context.Context, endpointID string, since time.Time) (bool, error)
-	End(ctx context.Context, endpointID string) (bool, error)
+	Begin(ctx context.Context, endpointID string, at time.Time) (bool, error)
+	End(ctx context.Context, endpointID string, at time.Time) (bool, error)
 }
 
 // noticeFailureRun raises endpoint.failing at the first failed attempt after a success and endpoint.recovered at
@@ -497,7 +497,7 @@ func (d *Deliverer) noticeFailureRun(ctx context.Context, route *Route, v delive
 	)
 	switch {
 	case v.Status == delivery.StatusSucceeded && failing:
-		won, err = d.FailureRuns.End(ctx, route.ID)
+		won, err = d.FailureRuns.End(ctx, route.ID, now)
 		kind = delivery.NoticeRecovered
 	case v.Status != delivery.StatusSucceeded && !failing:
 		won, err = d.FailureRuns.Begin(ctx, route.ID, now)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,27 +76,32 @@ func ParseNotice(data []byte) (delivery.Operation, error) {
 		Reason: w.Reason, At: w.At}, nil
 }
 
-// FailureRunsBucket holds one key per endpoint whose attempts have been failing since a success: the shared
-// state that makes "endpoint.failing" and "endpoint.recovered" one notice each, whichever replicas see the
-// failures and the success. Beginning a run is a create of the key, ending it a delete at the revision read:
-// exactly one replica wins each.
+// FailureRunsBucket holds one key per endpoint with the state of its attempts: "failing <since>" from the first
+// failed attempt after a success, "ok <at>" from the first success after that. It makes endpoint.failing and
+// endpoint.recovered one notice each, whichever replicas see the failures and the success: each change is a
+// compare-and-set on the key's revision, which exactly one replica wins. An attempt that began before the last
+// change is no news (it was in flight when the state changed) and changes nothing.
 const FailureRunsBucket = "WEBHOOK_FAILURE_RUNS"
+
+const (
+	stateFailing = "failing "
+	stateOK      = "ok "
+)
 
 // FailureRuns is the bucket, with every instance's view of it kept current by a watch, so that the hot path asks
 // its memory whether an endpoint is failing, never the server.
 type FailureRuns struct {
 	kv jetstream.KeyValue
 	mu sync.RWMutex
-	// failing is the watch's view: endpoint id → revision of its run's key.
-	failing map[string]uint64
-	synced  chan struct{}
+	// failing is the watch's view: the endpoints whose state is failing.
+	failing map[string]bool
 }
 
 // OpenFailureRuns declares the bucket.
 func OpenFailureRuns(ctx context.Context, js jetstream.JetStream, replicas int) (*FailureRuns, error) {
 	kv, err := natsbus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      FailureRunsBucket,
-		Description: "Webhook endpoints failing since a success, by id: one failing and one recovered notice per run.",
+		Description: "Webhook endpoints' attempt state (failing since, ok since): one failing and one recovered notice per run.",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
@@ -103,26 +109,23 @@ func OpenFailureRuns(ctx context.Context, js jetstream.JetStream, replicas int) 
 	if err != nil {
 		return nil, err
 	}
-	return &FailureRuns{kv: kv, failing: map[string]uint64{}, synced: make(chan struct{})}, nil
+	return &FailureRuns{kv: kv, failing: map[string]bool{}}, nil
 }
 
 // Run keeps the view current until ctx ends, watching again after a lost watch.
 func (f *FailureRuns) Run(ctx context.Context) error {
-	once := sync.Once{}
 	for ctx.Err() == nil {
 		w, err := f.kv.WatchAll(ctx)
 		if err != nil {
 			time.Sleep(time.Second)
 			continue
 		}
-		fresh := map[string]uint64{}
-		initial := true
+		fresh, initial := map[string]bool{}, true
 		for e := range w.Updates() {
 			if e == nil { // the initial values are all in: swap them in whole
 				f.mu.Lock()
 				f.failing, initial = fresh, false
 				f.mu.Unlock()
-				once.Do(func() { close(f.synced) })
 				continue
 			}
 			f.mu.Lock()
@@ -130,8 +133,8 @@ func (f *FailureRuns) Run(ctx context.Context) error {
 			if initial {
 				target = fresh
 			}
-			if e.Operation() == jetstream.KeyValuePut {
-				target[e.Key()] = e.Revision()
+			if e.Operation() == jetstream.KeyValuePut && strings.HasPrefix(string(e.Value()), stateFailing) {
+				target[e.Key()] = true
 			} else {
 				delete(target, e.Key())
 			}
@@ -146,38 +149,44 @@ func (f *FailureRuns) Run(ctx context.Context) error {
 func (f *FailureRuns) Failing(endpointID string) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	_, ok := f.failing[endpointID]
-	return ok
+	return f.failing[endpointID]
 }
 
-// Begin starts the endpoint's failure run; true for the one call, on any replica, that started it.
-func (f *FailureRuns) Begin(ctx context.Context, endpointID string, since time.Time) (bool, error) {
-	_, err := f.kv.Create(ctx, endpointID, []byte(since.UTC().Format(time.RFC3339Nano)))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrKeyExists):
-		return false, nil
-	}
-	return false, fmt.Errorf("beginning the failure run of %s: %w", endpointID, err)
+// Begin records a failed attempt that began at; true for the one call, on any replica, that started the run.
+func (f *FailureRuns) Begin(ctx context.Context, endpointID string, at time.Time) (bool, error) {
+	return f.change(ctx, endpointID, stateFailing, at)
 }
 
-// End ends the endpoint's failure run; true for the one call that ended it.
-func (f *FailureRuns) End(ctx context.Context, endpointID string) (bool, error) {
+// End records a succeeded attempt that began at; true for the one call that ended the run.
+func (f *FailureRuns) End(ctx context.Context, endpointID string, at time.Time) (bool, error) {
+	return f.change(ctx, endpointID, stateOK, at)
+}
+
+// change moves the endpoint to state as of at, unless it is in it already or changed after at.
+func (f *FailureRuns) change(ctx context.Context, endpointID, state string, at time.Time) (bool, error) {
+	value := []byte(state + at.UTC().Format(time.RFC3339Nano))
 	e, err := f.kv.Get(ctx, endpointID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading the failure run of %s: %w", endpointID, err)
-	}
-	err = f.kv.Delete(ctx, endpointID, jetstream.LastRevision(e.Revision()))
-	var apiErr *jetstream.APIError
 	switch {
-	case err == nil:
-		return true, nil
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
-		return false, nil // another replica ended it (and maybe another run began)
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		if state == stateOK {
+			return false, nil // never failed: nothing to end
+		}
+		_, err = f.kv.Create(ctx, endpointID, value)
+	case err != nil:
+		return false, fmt.Errorf("reading the attempt state of %s: %w", endpointID, err)
+	default:
+		cur := string(e.Value())
+		since, _ := time.Parse(time.RFC3339Nano, cur[strings.IndexByte(cur, ' ')+1:])
+		if strings.HasPrefix(cur, state) || at.Before(since) {
+			return false, nil
+		}
+		_, err = f.kv.Update(ctx, endpointID, value, e.Revision())
 	}
-	return false, fmt.Errorf("ending the failure run of %s: %w", endpointID, err)
+	if err == nil {
+		return true, nil
+	}
+	if lostRace(err) {
+		return false, nil // another replica changed it first
+	}
+	return false, fmt.Errorf("changing the attempt state of %s: %w", endpointID, err)
 }
