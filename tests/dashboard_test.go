@@ -736,6 +736,25 @@ func TestDashboardInBrowser(t *testing.T) {
 		if !get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('ordering-per-case').checked`)) {
 			t.Error("the edit form does not show the per-case order chosen")
 		}
+
+		// An Ed25519 endpoint: the admin gets the whpk_ public key, and can switch the scheme by rotating.
+		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/new"), chromedp.WaitVisible(chromedp.ID("url")),
+			chromedp.SendKeys(chromedp.ID("url"), s.receiver.srv.URL+"/ed25519"), chromedp.Click(chromedp.ID("scheme-ed25519")),
+			chromedp.Click(chromedp.ID("save")), chromedp.WaitVisible(chromedp.ID("endpoint-signature")))
+		if got := text(t, ctx, "#flash"); !strings.Contains(got, "whpk_") || strings.Contains(got, "whsk_") || strings.Contains(got, "whsec_") {
+			t.Errorf("after saving an Ed25519 endpoint the flash says %q, want its whpk_ public key only", got)
+		}
+		if got := text(t, ctx, "#endpoint-signature"); !strings.Contains(got, "Ed25519") {
+			t.Errorf("the endpoint's signature scheme shows %q", got)
+		}
+		get(t, ctx, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`))
+		do(t, ctx, chromedp.Click(chromedp.ID("switch-scheme")), chromedp.WaitVisible(chromedp.ID("secret-result")))
+		if got := text(t, ctx, "#secret-result"); !strings.Contains(got, "whsec_") {
+			t.Errorf("switching to HMAC showed %q, want the new whsec_ secret", got)
+		}
+		if got := text(t, ctx, "#endpoint-signature"); !strings.Contains(got, "HMAC") {
+			t.Errorf("after the switch the scheme shows %q", got)
+		}
 	})
 
 	t.Run("viewer without webhooks:manage gets a clear message", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/config"
 	"github.com/casekeeper/core/pkg/testinfra"
+	"github.com/casekeeper/core/pkg/webhooks"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	casesvc "github.com/casekeeper/core/services/case"
 	webhooksvc "github.com/casekeeper/core/services/webhook"
@@ -168,6 +169,22 @@ type receiver struct {
 	format  casekeeperv1.PayloadFormat
 	endpnt  *casekeeperv1.Endpoint
 	command []string
+	// signingKey, for a receiver of an Ed25519 endpoint, is a whsk_ key of the test's whose public key the receiver
+	// trusts too: the endpoint's private key never leaves the service, so the test's own requests are signed with
+	// this one.
+	signingKey string
+}
+
+// trusted is what the receiver is told to verify with (WEBHOOK_SECRET).
+func (r *receiver) trusted(t *testing.T) string {
+	if r.signingKey == "" {
+		return r.secret
+	}
+	pub, err := webhooks.PublicKeyOf(r.signingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.secret + " " + pub
 }
 
 // recorded is one line a receiver writes per verified event.
@@ -183,7 +200,7 @@ func (r *receiver) start(t *testing.T, dir string) {
 	t.Helper()
 	cmd := exec.Command(r.command[0], r.command[1:]...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(r.port), "WEBHOOK_SECRET="+r.secret,
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(r.port), "WEBHOOK_SECRET="+r.trusted(t),
 		"PAYLOAD_FORMAT="+formatName(r.format), "EVENTS_FILE="+r.events)
 	testinfra.StartProcess(t, cmd).WaitReady(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", r.port), 30*time.Second)
 }

@@ -92,6 +92,23 @@ func TestExampleReceiversVerifyRealWebhooks(t *testing.T) {
 			r.start(t, filepath.Dir(commands[lang][len(commands[lang])-1]))
 			receivers = append(receivers, r)
 		}
+		// And an Ed25519 endpoint: the receiver verifies v1a signatures with the whpk_ public key.
+		r := &receiver{name: lang + "/full-ed25519", port: testinfra.FreePort(t), format: casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_FULL,
+			command: commands[lang]}
+		r.url = fmt.Sprintf("http://127.0.0.1:%d/webhooks", r.port)
+		r.events = filepath.Join(dir, lang+"-full-ed25519.jsonl")
+		resp, err := s.webhooks.CreateEndpoint(s.admin, &casekeeperv1.CreateEndpointRequest{Endpoint: &casekeeperv1.Endpoint{
+			Url: r.url, Description: "example receiver " + r.name, PayloadFormat: r.format,
+			SignatureScheme: casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519}})
+		if err != nil || !strings.HasPrefix(resp.GetSecret(), webhooks.PublicKeyPrefix) {
+			t.Fatalf("CreateEndpoint (Ed25519): %v %v", resp, err)
+		}
+		r.endpnt, r.secret = resp.GetEndpoint(), resp.GetSecret()
+		if r.signingKey, _, err = webhooks.NewSigningKey(); err != nil {
+			t.Fatal(err)
+		}
+		r.start(t, filepath.Dir(commands[lang][len(commands[lang])-1]))
+		receivers = append(receivers, r)
 	}
 	// Endpoints inside the test keep the raw requests of each format.
 	caps := map[string]*capEndpoint{}
@@ -319,21 +336,28 @@ func refusesForgeries(t *testing.T, r *receiver, realBody []byte, before int) {
 	}
 	// A real body under a new webhook-id: recorded (as not applied, its version is not newer).
 	now := time.Now()
-	if code := post(sign("msg_genuine", now, realBody, r.secret), realBody); code/100 != 2 {
+	key, other := r.secret, "whsec_"+strings.Repeat("Zm9v", 8)
+	if r.signingKey != "" {
+		key = r.signingKey
+		var err error
+		if other, _, err = webhooks.NewSigningKey(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := post(sign("msg_genuine", now, realBody, key), realBody); code/100 != 2 {
 		t.Fatalf("a correctly signed request got %d", code)
 	}
 	tampered := bytes.Replace(realBody, []byte(`"case.`), []byte(`"case.x`), 1)
-	other := "whsec_" + strings.Repeat("Zm9v", 8)
 	for name, req := range map[string]struct {
 		h    http.Header
 		body []byte
 	}{
-		"tampered body":              {sign("msg_tampered", now, realBody, r.secret), tampered},
-		"replayed after ten minutes": {sign("msg_replayed", now.Add(-10*time.Minute), realBody, r.secret), realBody},
-		"signed ten minutes ahead":   {sign("msg_future", now.Add(10*time.Minute), realBody, r.secret), realBody},
+		"tampered body":              {sign("msg_tampered", now, realBody, key), tampered},
+		"replayed after ten minutes": {sign("msg_replayed", now.Add(-10*time.Minute), realBody, key), realBody},
+		"signed ten minutes ahead":   {sign("msg_future", now.Add(10*time.Minute), realBody, key), realBody},
 		"another secret":             {sign("msg_foreign", now, realBody, other), realBody},
 		"unsigned":                   {http.Header{"Content-Type": {"application/json"}}, realBody},
-		"malformed signature":        {withHeader(sign("msg_malformed", now, realBody, r.secret), webhooks.HeaderSignature, "v1"), realBody},
+		"malformed signature":        {withHeader(sign("msg_malformed", now, realBody, key), webhooks.HeaderSignature, "v1"), realBody},
 	} {
 		if code := post(req.h, req.body); code < 400 || code >= 500 {
 			t.Errorf("%s: got %d, want a 4xx refusal", name, code)

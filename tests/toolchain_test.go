@@ -62,12 +62,12 @@ func pythonReceiver(t *testing.T) []string {
 	dir := filepath.Join(repoRoot(t), "examples", "receivers", "python")
 	venv := filepath.Join(dir, ".venv")
 	py := filepath.Join(venv, "bin", "python")
-	if exec.Command(py, "-c", "import standardwebhooks").Run() != nil {
+	if exec.Command(py, "-c", "import standardwebhooks, cryptography").Run() != nil {
 		if _, err := os.Stat(py); err != nil {
 			t.Logf("no Python virtualenv in %s: creating it", venv)
 			runLogged(t, dir, nil, need(t, "python3", "Python"), "-m", "venv", venv)
 		}
-		t.Logf("the PyPI package standardwebhooks is not installed in %s: installing requirements.txt", venv)
+		t.Logf("the PyPI packages standardwebhooks and cryptography are not installed in %s: installing requirements.txt", venv)
 		runLogged(t, dir, nil, py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "requirements.txt")
 	}
 	return []string{py, filepath.Join(dir, "receiver.py")}

@@ -16,6 +16,7 @@
 package webhooks
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -54,9 +55,11 @@ var (
 	ErrNoMatchingSignature     = errors.New("webhooks: no signature matches")
 )
 
-// Verifier checks signed requests against one or more secrets. Safe for concurrent use.
+// Verifier checks signed requests against one or more secrets (whsec_, for v1 signatures) or public keys (whpk_,
+// for v1a). Safe for concurrent use.
 type Verifier struct {
 	keys      [][]byte
+	publics   []ed25519.PublicKey
 	tolerance time.Duration
 	now       func() time.Time
 }
@@ -92,13 +95,21 @@ func WithClock(now func() time.Time) Option {
 func NewVerifier(secrets []string, opts ...Option) (*Verifier, error) {
 	v := &Verifier{tolerance: DefaultTolerance, now: time.Now}
 	for _, s := range secrets {
+		if strings.HasPrefix(strings.TrimSpace(s), PublicKeyPrefix) {
+			pk, err := DecodePublicKey(s)
+			if err != nil {
+				return nil, err
+			}
+			v.publics = append(v.publics, pk)
+			continue
+		}
 		k, err := DecodeSecret(s)
 		if err != nil {
 			return nil, err
 		}
 		v.keys = append(v.keys, k)
 	}
-	if len(v.keys) == 0 {
+	if len(v.keys)+len(v.publics) == 0 {
 		return nil, fmt.Errorf("%w: no secret given", ErrBadSecret)
 	}
 	for _, o := range opts {
@@ -144,10 +155,26 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 		want[i] = mac(k, id, ts, body)
 	}
 	match := false
+	var content []byte
 	for _, sig := range strings.Fields(sigs) {
 		version, value, ok := strings.Cut(sig, ",")
+		if ok && version == "v1a" && len(v.publics) > 0 {
+			got, err := base64.StdEncoding.DecodeString(value)
+			if err != nil || len(got) != ed25519.SignatureSize {
+				continue
+			}
+			if content == nil {
+				content = signedContent(id, ts, body)
+			}
+			for _, pk := range v.publics {
+				if ed25519.Verify(pk, content, got) {
+					match = true
+				}
+			}
+			continue
+		}
 		if !ok || version != "v1" {
-			continue // other schemes (v1a asymmetric, future versions) are not ours to check
+			continue // other schemes (future versions) are not ours to check
 		}
 		got, err := base64.StdEncoding.DecodeString(value)
 		if err != nil || len(got) != sha256.Size {
@@ -179,7 +206,8 @@ func Verify(secret string, h http.Header, body []byte, tolerance time.Duration) 
 	return v.Verify(h, body)
 }
 
-// Sign returns the webhook-signature value the sender puts on body: "v1,<base64>" per secret, space-separated.
+// Sign returns the webhook-signature value the sender puts on body: "v1,<base64>" per whsec_ secret and
+// "v1a,<base64>" per whsk_ key, space-separated.
 // Use it to test a receiver locally (see SignedHeaders).
 func Sign(id string, ts time.Time, body []byte, secrets ...string) (string, error) {
 	if len(secrets) == 0 {
@@ -188,6 +216,14 @@ func Sign(id string, ts time.Time, body []byte, secrets ...string) (string, erro
 	unix := strconv.FormatInt(ts.Unix(), 10)
 	parts := make([]string, 0, len(secrets))
 	for _, s := range secrets {
+		if IsSigningKey(s) {
+			pk, err := DecodeSigningKey(s)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, "v1a,"+base64.StdEncoding.EncodeToString(ed25519.Sign(pk, signedContent(id, unix, body))))
+			continue
+		}
 		k, err := DecodeSecret(s)
 		if err != nil {
 			return "", err

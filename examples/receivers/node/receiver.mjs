@@ -5,11 +5,13 @@
 //
 // Environment:
 //   PORT             port to listen on, on 127.0.0.1 (required)
-//   WEBHOOK_SECRET   the endpoint's signing secret, whsec_…; several, space-separated, while you roll out a rotation
+//   WEBHOOK_SECRET   the endpoint's signing secret, whsec_…, or for an Ed25519 endpoint its public key, whpk_…;
+//                    several, space-separated, while you roll out a rotation
 //   EVENTS_FILE      where to append the JSON lines (default: standard output)
 //
 // A real receiver keeps the webhook-ids and case versions in its database, written in the same transaction as the
 // change the event causes; the Map and Set below stand in for that.
+import { createPublicKey, verify as verifyEd25519 } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
@@ -24,7 +26,34 @@ if (secrets.length === 0) {
   console.error("receiver: WEBHOOK_SECRET is not set");
   process.exit(1);
 }
-const verifiers = secrets.map((s) => new Webhook(s));
+// Ed25519Webhook verifies "v1a" signatures (Standard Webhooks' asymmetric scheme) with a whpk_ public key, the
+// same way Webhook verifies "v1" ones; the npm package does not do v1a (yet).
+class Ed25519Webhook {
+  constructor(whpk) {
+    const raw = Buffer.from(whpk.slice("whpk_".length), "base64");
+    if (raw.length !== 32) throw new Error("WEBHOOK_SECRET: a whpk_ key is base64 of 32 bytes");
+    // The SubjectPublicKeyInfo prefix of an Ed25519 key, followed by the raw key.
+    this.key = createPublicKey({ key: Buffer.concat([Buffer.from("302a300506032b6570032100", "hex"), raw]), format: "der", type: "spki" });
+  }
+
+  verify(body, headers) {
+    const id = headers["webhook-id"], ts = headers["webhook-timestamp"], sigs = headers["webhook-signature"];
+    if (!id || !ts || !sigs) throw new WebhookVerificationError("Missing required headers");
+    if (!/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > 5 * 60) {
+      throw new WebhookVerificationError("Message timestamp too old or too new");
+    }
+    const content = Buffer.from(`${id}.${ts}.${body}`);
+    for (const sig of sigs.split(" ")) {
+      const [version, value] = sig.split(",", 2);
+      if (version === "v1a" && value && verifyEd25519(null, content, this.key, Buffer.from(value, "base64"))) {
+        return JSON.parse(body);
+      }
+    }
+    throw new WebhookVerificationError("No matching signature found");
+  }
+}
+
+const verifiers = secrets.map((s) => (s.startsWith("whpk_") ? new Ed25519Webhook(s) : new Webhook(s)));
 const eventsFile = process.env.EVENTS_FILE;
 const maxBody = 1 << 20;
 

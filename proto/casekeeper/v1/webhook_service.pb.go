@@ -81,6 +81,55 @@ func (PayloadFormat) EnumDescriptor() ([]byte, []int) {
 	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{0}
 }
 
+type SignatureScheme int32
+
+const (
+	SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED SignatureScheme = 0
+	SignatureScheme_SIGNATURE_SCHEME_HMAC_SHA256 SignatureScheme = 1
+	SignatureScheme_SIGNATURE_SCHEME_ED25519     SignatureScheme = 2
+)
+
+// Enum value maps for SignatureScheme.
+var (
+	SignatureScheme_name = map[int32]string{
+		0: "SIGNATURE_SCHEME_UNSPECIFIED",
+		1: "SIGNATURE_SCHEME_HMAC_SHA256",
+		2: "SIGNATURE_SCHEME_ED25519",
+	}
+	SignatureScheme_value = map[string]int32{
+		"SIGNATURE_SCHEME_UNSPECIFIED": 0,
+		"SIGNATURE_SCHEME_HMAC_SHA256": 1,
+		"SIGNATURE_SCHEME_ED25519":     2,
+	}
+)
+
+func (x SignatureScheme) Enum() *SignatureScheme {
+	p := new(SignatureScheme)
+	*p = x
+	return p
+}
+
+func (x SignatureScheme) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SignatureScheme) Descriptor() protoreflect.EnumDescriptor {
+	return file_casekeeper_v1_webhook_service_proto_enumTypes[1].Descriptor()
+}
+
+func (SignatureScheme) Type() protoreflect.EnumType {
+	return &file_casekeeper_v1_webhook_service_proto_enumTypes[1]
+}
+
+func (x SignatureScheme) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SignatureScheme.Descriptor instead.
+func (SignatureScheme) EnumDescriptor() ([]byte, []int) {
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{1}
+}
+
 type EndpointOrdering int32
 
 const (
@@ -116,11 +165,11 @@ func (x EndpointOrdering) String() string {
 }
 
 func (EndpointOrdering) Descriptor() protoreflect.EnumDescriptor {
-	return file_casekeeper_v1_webhook_service_proto_enumTypes[1].Descriptor()
+	return file_casekeeper_v1_webhook_service_proto_enumTypes[2].Descriptor()
 }
 
 func (EndpointOrdering) Type() protoreflect.EnumType {
-	return &file_casekeeper_v1_webhook_service_proto_enumTypes[1]
+	return &file_casekeeper_v1_webhook_service_proto_enumTypes[2]
 }
 
 func (x EndpointOrdering) Number() protoreflect.EnumNumber {
@@ -129,7 +178,7 @@ func (x EndpointOrdering) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointOrdering.Descriptor instead.
 func (EndpointOrdering) EnumDescriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{1}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{2}
 }
 
 type DeliveryStatus int32
@@ -174,11 +223,11 @@ func (x DeliveryStatus) String() string {
 }
 
 func (DeliveryStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_casekeeper_v1_webhook_service_proto_enumTypes[2].Descriptor()
+	return file_casekeeper_v1_webhook_service_proto_enumTypes[3].Descriptor()
 }
 
 func (DeliveryStatus) Type() protoreflect.EnumType {
-	return &file_casekeeper_v1_webhook_service_proto_enumTypes[2]
+	return &file_casekeeper_v1_webhook_service_proto_enumTypes[3]
 }
 
 func (x DeliveryStatus) Number() protoreflect.EnumNumber {
@@ -187,7 +236,7 @@ func (x DeliveryStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryStatus.Descriptor instead.
 func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
-	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{2}
+	return file_casekeeper_v1_webhook_service_proto_rawDescGZIP(), []int{3}
 }
 
 type Endpoint struct {
@@ -223,9 +272,13 @@ type Endpoint struct {
 	PayloadVersion string `protobuf:"bytes,15,opt,name=payload_version,json=payloadVersion,proto3" json:"payload_version,omitempty"`
 	// PER_CASE delivers each case's events to this endpoint strictly in version order: an event waits until the
 	// case's previous one succeeded or went dead; other cases do not wait for it. Default: in parallel, in any order.
-	Ordering      EndpointOrdering `protobuf:"varint,16,opt,name=ordering,proto3,enum=casekeeper.v1.EndpointOrdering" json:"ordering,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Ordering EndpointOrdering `protobuf:"varint,16,opt,name=ordering,proto3,enum=casekeeper.v1.EndpointOrdering" json:"ordering,omitempty"`
+	// How requests are signed: HMAC-SHA256 with a whsec_ secret (v1, the default) or Ed25519 (v1a), for which the
+	// service keeps the private key and shows the whpk_ public key. Set when the endpoint is created; RotateSecret
+	// can move it to the other scheme. Output only otherwise: the scheme of the newest secret.
+	SignatureScheme SignatureScheme `protobuf:"varint,17,opt,name=signature_scheme,json=signatureScheme,proto3,enum=casekeeper.v1.SignatureScheme" json:"signature_scheme,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
@@ -368,6 +421,13 @@ func (x *Endpoint) GetOrdering() EndpointOrdering {
 		return x.Ordering
 	}
 	return EndpointOrdering_ENDPOINT_ORDERING_UNSPECIFIED
+}
+
+func (x *Endpoint) GetSignatureScheme() SignatureScheme {
+	if x != nil {
+		return x.SignatureScheme
+	}
+	return SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED
 }
 
 type CreateEndpointRequest struct {
@@ -880,7 +940,8 @@ func (x *RevealSecretRequest) GetId() string {
 }
 
 type SigningSecret struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// whsec_… (HMAC), or whpk_… (the public key of an Ed25519 signing key: the private key never leaves the service).
 	Secret    string                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Unset for the current secret.
@@ -985,10 +1046,13 @@ func (x *RevealSecretResponse) GetSecrets() []*SigningSecret {
 }
 
 type RotateSecretRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The new secret's scheme; unspecified keeps the current one. During the 24 hours both sign, a request carries
+	// a signature of each scheme.
+	SignatureScheme SignatureScheme `protobuf:"varint,2,opt,name=signature_scheme,json=signatureScheme,proto3,enum=casekeeper.v1.SignatureScheme" json:"signature_scheme,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RotateSecretRequest) Reset() {
@@ -1026,6 +1090,13 @@ func (x *RotateSecretRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *RotateSecretRequest) GetSignatureScheme() SignatureScheme {
+	if x != nil {
+		return x.SignatureScheme
+	}
+	return SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED
 }
 
 type RotateSecretResponse struct {
@@ -2609,7 +2680,7 @@ var File_casekeeper_v1_webhook_service_proto protoreflect.FileDescriptor
 
 const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
-	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x06\n" +
+	"#casekeeper/v1/webhook_service.proto\x12\rcasekeeper.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x06\n" +
 	"\bEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
@@ -2630,7 +2701,8 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12?\n" +
 	"\rfailing_since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12'\n" +
 	"\x0fpayload_version\x18\x0f \x01(\tR\x0epayloadVersion\x12;\n" +
-	"\bordering\x18\x10 \x01(\x0e2\x1f.casekeeper.v1.EndpointOrderingR\bordering\x1a:\n" +
+	"\bordering\x18\x10 \x01(\x0e2\x1f.casekeeper.v1.EndpointOrderingR\bordering\x12I\n" +
+	"\x10signature_scheme\x18\x11 \x01(\x0e2\x1e.casekeeper.v1.SignatureSchemeR\x0fsignatureScheme\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
@@ -2668,9 +2740,10 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"N\n" +
 	"\x14RevealSecretResponse\x126\n" +
-	"\asecrets\x18\x01 \x03(\v2\x1c.casekeeper.v1.SigningSecretR\asecrets\"%\n" +
+	"\asecrets\x18\x01 \x03(\v2\x1c.casekeeper.v1.SigningSecretR\asecrets\"p\n" +
 	"\x13RotateSecretRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12I\n" +
+	"\x10signature_scheme\x18\x02 \x01(\x0e2\x1e.casekeeper.v1.SignatureSchemeR\x0fsignatureScheme\"L\n" +
 	"\x14RotateSecretResponse\x124\n" +
 	"\x06secret\x18\x01 \x01(\v2\x1c.casekeeper.v1.SigningSecretR\x06secret\"E\n" +
 	"\x14SendTestEventRequest\x12\x0e\n" +
@@ -2793,7 +2866,11 @@ const file_casekeeper_v1_webhook_service_proto_rawDesc = "" +
 	"\x1aPAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYLOAD_FORMAT_FULL\x10\x01\x12\x17\n" +
 	"\x13PAYLOAD_FORMAT_THIN\x10\x02\x12\x15\n" +
-	"\x11PAYLOAD_FORMAT_JQ\x10\x03*q\n" +
+	"\x11PAYLOAD_FORMAT_JQ\x10\x03*s\n" +
+	"\x0fSignatureScheme\x12 \n" +
+	"\x1cSIGNATURE_SCHEME_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cSIGNATURE_SCHEME_HMAC_SHA256\x10\x01\x12\x1c\n" +
+	"\x18SIGNATURE_SCHEME_ED25519\x10\x02*q\n" +
 	"\x10EndpointOrdering\x12!\n" +
 	"\x1dENDPOINT_ORDERING_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ENDPOINT_ORDERING_NONE\x10\x01\x12\x1e\n" +
@@ -2835,145 +2912,148 @@ func file_casekeeper_v1_webhook_service_proto_rawDescGZIP() []byte {
 	return file_casekeeper_v1_webhook_service_proto_rawDescData
 }
 
-var file_casekeeper_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_casekeeper_v1_webhook_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_casekeeper_v1_webhook_service_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_casekeeper_v1_webhook_service_proto_goTypes = []any{
 	(PayloadFormat)(0),                   // 0: casekeeper.v1.PayloadFormat
-	(EndpointOrdering)(0),                // 1: casekeeper.v1.EndpointOrdering
-	(DeliveryStatus)(0),                  // 2: casekeeper.v1.DeliveryStatus
-	(*Endpoint)(nil),                     // 3: casekeeper.v1.Endpoint
-	(*CreateEndpointRequest)(nil),        // 4: casekeeper.v1.CreateEndpointRequest
-	(*CreateEndpointResponse)(nil),       // 5: casekeeper.v1.CreateEndpointResponse
-	(*GetEndpointRequest)(nil),           // 6: casekeeper.v1.GetEndpointRequest
-	(*GetEndpointResponse)(nil),          // 7: casekeeper.v1.GetEndpointResponse
-	(*ListEndpointsRequest)(nil),         // 8: casekeeper.v1.ListEndpointsRequest
-	(*ListEndpointsResponse)(nil),        // 9: casekeeper.v1.ListEndpointsResponse
-	(*UpdateEndpointRequest)(nil),        // 10: casekeeper.v1.UpdateEndpointRequest
-	(*UpdateEndpointResponse)(nil),       // 11: casekeeper.v1.UpdateEndpointResponse
-	(*DeleteEndpointRequest)(nil),        // 12: casekeeper.v1.DeleteEndpointRequest
-	(*DeleteEndpointResponse)(nil),       // 13: casekeeper.v1.DeleteEndpointResponse
-	(*RevealSecretRequest)(nil),          // 14: casekeeper.v1.RevealSecretRequest
-	(*SigningSecret)(nil),                // 15: casekeeper.v1.SigningSecret
-	(*RevealSecretResponse)(nil),         // 16: casekeeper.v1.RevealSecretResponse
-	(*RotateSecretRequest)(nil),          // 17: casekeeper.v1.RotateSecretRequest
-	(*RotateSecretResponse)(nil),         // 18: casekeeper.v1.RotateSecretResponse
-	(*SendTestEventRequest)(nil),         // 19: casekeeper.v1.SendTestEventRequest
-	(*SendTestEventResponse)(nil),        // 20: casekeeper.v1.SendTestEventResponse
-	(*PreviewTransformRequest)(nil),      // 21: casekeeper.v1.PreviewTransformRequest
-	(*PreviewTransformResponse)(nil),     // 22: casekeeper.v1.PreviewTransformResponse
-	(*Attempt)(nil),                      // 23: casekeeper.v1.Attempt
-	(*RequestHeader)(nil),                // 24: casekeeper.v1.RequestHeader
-	(*Delivery)(nil),                     // 25: casekeeper.v1.Delivery
-	(*ListDeliveriesRequest)(nil),        // 26: casekeeper.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),       // 27: casekeeper.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),           // 28: casekeeper.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),          // 29: casekeeper.v1.GetDeliveryResponse
-	(*ResendDeliveryRequest)(nil),        // 30: casekeeper.v1.ResendDeliveryRequest
-	(*ResendDeliveryResponse)(nil),       // 31: casekeeper.v1.ResendDeliveryResponse
-	(*RecoverFailedRequest)(nil),         // 32: casekeeper.v1.RecoverFailedRequest
-	(*RecoverFailedResponse)(nil),        // 33: casekeeper.v1.RecoverFailedResponse
-	(*GetEndpointHealthRequest)(nil),     // 34: casekeeper.v1.GetEndpointHealthRequest
-	(*GetEndpointHealthResponse)(nil),    // 35: casekeeper.v1.GetEndpointHealthResponse
-	(*HealthBucket)(nil),                 // 36: casekeeper.v1.HealthBucket
-	(*GetNoticeSettingsRequest)(nil),     // 37: casekeeper.v1.GetNoticeSettingsRequest
-	(*GetNoticeSettingsResponse)(nil),    // 38: casekeeper.v1.GetNoticeSettingsResponse
-	(*UpdateNoticeSettingsRequest)(nil),  // 39: casekeeper.v1.UpdateNoticeSettingsRequest
-	(*UpdateNoticeSettingsResponse)(nil), // 40: casekeeper.v1.UpdateNoticeSettingsResponse
-	(*NoticeSettings)(nil),               // 41: casekeeper.v1.NoticeSettings
-	(*ListNoticesRequest)(nil),           // 42: casekeeper.v1.ListNoticesRequest
-	(*ListNoticesResponse)(nil),          // 43: casekeeper.v1.ListNoticesResponse
-	(*Notice)(nil),                       // 44: casekeeper.v1.Notice
-	nil,                                  // 45: casekeeper.v1.Endpoint.HeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 46: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 47: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),          // 48: google.protobuf.Duration
+	(SignatureScheme)(0),                 // 1: casekeeper.v1.SignatureScheme
+	(EndpointOrdering)(0),                // 2: casekeeper.v1.EndpointOrdering
+	(DeliveryStatus)(0),                  // 3: casekeeper.v1.DeliveryStatus
+	(*Endpoint)(nil),                     // 4: casekeeper.v1.Endpoint
+	(*CreateEndpointRequest)(nil),        // 5: casekeeper.v1.CreateEndpointRequest
+	(*CreateEndpointResponse)(nil),       // 6: casekeeper.v1.CreateEndpointResponse
+	(*GetEndpointRequest)(nil),           // 7: casekeeper.v1.GetEndpointRequest
+	(*GetEndpointResponse)(nil),          // 8: casekeeper.v1.GetEndpointResponse
+	(*ListEndpointsRequest)(nil),         // 9: casekeeper.v1.ListEndpointsRequest
+	(*ListEndpointsResponse)(nil),        // 10: casekeeper.v1.ListEndpointsResponse
+	(*UpdateEndpointRequest)(nil),        // 11: casekeeper.v1.UpdateEndpointRequest
+	(*UpdateEndpointResponse)(nil),       // 12: casekeeper.v1.UpdateEndpointResponse
+	(*DeleteEndpointRequest)(nil),        // 13: casekeeper.v1.DeleteEndpointRequest
+	(*DeleteEndpointResponse)(nil),       // 14: casekeeper.v1.DeleteEndpointResponse
+	(*RevealSecretRequest)(nil),          // 15: casekeeper.v1.RevealSecretRequest
+	(*SigningSecret)(nil),                // 16: casekeeper.v1.SigningSecret
+	(*RevealSecretResponse)(nil),         // 17: casekeeper.v1.RevealSecretResponse
+	(*RotateSecretRequest)(nil),          // 18: casekeeper.v1.RotateSecretRequest
+	(*RotateSecretResponse)(nil),         // 19: casekeeper.v1.RotateSecretResponse
+	(*SendTestEventRequest)(nil),         // 20: casekeeper.v1.SendTestEventRequest
+	(*SendTestEventResponse)(nil),        // 21: casekeeper.v1.SendTestEventResponse
+	(*PreviewTransformRequest)(nil),      // 22: casekeeper.v1.PreviewTransformRequest
+	(*PreviewTransformResponse)(nil),     // 23: casekeeper.v1.PreviewTransformResponse
+	(*Attempt)(nil),                      // 24: casekeeper.v1.Attempt
+	(*RequestHeader)(nil),                // 25: casekeeper.v1.RequestHeader
+	(*Delivery)(nil),                     // 26: casekeeper.v1.Delivery
+	(*ListDeliveriesRequest)(nil),        // 27: casekeeper.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),       // 28: casekeeper.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),           // 29: casekeeper.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),          // 30: casekeeper.v1.GetDeliveryResponse
+	(*ResendDeliveryRequest)(nil),        // 31: casekeeper.v1.ResendDeliveryRequest
+	(*ResendDeliveryResponse)(nil),       // 32: casekeeper.v1.ResendDeliveryResponse
+	(*RecoverFailedRequest)(nil),         // 33: casekeeper.v1.RecoverFailedRequest
+	(*RecoverFailedResponse)(nil),        // 34: casekeeper.v1.RecoverFailedResponse
+	(*GetEndpointHealthRequest)(nil),     // 35: casekeeper.v1.GetEndpointHealthRequest
+	(*GetEndpointHealthResponse)(nil),    // 36: casekeeper.v1.GetEndpointHealthResponse
+	(*HealthBucket)(nil),                 // 37: casekeeper.v1.HealthBucket
+	(*GetNoticeSettingsRequest)(nil),     // 38: casekeeper.v1.GetNoticeSettingsRequest
+	(*GetNoticeSettingsResponse)(nil),    // 39: casekeeper.v1.GetNoticeSettingsResponse
+	(*UpdateNoticeSettingsRequest)(nil),  // 40: casekeeper.v1.UpdateNoticeSettingsRequest
+	(*UpdateNoticeSettingsResponse)(nil), // 41: casekeeper.v1.UpdateNoticeSettingsResponse
+	(*NoticeSettings)(nil),               // 42: casekeeper.v1.NoticeSettings
+	(*ListNoticesRequest)(nil),           // 43: casekeeper.v1.ListNoticesRequest
+	(*ListNoticesResponse)(nil),          // 44: casekeeper.v1.ListNoticesResponse
+	(*Notice)(nil),                       // 45: casekeeper.v1.Notice
+	nil,                                  // 46: casekeeper.v1.Endpoint.HeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 47: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 48: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),          // 49: google.protobuf.Duration
 }
 var file_casekeeper_v1_webhook_service_proto_depIdxs = []int32{
-	45, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
+	46, // 0: casekeeper.v1.Endpoint.headers:type_name -> casekeeper.v1.Endpoint.HeadersEntry
 	0,  // 1: casekeeper.v1.Endpoint.payload_format:type_name -> casekeeper.v1.PayloadFormat
-	46, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
-	46, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
-	46, // 4: casekeeper.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
-	1,  // 5: casekeeper.v1.Endpoint.ordering:type_name -> casekeeper.v1.EndpointOrdering
-	3,  // 6: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	3,  // 7: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	3,  // 8: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	3,  // 9: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
-	3,  // 10: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
-	47, // 11: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 12: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
-	46, // 13: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
-	46, // 14: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 15: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
-	15, // 16: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
-	23, // 17: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
-	46, // 18: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
-	48, // 19: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
-	24, // 20: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
-	2,  // 21: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
-	46, // 22: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	46, // 23: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	46, // 24: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 25: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
-	23, // 26: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
-	2,  // 27: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
-	46, // 28: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	46, // 29: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	25, // 30: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
-	25, // 31: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	25, // 32: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
-	46, // 33: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
-	36, // 34: casekeeper.v1.GetEndpointHealthResponse.hours:type_name -> casekeeper.v1.HealthBucket
-	36, // 35: casekeeper.v1.GetEndpointHealthResponse.days:type_name -> casekeeper.v1.HealthBucket
-	36, // 36: casekeeper.v1.GetEndpointHealthResponse.hours_total:type_name -> casekeeper.v1.HealthBucket
-	36, // 37: casekeeper.v1.GetEndpointHealthResponse.days_total:type_name -> casekeeper.v1.HealthBucket
-	46, // 38: casekeeper.v1.HealthBucket.start:type_name -> google.protobuf.Timestamp
-	48, // 39: casekeeper.v1.HealthBucket.latency_p50:type_name -> google.protobuf.Duration
-	48, // 40: casekeeper.v1.HealthBucket.latency_p99:type_name -> google.protobuf.Duration
-	41, // 41: casekeeper.v1.GetNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
-	41, // 42: casekeeper.v1.UpdateNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
-	46, // 43: casekeeper.v1.NoticeSettings.updated_at:type_name -> google.protobuf.Timestamp
-	44, // 44: casekeeper.v1.ListNoticesResponse.notices:type_name -> casekeeper.v1.Notice
-	46, // 45: casekeeper.v1.Notice.at:type_name -> google.protobuf.Timestamp
-	4,  // 46: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
-	6,  // 47: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
-	8,  // 48: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
-	10, // 49: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
-	12, // 50: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
-	14, // 51: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
-	17, // 52: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
-	19, // 53: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
-	21, // 54: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
-	34, // 55: casekeeper.v1.WebhookService.GetEndpointHealth:input_type -> casekeeper.v1.GetEndpointHealthRequest
-	37, // 56: casekeeper.v1.WebhookService.GetNoticeSettings:input_type -> casekeeper.v1.GetNoticeSettingsRequest
-	39, // 57: casekeeper.v1.WebhookService.UpdateNoticeSettings:input_type -> casekeeper.v1.UpdateNoticeSettingsRequest
-	42, // 58: casekeeper.v1.WebhookService.ListNotices:input_type -> casekeeper.v1.ListNoticesRequest
-	26, // 59: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
-	28, // 60: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
-	30, // 61: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
-	32, // 62: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
-	5,  // 63: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
-	7,  // 64: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
-	9,  // 65: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
-	11, // 66: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
-	13, // 67: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
-	16, // 68: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
-	18, // 69: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
-	20, // 70: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
-	22, // 71: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
-	35, // 72: casekeeper.v1.WebhookService.GetEndpointHealth:output_type -> casekeeper.v1.GetEndpointHealthResponse
-	38, // 73: casekeeper.v1.WebhookService.GetNoticeSettings:output_type -> casekeeper.v1.GetNoticeSettingsResponse
-	40, // 74: casekeeper.v1.WebhookService.UpdateNoticeSettings:output_type -> casekeeper.v1.UpdateNoticeSettingsResponse
-	43, // 75: casekeeper.v1.WebhookService.ListNotices:output_type -> casekeeper.v1.ListNoticesResponse
-	27, // 76: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
-	29, // 77: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
-	31, // 78: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
-	33, // 79: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
-	63, // [63:80] is the sub-list for method output_type
-	46, // [46:63] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	47, // 2: casekeeper.v1.Endpoint.created_at:type_name -> google.protobuf.Timestamp
+	47, // 3: casekeeper.v1.Endpoint.updated_at:type_name -> google.protobuf.Timestamp
+	47, // 4: casekeeper.v1.Endpoint.failing_since:type_name -> google.protobuf.Timestamp
+	2,  // 5: casekeeper.v1.Endpoint.ordering:type_name -> casekeeper.v1.EndpointOrdering
+	1,  // 6: casekeeper.v1.Endpoint.signature_scheme:type_name -> casekeeper.v1.SignatureScheme
+	4,  // 7: casekeeper.v1.CreateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
+	4,  // 8: casekeeper.v1.CreateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	4,  // 9: casekeeper.v1.GetEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	4,  // 10: casekeeper.v1.ListEndpointsResponse.endpoints:type_name -> casekeeper.v1.Endpoint
+	4,  // 11: casekeeper.v1.UpdateEndpointRequest.endpoint:type_name -> casekeeper.v1.Endpoint
+	48, // 12: casekeeper.v1.UpdateEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 13: casekeeper.v1.UpdateEndpointResponse.endpoint:type_name -> casekeeper.v1.Endpoint
+	47, // 14: casekeeper.v1.SigningSecret.created_at:type_name -> google.protobuf.Timestamp
+	47, // 15: casekeeper.v1.SigningSecret.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 16: casekeeper.v1.RevealSecretResponse.secrets:type_name -> casekeeper.v1.SigningSecret
+	1,  // 17: casekeeper.v1.RotateSecretRequest.signature_scheme:type_name -> casekeeper.v1.SignatureScheme
+	16, // 18: casekeeper.v1.RotateSecretResponse.secret:type_name -> casekeeper.v1.SigningSecret
+	24, // 19: casekeeper.v1.SendTestEventResponse.attempt:type_name -> casekeeper.v1.Attempt
+	47, // 20: casekeeper.v1.Attempt.at:type_name -> google.protobuf.Timestamp
+	49, // 21: casekeeper.v1.Attempt.latency:type_name -> google.protobuf.Duration
+	25, // 22: casekeeper.v1.Attempt.request_headers:type_name -> casekeeper.v1.RequestHeader
+	3,  // 23: casekeeper.v1.Delivery.status:type_name -> casekeeper.v1.DeliveryStatus
+	47, // 24: casekeeper.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	47, // 25: casekeeper.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	47, // 26: casekeeper.v1.Delivery.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 27: casekeeper.v1.Delivery.attempts:type_name -> casekeeper.v1.Attempt
+	24, // 28: casekeeper.v1.Delivery.last_attempt:type_name -> casekeeper.v1.Attempt
+	3,  // 29: casekeeper.v1.ListDeliveriesRequest.status:type_name -> casekeeper.v1.DeliveryStatus
+	47, // 30: casekeeper.v1.ListDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	47, // 31: casekeeper.v1.ListDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	26, // 32: casekeeper.v1.ListDeliveriesResponse.deliveries:type_name -> casekeeper.v1.Delivery
+	26, // 33: casekeeper.v1.GetDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	26, // 34: casekeeper.v1.ResendDeliveryResponse.delivery:type_name -> casekeeper.v1.Delivery
+	47, // 35: casekeeper.v1.RecoverFailedRequest.since:type_name -> google.protobuf.Timestamp
+	37, // 36: casekeeper.v1.GetEndpointHealthResponse.hours:type_name -> casekeeper.v1.HealthBucket
+	37, // 37: casekeeper.v1.GetEndpointHealthResponse.days:type_name -> casekeeper.v1.HealthBucket
+	37, // 38: casekeeper.v1.GetEndpointHealthResponse.hours_total:type_name -> casekeeper.v1.HealthBucket
+	37, // 39: casekeeper.v1.GetEndpointHealthResponse.days_total:type_name -> casekeeper.v1.HealthBucket
+	47, // 40: casekeeper.v1.HealthBucket.start:type_name -> google.protobuf.Timestamp
+	49, // 41: casekeeper.v1.HealthBucket.latency_p50:type_name -> google.protobuf.Duration
+	49, // 42: casekeeper.v1.HealthBucket.latency_p99:type_name -> google.protobuf.Duration
+	42, // 43: casekeeper.v1.GetNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
+	42, // 44: casekeeper.v1.UpdateNoticeSettingsResponse.settings:type_name -> casekeeper.v1.NoticeSettings
+	47, // 45: casekeeper.v1.NoticeSettings.updated_at:type_name -> google.protobuf.Timestamp
+	45, // 46: casekeeper.v1.ListNoticesResponse.notices:type_name -> casekeeper.v1.Notice
+	47, // 47: casekeeper.v1.Notice.at:type_name -> google.protobuf.Timestamp
+	5,  // 48: casekeeper.v1.WebhookService.CreateEndpoint:input_type -> casekeeper.v1.CreateEndpointRequest
+	7,  // 49: casekeeper.v1.WebhookService.GetEndpoint:input_type -> casekeeper.v1.GetEndpointRequest
+	9,  // 50: casekeeper.v1.WebhookService.ListEndpoints:input_type -> casekeeper.v1.ListEndpointsRequest
+	11, // 51: casekeeper.v1.WebhookService.UpdateEndpoint:input_type -> casekeeper.v1.UpdateEndpointRequest
+	13, // 52: casekeeper.v1.WebhookService.DeleteEndpoint:input_type -> casekeeper.v1.DeleteEndpointRequest
+	15, // 53: casekeeper.v1.WebhookService.RevealSecret:input_type -> casekeeper.v1.RevealSecretRequest
+	18, // 54: casekeeper.v1.WebhookService.RotateSecret:input_type -> casekeeper.v1.RotateSecretRequest
+	20, // 55: casekeeper.v1.WebhookService.SendTestEvent:input_type -> casekeeper.v1.SendTestEventRequest
+	22, // 56: casekeeper.v1.WebhookService.PreviewTransform:input_type -> casekeeper.v1.PreviewTransformRequest
+	35, // 57: casekeeper.v1.WebhookService.GetEndpointHealth:input_type -> casekeeper.v1.GetEndpointHealthRequest
+	38, // 58: casekeeper.v1.WebhookService.GetNoticeSettings:input_type -> casekeeper.v1.GetNoticeSettingsRequest
+	40, // 59: casekeeper.v1.WebhookService.UpdateNoticeSettings:input_type -> casekeeper.v1.UpdateNoticeSettingsRequest
+	43, // 60: casekeeper.v1.WebhookService.ListNotices:input_type -> casekeeper.v1.ListNoticesRequest
+	27, // 61: casekeeper.v1.WebhookService.ListDeliveries:input_type -> casekeeper.v1.ListDeliveriesRequest
+	29, // 62: casekeeper.v1.WebhookService.GetDelivery:input_type -> casekeeper.v1.GetDeliveryRequest
+	31, // 63: casekeeper.v1.WebhookService.ResendDelivery:input_type -> casekeeper.v1.ResendDeliveryRequest
+	33, // 64: casekeeper.v1.WebhookService.RecoverFailed:input_type -> casekeeper.v1.RecoverFailedRequest
+	6,  // 65: casekeeper.v1.WebhookService.CreateEndpoint:output_type -> casekeeper.v1.CreateEndpointResponse
+	8,  // 66: casekeeper.v1.WebhookService.GetEndpoint:output_type -> casekeeper.v1.GetEndpointResponse
+	10, // 67: casekeeper.v1.WebhookService.ListEndpoints:output_type -> casekeeper.v1.ListEndpointsResponse
+	12, // 68: casekeeper.v1.WebhookService.UpdateEndpoint:output_type -> casekeeper.v1.UpdateEndpointResponse
+	14, // 69: casekeeper.v1.WebhookService.DeleteEndpoint:output_type -> casekeeper.v1.DeleteEndpointResponse
+	17, // 70: casekeeper.v1.WebhookService.RevealSecret:output_type -> casekeeper.v1.RevealSecretResponse
+	19, // 71: casekeeper.v1.WebhookService.RotateSecret:output_type -> casekeeper.v1.RotateSecretResponse
+	21, // 72: casekeeper.v1.WebhookService.SendTestEvent:output_type -> casekeeper.v1.SendTestEventResponse
+	23, // 73: casekeeper.v1.WebhookService.PreviewTransform:output_type -> casekeeper.v1.PreviewTransformResponse
+	36, // 74: casekeeper.v1.WebhookService.GetEndpointHealth:output_type -> casekeeper.v1.GetEndpointHealthResponse
+	39, // 75: casekeeper.v1.WebhookService.GetNoticeSettings:output_type -> casekeeper.v1.GetNoticeSettingsResponse
+	41, // 76: casekeeper.v1.WebhookService.UpdateNoticeSettings:output_type -> casekeeper.v1.UpdateNoticeSettingsResponse
+	44, // 77: casekeeper.v1.WebhookService.ListNotices:output_type -> casekeeper.v1.ListNoticesResponse
+	28, // 78: casekeeper.v1.WebhookService.ListDeliveries:output_type -> casekeeper.v1.ListDeliveriesResponse
+	30, // 79: casekeeper.v1.WebhookService.GetDelivery:output_type -> casekeeper.v1.GetDeliveryResponse
+	32, // 80: casekeeper.v1.WebhookService.ResendDelivery:output_type -> casekeeper.v1.ResendDeliveryResponse
+	34, // 81: casekeeper.v1.WebhookService.RecoverFailed:output_type -> casekeeper.v1.RecoverFailedResponse
+	65, // [65:82] is the sub-list for method output_type
+	48, // [48:65] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_casekeeper_v1_webhook_service_proto_init() }
@@ -2986,7 +3066,7 @@ func file_casekeeper_v1_webhook_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_casekeeper_v1_webhook_service_proto_rawDesc), len(file_casekeeper_v1_webhook_service_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,

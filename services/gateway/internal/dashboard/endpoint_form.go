@@ -24,6 +24,7 @@ type endpointForm struct {
 	RateLimit      string
 	MaxConcurrency string
 	PerCase        bool
+	Ed25519        bool // the signature scheme asked for, when the endpoint is made
 	Errors         map[string]string
 	Preview        *previewView
 	AllEventTypes  []string
@@ -68,6 +69,9 @@ func readEndpointForm(r *http.Request, id string) (*endpointForm, *casekeeperv1.
 		Ordering: casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_NONE}
 	if f.PerCase {
 		e.Ordering = casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE
+	}
+	if f.Ed25519 = pf.Get("signature_scheme") == "ed25519"; f.Ed25519 {
+		e.SignatureScheme = casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519
 	}
 	for _, t := range pf["event_types"] {
 		f.EventTypes[t] = true

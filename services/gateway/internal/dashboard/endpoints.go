@@ -39,6 +39,8 @@ type endpointView struct {
 	PayloadVersion string
 	// PerCase is ordering PER_CASE: one event of a case at a time, in version order.
 	PerCase bool
+	// Ed25519 is the signature scheme of the newest secret.
+	Ed25519 bool
 }
 
 type header struct{ Name, Value string }
@@ -64,6 +66,7 @@ func viewEndpoint(e *casekeeperv1.Endpoint) endpointView {
 	}
 	v.PayloadVersion = e.GetPayloadVersion()
 	v.PerCase = e.GetOrdering() == casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE
+	v.Ed25519 = e.GetSignatureScheme() == casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519
 	if v.Format == "" {
 		v.Format = "full"
 	}

@@ -40,7 +40,14 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *request) {
 	if !ok {
 		return
 	}
-	resp, err := h.opts.Webhooks.RotateSecret(r.ctx, &casekeeperv1.RotateSecretRequest{Id: id})
+	req := &casekeeperv1.RotateSecretRequest{Id: id}
+	switch r.PostFormValue("scheme") {
+	case "ed25519":
+		req.SignatureScheme = casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519
+	case "hmac":
+		req.SignatureScheme = casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_HMAC_SHA256
+	}
+	resp, err := h.opts.Webhooks.RotateSecret(r.ctx, req)
 	if err != nil {
 		h.backendError(w, r, err)
 		return

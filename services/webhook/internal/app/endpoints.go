@@ -77,7 +77,7 @@ func (u *Endpoints) Create(ctx context.Context, tenant string, e delivery.Endpoi
 			return delivery.Endpoint{}, "", err
 		}
 	}
-	secret, err := signing.NewSecret()
+	secret, err := newSecret(e.Ed25519)
 	if err != nil {
 		return delivery.Endpoint{}, "", err
 	}
@@ -252,13 +252,26 @@ func (u *Endpoints) Secrets(ctx context.Context, tenant, id string) ([]delivery.
 	return out, nil
 }
 
-// Rotate makes a new secret; the previous one signs beside it for delivery.SecretOverlap.
-func (u *Endpoints) Rotate(ctx context.Context, tenant, id string) (delivery.Secret, error) {
+// newSecret is a whsec_ HMAC secret, or a whsk_ Ed25519 signing key.
+func newSecret(ed25519 bool) (string, error) {
+	if ed25519 {
+		return signing.NewSigningKey()
+	}
+	return signing.NewSecret()
+}
+
+// Rotate makes a new secret, of the endpoint's scheme or of the one asked for (ed25519: nil keeps the scheme); the
+// previous one signs beside it for delivery.SecretOverlap.
+func (u *Endpoints) Rotate(ctx context.Context, tenant, id string, ed25519 *bool) (delivery.Secret, error) {
 	e, err := u.Store.GetEndpoint(ctx, tenant, id)
 	if err != nil {
 		return delivery.Secret{}, err
 	}
-	secret, err := signing.NewSecret()
+	scheme := e.SignsEd25519()
+	if ed25519 != nil {
+		scheme = *ed25519
+	}
+	secret, err := newSecret(scheme)
 	if err != nil {
 		return delivery.Secret{}, err
 	}

@@ -5,6 +5,7 @@ package delivery
 import (
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,9 @@ type Endpoint struct {
 	PayloadVersion string
 	// PerCase delivers each case's events one at a time, in version order (CaseLanes).
 	PerCase bool
+	// Ed25519 asks, at creation, for an Ed25519 signing key instead of an HMAC secret; afterwards the scheme is
+	// that of the newest secret (SignsEd25519).
+	Ed25519 bool
 	Secrets []Secret
 	// FailingSince is when the current run of failed attempts began; zero while the endpoint answers.
 	FailingSince time.Time
@@ -108,4 +112,9 @@ func (e *Endpoint) Rotate(next string, now time.Time) Secret {
 	}
 	e.Secrets = kept
 	return kept[0]
+}
+
+// SignsEd25519 reports whether the endpoint's newest secret is an Ed25519 signing key (whsk_).
+func (e Endpoint) SignsEd25519() bool {
+	return len(e.Secrets) > 0 && strings.HasPrefix(e.Secrets[0].Value, "whsk_")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/casekeeper/core/pkg/auth"
 	"github.com/casekeeper/core/pkg/grpcserver"
 	"github.com/casekeeper/core/pkg/validation"
+	"github.com/casekeeper/core/pkg/webhooks"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
 	"github.com/casekeeper/core/proto/webhookbody"
 	"github.com/casekeeper/core/services/webhook/internal/app"
@@ -129,7 +130,7 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *casekeeperv1.CreateEnd
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &casekeeperv1.CreateEndpointResponse{Endpoint: endpointToProto(e), Secret: secret}, nil
+	return &casekeeperv1.CreateEndpointResponse{Endpoint: endpointToProto(e), Secret: shownSecret(secret)}, nil
 }
 
 func (s *Server) GetEndpoint(ctx context.Context, req *casekeeperv1.GetEndpointRequest) (*casekeeperv1.GetEndpointResponse, error) {
@@ -327,7 +328,16 @@ func (s *Server) RotateSecret(ctx context.Context, req *casekeeperv1.RotateSecre
 	if err := checkEndpointID("id", req.GetId()); err != nil {
 		return nil, err
 	}
-	sec, err := s.Endpoints.Rotate(ctx, t, req.GetId())
+	var ed25519 *bool
+	switch req.GetSignatureScheme() {
+	case casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED:
+	case casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_HMAC_SHA256, casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519:
+		v := req.GetSignatureScheme() == casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519
+		ed25519 = &v
+	default:
+		return nil, invalid("signature_scheme", "%d is not a signature scheme", req.GetSignatureScheme())
+	}
+	sec, err := s.Endpoints.Rotate(ctx, t, req.GetId(), ed25519)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -540,10 +550,13 @@ func decodeCursor(tok string) (*mongostore.Cursor, error) {
 
 // --- conversions ---
 
-// checkOrdering refuses an ordering that is none of the enum's values.
+// checkOrdering refuses an ordering or a signature scheme that is none of its enum's values.
 func checkOrdering(p *casekeeperv1.Endpoint) error {
 	if _, ok := casekeeperv1.EndpointOrdering_name[int32(p.GetOrdering())]; !ok {
 		return invalid("endpoint.ordering", "%d is not an ordering (ENDPOINT_ORDERING_NONE or ENDPOINT_ORDERING_PER_CASE)", p.GetOrdering())
+	}
+	if _, ok := casekeeperv1.SignatureScheme_name[int32(p.GetSignatureScheme())]; !ok {
+		return invalid("endpoint.signature_scheme", "%d is not a signature scheme (SIGNATURE_SCHEME_HMAC_SHA256 or SIGNATURE_SCHEME_ED25519)", p.GetSignatureScheme())
 	}
 	return nil
 }
@@ -555,6 +568,7 @@ func endpointFromProto(p *casekeeperv1.Endpoint) delivery.Endpoint {
 		RateLimit: int(p.GetRateLimitPerSecond()), MaxConcurrency: int(p.GetMaxConcurrency()),
 		PayloadVersion: p.GetPayloadVersion(),
 		PerCase:        p.GetOrdering() == casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE,
+		Ed25519:        p.GetSignatureScheme() == casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519,
 	}
 	switch p.GetPayloadFormat() {
 	case casekeeperv1.PayloadFormat_PAYLOAD_FORMAT_UNSPECIFIED:
@@ -590,6 +604,10 @@ func endpointToProto(e delivery.Endpoint) *casekeeperv1.Endpoint {
 	if e.PerCase {
 		p.Ordering = casekeeperv1.EndpointOrdering_ENDPOINT_ORDERING_PER_CASE
 	}
+	p.SignatureScheme = casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_HMAC_SHA256
+	if e.SignsEd25519() {
+		p.SignatureScheme = casekeeperv1.SignatureScheme_SIGNATURE_SCHEME_ED25519
+	}
 	if !e.FailingSince.IsZero() {
 		p.FailingSince = timestamppb.New(e.FailingSince)
 	}
@@ -604,8 +622,21 @@ func endpointToProto(e delivery.Endpoint) *casekeeperv1.Endpoint {
 	return p
 }
 
+// shownSecret is what the API shows of a secret: a whsec_ secret as it is, an Ed25519 signing key as its whpk_
+// public key — the private key never leaves the service.
+func shownSecret(secret string) string {
+	if webhooks.IsSigningKey(secret) {
+		pub, err := webhooks.PublicKeyOf(secret)
+		if err != nil {
+			return "" // a stored key that does not decode: nothing to show (signing with it fails, visibly)
+		}
+		return pub
+	}
+	return secret
+}
+
 func secretToProto(s delivery.Secret) *casekeeperv1.SigningSecret {
-	p := &casekeeperv1.SigningSecret{Secret: s.Value, CreatedAt: timestamppb.New(s.CreatedAt)}
+	p := &casekeeperv1.SigningSecret{Secret: shownSecret(s.Value), CreatedAt: timestamppb.New(s.CreatedAt)}
 	if !s.ExpiresAt.IsZero() {
 		p.ExpiresAt = timestamppb.New(s.ExpiresAt)
 	}

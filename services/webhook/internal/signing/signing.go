@@ -26,6 +26,12 @@ func NewSecret() (string, error) {
 	return webhooks.SecretPrefix + base64.StdEncoding.EncodeToString(key), nil
 }
 
+// NewSigningKey returns a fresh Ed25519 whsk_ key (the endpoint keeps it; its admin sees the whpk_ public key).
+func NewSigningKey() (string, error) {
+	priv, _, err := webhooks.NewSigningKey()
+	return priv, err
+}
+
 // Signer signs with one or more secrets (during a rotation both the new and the previous one), newest first.
 type Signer struct{ secrets []string }
 
@@ -35,7 +41,13 @@ func NewSigner(secrets ...string) (*Signer, error) {
 		return nil, webhooks.ErrBadSecret
 	}
 	for _, sec := range secrets {
-		if _, err := webhooks.DecodeSecret(sec); err != nil {
+		var err error
+		if webhooks.IsSigningKey(sec) {
+			_, err = webhooks.DecodeSigningKey(sec)
+		} else {
+			_, err = webhooks.DecodeSecret(sec)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
