@@ -26,6 +26,7 @@ import (
 	"github.com/casekeeper/core/pkg/events"
 	"github.com/casekeeper/core/pkg/testinfra"
 	casekeeperv1 "github.com/casekeeper/core/proto/casekeeper/v1"
+	"github.com/casekeeper/core/proto/webhookbody"
 	casesvc "github.com/casekeeper/core/services/case"
 	gatewaysvc "github.com/casekeeper/core/services/gateway"
 	webhooksvc "github.com/casekeeper/core/services/webhook"
@@ -725,6 +726,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		id := addEndpoint(t, ctx, s, s.receiver.srv.URL+"/ordered")
 		if got := text(t, ctx, "#endpoint-ordering"); !strings.Contains(got, "in parallel") {
 			t.Errorf("a new endpoint's order %q, want in parallel", got)
+		}
+		if got := text(t, ctx, "#payload-version"); !strings.Contains(got, webhookbody.CurrentVersion) {
+			t.Errorf("a new endpoint's payload version shows %q, want %s", got, webhookbody.CurrentVersion)
 		}
 		do(t, ctx, chromedp.Navigate(s.base+"/dashboard/webhooks/"+id+"/edit"), chromedp.WaitVisible(chromedp.ID("ordering-per-case")),
 			chromedp.Click(chromedp.ID("ordering-per-case")), chromedp.Click(chromedp.ID("save")),
