@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,14 +35,7 @@ const (
 var Versions = []string{Version20261201}
 
 // KnownVersion reports whether v is a version still sent.
-func KnownVersion(v string) bool {
-	for _, k := range Versions {
-		if k == v {
-			return true
-		}
-	}
-	return false
-}
+func KnownVersion(v string) bool { return slices.Contains(Versions, v) }
 
 // FullAt is the full body in the shape of version v; an empty v is the first version, which every endpoint made
 // before versions existed has been getting.

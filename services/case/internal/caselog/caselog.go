@@ -136,9 +136,11 @@ func (l *Log) Last(ctx context.Context, tenant, id string) (app.Record, error) {
 // context of its publish span, so that what the event causes downstream (fan-out, deliveries) joins the write's
 // trace.
 func (l *Log) Append(ctx context.Context, ev app.Event, prevSeq uint64) (seq uint64, err error) {
-	ctx, span := tracing.Tracer().Start(ctx, "publish case event", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("casekeeper.event_type", ev.Type), attribute.String("casekeeper.case_id", ev.Case.ID),
-			attribute.Int64("casekeeper.case_version", ev.Case.Version)))
+	ctx, span := tracing.Tracer().Start(ctx, "publish case event", trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // with tracing off, the write builds no attributes
+		span.SetAttributes(attribute.String("casekeeper.event_type", ev.Type), attribute.String("casekeeper.case_id", ev.Case.ID),
+			attribute.Int64("casekeeper.case_version", ev.Case.Version))
+	}
 	defer func() { tracing.End(span, err) }()
 	// Fail fast while NATS is away: a write is acknowledged only once the stream has it, so there is nothing to
 	// wait for.

@@ -190,7 +190,8 @@ func (h *Handler) showEndpoint(w http.ResponseWriter, r *request) {
 		return
 	}
 	q := r.URL.Query()
-	p := endpointPage{Endpoint: viewEndpoint(ep.GetEndpoint()), ThisPage: q.Get("page"), Banners: bannersOf([]endpointView{viewEndpoint(ep.GetEndpoint())}),
+	view := viewEndpoint(ep.GetEndpoint())
+	p := endpointPage{Endpoint: view, ThisPage: q.Get("page"), Banners: bannersOf([]endpointView{view}),
 		RecoverSince:   h.now().Add(-24 * time.Hour).UTC().Format("2006-01-02T15:04"),
 		TestEventTypes: append([]string{webhooks.TypeTest}, events.Types...)}
 	req := &casekeeperv1.ListDeliveriesRequest{EndpointId: id, PageSize: deliveriesPerPage, PageToken: q.Get("page")}

@@ -168,7 +168,7 @@ func latencyChart(title string, buckets []*casekeeperv1.HealthBucket, label func
 }
 
 func chartID(title string) string {
-	return strings.NewReplacer(" ", "-").Replace(strings.ToLower(title))
+	return strings.ReplaceAll(strings.ToLower(title), " ", "-")
 }
 
 // healthViews are the two periods the endpoint page shows.

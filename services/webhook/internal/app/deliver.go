@@ -218,11 +218,13 @@ func (d *Deliverer) Handle(ctx context.Context, j natsqueue.Job) error {
 	// The attempt's span is a child of the event's fan-out, so a retry three hours later is still in the trace of
 	// the write; the request carries it as its traceparent.
 	actx, span := tracing.Tracer().Start(trace.ContextWithRemoteSpanContext(ctx, j.Trace), "deliver webhook",
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-			attribute.String("casekeeper.delivery_id", j.DeliveryID), attribute.String("casekeeper.endpoint_id", j.EndpointID),
-			attribute.Int("casekeeper.attempt", j.Attempt), attribute.String("casekeeper.event_type", ev.GetType())))
+		trace.WithSpanKind(trace.SpanKindClient))
 	out, body := d.attempt(actx, route, j.DeliveryID, ev, thin, now)
-	span.SetAttributes(attribute.Int("http.response.status_code", out.Result.StatusCode))
+	if span.IsRecording() { // with tracing off, the attempt builds no attributes
+		span.SetAttributes(attribute.String("casekeeper.delivery_id", j.DeliveryID), attribute.String("casekeeper.endpoint_id", j.EndpointID),
+			attribute.Int("casekeeper.attempt", j.Attempt), attribute.String("casekeeper.event_type", ev.GetType()),
+			attribute.Int("http.response.status_code", out.Result.StatusCode))
+	}
 	spanErr := out.Result.Err
 	if spanErr == nil && (out.Result.StatusCode < 200 || out.Result.StatusCode > 299) {
 		spanErr = fmt.Errorf("the endpoint answered %d", out.Result.StatusCode)

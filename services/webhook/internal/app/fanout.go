@@ -62,7 +62,7 @@ type RedactionLog interface {
 // record in the database is created from its first attempt's outcome (see mongostore.ApplyOutcomes); until then
 // the delivery is the durable JetStream message. A redelivered batch enqueues nothing twice: the enqueue is
 // deduplicated by message id and, past the duplicate window, by the attempt check of the deliverer.
-func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
+func (f *Fanout) Handle(ctx context.Context, batch []Incoming) (err error) {
 	// Every endpoint created or changed before these events were stored was recorded in the registry before they
 	// were, so once the table holds the registry's current revision none of them is missing from it.
 	if err := f.Routes.Fresh(ctx); err != nil {
@@ -72,13 +72,21 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 		jobs  []natsqueue.Job
 		spans []trace.Span
 	)
+	// Every event's span ends with the round, failed or not.
+	defer func() {
+		for _, span := range spans {
+			tracing.End(span, err)
+		}
+	}()
 	for _, in := range batch {
 		e := in.Event
 		// One span per event, in the trace of its write, ended once its first attempts are enqueued; every attempt
 		// of its deliveries is a child of it.
 		_, span := tracing.Tracer().Start(trace.ContextWithRemoteSpanContext(ctx, in.Trace), "fan out case event",
-			trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
-				attribute.String("casekeeper.event_id", e.GetId()), attribute.String("casekeeper.event_type", e.GetType())))
+			trace.WithSpanKind(trace.SpanKindConsumer))
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("casekeeper.event_id", e.GetId()), attribute.String("casekeeper.event_type", e.GetType()))
+		}
 		spans = append(spans, span)
 		if e.GetType() == events.TypeRedacted {
 			// Rare, and one publish: recorded whether or not the tenant has endpoints, since deliveries made to
@@ -105,11 +113,7 @@ func (f *Fanout) Handle(ctx context.Context, batch []Incoming) error {
 			}
 		}
 	}
-	err := f.Queue.Enqueue(ctx, jobs)
-	for _, span := range spans {
-		tracing.End(span, err)
-	}
-	if err != nil {
+	if err := f.Queue.Enqueue(ctx, jobs); err != nil {
 		return fmt.Errorf("%w: %v", ErrRetryLater, err)
 	}
 	return nil

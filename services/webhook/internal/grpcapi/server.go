@@ -123,7 +123,7 @@ func (s *Server) CreateEndpoint(ctx context.Context, req *casekeeperv1.CreateEnd
 	if req.GetEndpoint().GetId() != "" {
 		return nil, invalid("endpoint.id", "is assigned by the service; leave it empty")
 	}
-	if err := checkOrdering(req.GetEndpoint()); err != nil {
+	if err := checkEnums(req.GetEndpoint()); err != nil {
 		return nil, err
 	}
 	e, secret, err := s.Endpoints.Create(ctx, t, endpointFromProto(req.GetEndpoint()))
@@ -277,7 +277,7 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req *casekeeperv1.UpdateEnd
 	if err := checkEndpointID("endpoint.id", req.GetEndpoint().GetId()); err != nil {
 		return nil, err
 	}
-	if err := checkOrdering(req.GetEndpoint()); err != nil {
+	if err := checkEnums(req.GetEndpoint()); err != nil {
 		return nil, err
 	}
 	e, err := s.Endpoints.Update(ctx, t, endpointFromProto(req.GetEndpoint()), req.GetUpdateMask().GetPaths())
@@ -551,7 +551,7 @@ func decodeCursor(tok string) (*mongostore.Cursor, error) {
 // --- conversions ---
 
 // checkOrdering refuses an ordering or a signature scheme that is none of its enum's values.
-func checkOrdering(p *casekeeperv1.Endpoint) error {
+func checkEnums(p *casekeeperv1.Endpoint) error {
 	if _, ok := casekeeperv1.EndpointOrdering_name[int32(p.GetOrdering())]; !ok {
 		return invalid("endpoint.ordering", "%d is not an ordering (ENDPOINT_ORDERING_NONE or ENDPOINT_ORDERING_PER_CASE)", p.GetOrdering())
 	}

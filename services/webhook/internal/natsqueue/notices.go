@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/casekeeper/core/pkg/lifecycle"
 	"github.com/casekeeper/core/pkg/natsbus"
 	"github.com/casekeeper/core/services/webhook/internal/delivery"
 )
@@ -117,7 +118,7 @@ func (f *FailureRuns) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		w, err := f.kv.WatchAll(ctx)
 		if err != nil {
-			time.Sleep(time.Second)
+			lifecycle.Sleep(ctx, time.Second)
 			continue
 		}
 		fresh, initial := map[string]bool{}, true
